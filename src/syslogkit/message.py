@@ -89,6 +89,8 @@ class Facility(enum.IntEnum):
             if found is None:
                 raise ValueError(f"unknown syslog facility name {value!r}")
             return found
+        if isinstance(value, bool):
+            raise _refuse_shifted("facility", value, 23)
         return _FACILITY_BY_NUMBER[value] if type(value) is int and 0 <= value <= 23 else cls(value)
 
 
@@ -116,6 +118,8 @@ class Severity(enum.IntEnum):
             if found is None:
                 raise ValueError(f"unknown syslog severity name {value!r}")
             return found
+        if isinstance(value, bool):
+            raise _refuse_shifted("severity", value, 7)
         return _SEVERITY_BY_NUMBER[value] if type(value) is int and 0 <= value <= 7 else cls(value)
 
 
