@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import errno
+import ipaddress
 import select
 import socket
 import threading
@@ -85,6 +86,15 @@ def send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
         view = view[sent:]
 
 
+def _is_numeric(host: str) -> bool:
+    """True for an IPv4 or IPv6 literal (no lookup needed)."""
+    try:
+        ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
 class Resolver:
     """Name resolution bounded by a timeout (getaddrinfo itself has none).
 
@@ -101,11 +111,9 @@ class Resolver:
 
     def resolve(self, host: str, port: int, socktype: int, timeout: float) -> Sequence[AddrInfo]:
         """The address infos for host and port, or OSError (TimeoutError when too slow)."""
-        try:
+        if _is_numeric(host):
             flags = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
             return socket.getaddrinfo(host, port, 0, socktype, 0, flags)
-        except socket.gaierror:
-            pass
         key = (host, port, socktype)
         with self._lock:
             if self._key != key:

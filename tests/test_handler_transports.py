@@ -1,0 +1,407 @@
+"""The handler over each transport to loopback collectors; thread, fork and re-entrancy safety.
+
+Payloads are compared with the codec's bytes; rsyslog's reading of them is in the interop tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syslogkit import transports
+from syslogkit.backoff import Backoff
+from syslogkit.handler import SyslogHandler
+from test_handler_support import (
+    StreamCollector,
+    UDPCollector,
+    UnixDatagramCollector,
+    logger_for,
+    wait_until,
+)
+
+
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+needs_ipv6 = pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback here")
+
+
+def test_constructor_does_not_connect() -> None:
+    handler = SyslogHandler("tcp://127.0.0.1:1", timeout=0.5)
+    assert handler._delivery.transport.sock is None  # type: ignore[attr-defined]
+    assert handler.stats["sent"] == 0 and handler.stats["errors"] == 0
+    handler.close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", pytest.param("::1", marks=needs_ipv6)])
+def test_udp(host: str) -> None:
+    collector = UDPCollector(host)
+    handler = SyslogHandler(collector.url, app_name="udptest", hostname="h1")
+    try:
+        logger = logger_for(handler, "udp")
+        for n in range(20):
+            logger.info("datagram %d", n)
+        received = collector.wait_for(20)
+        assert [p.rsplit(b" ", 1)[1] for p in received] == [b"%d" % n for n in range(20)]
+        assert all(b" h1 udptest %d - - datagram" % os.getpid() in p for p in received)
+        assert handler.stats["sent"] == 20
+    finally:
+        handler.close()
+        collector.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "framing"),
+    [
+        ("127.0.0.1", "octet"),
+        ("127.0.0.1", "lf"),
+        ("127.0.0.1", "nul"),
+        pytest.param("::1", "octet", marks=needs_ipv6),
+    ],
+)
+def test_tcp(host: str, framing: str) -> None:
+    collector = StreamCollector(host)
+    handler = SyslogHandler(collector.url, framing=framing, app_name="tcptest")
+    try:
+        logger = logger_for(handler, "tcp")
+        for n in range(50):
+            logger.warning("frame %d", n)
+        received = collector.wait_for(50)
+        assert [p.rsplit(b" ", 1)[1] for p in received] == [b"%d" % n for n in range(50)]
+        assert collector.accepted == 1
+        assert handler.stats["sent"] == 50 and handler.stats["reconnects"] == 0
+    finally:
+        handler.close()
+        collector.close()
+
+
+def test_name_resolved_once_per_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    collector = StreamCollector()
+    calls: list[object] = []
+    real = socket.getaddrinfo
+
+    def counting(host: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(host)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    handler = SyslogHandler(f"tcp://localhost:{collector.port}")
+    try:
+        logger = logger_for(handler, "resolve")
+        logger.warning("first")
+        assert calls.count("localhost") == 1
+        for n in range(30):
+            logger.warning("r %d", n)
+        assert len(collector.wait_for(31)) == 31
+        assert calls.count("localhost") == 1
+    finally:
+        handler.close()
+        collector.close()
+
+
+def test_slow_name_resolution_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def slow(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow.invalid":
+            release.wait(10)
+            raise socket.gaierror(socket.EAI_NONAME, "no such host")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    handler = SyslogHandler("tcp://slow.invalid:514", timeout=0.3, error_interval=3600)
+    handler.handleError = lambda record: None  # type: ignore[method-assign]
+    try:
+        started = time.monotonic()
+        logger_for(handler, "slowdns").error("waits at most the timeout")
+        assert time.monotonic() - started < 1.5
+        assert handler.stats["dropped_unreachable"] == 1
+        assert "resolving" in str(handler.stats["last_error"])
+    finally:
+        release.set()
+        handler.close()
+
+
+def test_unix_datagram(tmp_path: Path) -> None:
+    collector = UnixDatagramCollector(tmp_path / "log.sock")
+    handler = SyslogHandler(str(collector.path), app_name="local")
+    try:
+        logger_for(handler, "unixdgram").error("to the local daemon")
+        (payload,) = collector.wait_for(1)
+        assert payload.startswith(b"<11>")
+        assert payload.endswith(b" local[%d]: to the local daemon" % os.getpid())
+        assert handler.stats["sent"] == 1
+    finally:
+        handler.close()
+        collector.close()
+
+
+def test_unix_datagram_daemon_restart(tmp_path: Path) -> None:
+    """The daemon re-creates its socket: the handler reconnects and loses nothing."""
+    path = tmp_path / "log.sock"
+    first = UnixDatagramCollector(path)
+    handler = SyslogHandler(f"unix://{path}", backoff_initial=0.0, backoff_max=0.0)
+    logger = logger_for(handler, "unixrestart")
+    try:
+        logger.warning("before")
+        assert first.wait_for(1)
+        first.close()
+        second = UnixDatagramCollector(path)
+        try:
+            logger.warning("after")
+            assert second.wait_for(1)[0].endswith(b"after")
+            assert handler.stats["sent"] == 2 and handler.stats["reconnects"] == 1
+        finally:
+            second.close()
+    finally:
+        handler.close()
+
+
+def test_unix_stream(tmp_path: Path) -> None:
+    collector = StreamCollector(path=tmp_path / "stream.sock")
+    handler = SyslogHandler(collector.url, rfc="5424", app_name="us")
+    try:
+        logger_for(handler, "unixstream").warning("streamed")
+        (payload,) = collector.wait_for(1)
+        assert payload.startswith(b"<12>1 ") and payload.endswith(
+            b" us %d - - streamed" % os.getpid()
+        )
+    finally:
+        handler.close()
+        collector.close()
+
+
+def test_stdlib_style_address_over_tcp() -> None:
+    collector = StreamCollector()
+    handler = SyslogHandler(("127.0.0.1", collector.port), socktype=socket.SOCK_STREAM)
+    try:
+        logger_for(handler, "stdlibform").warning("moved from SysLogHandler")
+        assert collector.wait_for(1)[0].endswith(b"moved from SysLogHandler")
+    finally:
+        handler.close()
+        collector.close()
+
+
+def test_many_threads_one_connection() -> None:
+    collector = StreamCollector()
+    handler = SyslogHandler(collector.url)
+    logger = logger_for(handler, "threads")
+
+    def work(worker: int) -> None:
+        for n in range(100):
+            logger.warning("t%d-%d", worker, n)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=20)
+        received = collector.wait_for(800, timeout=10)
+        assert len(received) == 800
+        assert {p.rsplit(b" ", 1)[1] for p in received} == {
+            b"t%d-%d" % (w, n) for w in range(8) for n in range(100)
+        }
+        assert handler.stats["sent"] == 800 and collector.accepted == 1
+    finally:
+        handler.close()
+        collector.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_child_gets_its_own_connection() -> None:
+    collector = StreamCollector()
+    handler = SyslogHandler(collector.url)
+    logger = logger_for(handler, "fork")
+    try:
+        logger.warning("parent before fork")
+        assert collector.wait_for(1)
+        pid = os.fork()
+        if pid == 0:  # child: log, close politely, leave without running test teardown
+            code = 1
+            try:
+                logger.warning("from the child")
+                handler.close(timeout=1)
+                code = 0 if handler.stats["sent"] >= 1 else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        logger.warning("parent after fork")
+        received = collector.wait_for(3)
+        child = [p for p in received if p.endswith(b"from the child")]
+        assert len(child) == 1 and b" %d - - " % pid in child[0]  # the child's PROCID
+        assert received[-1].endswith(b"parent after fork")
+        assert b" %d - - " % os.getpid() in received[-1]
+        assert collector.accepted == 2  # the child did not write into the parent's stream
+        assert handler.stats["reconnects"] == 0
+    finally:
+        handler.close()
+        collector.close()
+
+
+class _LoggingFormatter(logging.Formatter):
+    """A formatter that logs (through the same handler) while formatting."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self.logger = logger
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not record.getMessage().startswith("inner"):
+            self.logger.warning("inner log from the formatter")
+        return super().format(record)
+
+
+def test_reentrant_log_from_formatter_is_emitted_after() -> None:
+    collector = UDPCollector()
+    handler = SyslogHandler(collector.url)
+    logger = logger_for(handler, "reentrant")
+    handler.setFormatter(_LoggingFormatter(logger))
+    try:
+        logger.warning("outer")
+        received = collector.wait_for(2)
+        assert [p.rsplit(b" ", 1)[-1] for p in received] == [b"outer", b"formatter"]
+        assert handler.stats["sent"] == 2 and handler.stats["dropped"] == 0
+    finally:
+        handler.close()
+        collector.close()
+
+
+class _EndlessFormatter(logging.Formatter):
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self.logger = logger
+
+    def format(self, record: logging.LogRecord) -> str:
+        self.logger.warning("again")  # every format logs once more
+        return super().format(record)
+
+
+def test_reentrant_chain_is_bounded() -> None:
+    collector = UDPCollector()
+    handler = SyslogHandler(collector.url)
+    logger = logger_for(handler, "endless")
+    handler.setFormatter(_EndlessFormatter(logger))
+    try:
+        logger.warning("start")  # returns: the chain is cut
+        stats = handler.stats
+        assert stats["sent"] == 17 and stats["dropped_reentrant"] == 1
+    finally:
+        handler.close()
+        collector.close()
+
+
+def test_transport_logging_into_its_own_handler_does_not_deadlock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A logger used inside the send path (here: the transport's write) feeding the handler."""
+    collector = StreamCollector()
+    handler = SyslogHandler(collector.url)
+    logger = logger_for(handler, "insidewrite")
+    real_write = transports.Transport.write
+
+    def chatty_write(self: transports.Transport, data: bytes) -> None:
+        logger.debug("writing %d bytes", len(data))
+        real_write(self, data)
+
+    monkeypatch.setattr(transports.Transport, "write", chatty_write)
+    done = threading.Event()
+
+    def run() -> None:
+        logger.warning("payload")
+        done.set()
+
+    try:
+        threading.Thread(target=run, daemon=True).start()
+        assert done.wait(5), "deadlocked"
+        received = collector.wait_for(2)
+        assert received[0].endswith(b"payload") and b"writing" in received[1]
+    finally:
+        handler.close()
+        collector.close()
+
+
+def test_format_errors_are_reported_not_raised() -> None:
+    handler = SyslogHandler("udp://127.0.0.1:9", error_interval=0)
+    seen: list[BaseException | None] = []
+    handler.handleError = lambda rec: seen.append(sys.exc_info()[1])  # type: ignore[method-assign]
+    logger = logger_for(handler, "badformat")
+    logger.warning("%d needs a number", "not one")
+    assert len(seen) == 1 and isinstance(seen[0], TypeError)
+    assert handler.stats["dropped_format"] == 1
+    handler.close()
+
+
+def test_errors_are_rate_limited() -> None:
+    handler = SyslogHandler(
+        "tcp://127.0.0.1:1", timeout=0.5, error_interval=3600, backoff_initial=0, backoff_max=0
+    )
+    seen: list[BaseException | None] = []
+    handler.handleError = lambda rec: seen.append(sys.exc_info()[1])  # type: ignore[method-assign]
+    logger = logger_for(handler, "ratelimit")
+    for n in range(5):
+        logger.error("lost %d", n)
+    stats = handler.stats
+    assert len(seen) == 1 and "refused" in str(seen[0]).lower()
+    assert stats["errors"] == 5 and stats["dropped_unreachable"] == 5 and stats["sent"] == 0
+    handler.close()
+
+
+def test_closed_handler_drops_quietly() -> None:
+    collector = UDPCollector()
+    handler = SyslogHandler(collector.url)
+    handler.close()
+    handler.emit(logging.LogRecord("x", logging.ERROR, "", 0, "late", None, None))
+    assert handler.stats["dropped_closed"] == 1 and handler.stats["errors"] == 0
+    collector.close()
+
+
+def test_backoff_grows_and_resets() -> None:
+    now = [0.0]
+    backoff = Backoff(0.1, 1.0, jitter=0.0, clock=lambda: now[0])
+    assert backoff.ready()
+    assert backoff.failure() == pytest.approx(0.1)
+    assert not backoff.ready() and backoff.remaining() == pytest.approx(0.1)
+    now[0] = 0.1
+    assert backoff.ready()
+    delays = [backoff.failure() for _ in range(6)]
+    assert delays == pytest.approx([0.2, 0.4, 0.8, 1.0, 1.0, 1.0])
+    backoff.success()
+    assert backoff.ready() and backoff.failure() == pytest.approx(0.1)
+    with pytest.raises(ValueError):
+        Backoff(2.0, 1.0)
+
+
+def test_backoff_jitter_stays_in_bounds() -> None:
+    backoff = Backoff(1.0, 1.0, jitter=0.1)
+    for _ in range(50):
+        assert 0.9 <= backoff.failure() <= 1.0
+
+
+def test_close_and_flush_are_bounded() -> None:
+    collector = StreamCollector()
+    handler = SyslogHandler(collector.url)
+    logger_for(handler, "close").warning("x")
+    assert collector.wait_for(1)
+    started = time.monotonic()
+    handler.flush()
+    handler.close()
+    assert time.monotonic() - started < 2.5
+    assert wait_until(lambda: not any(True for _ in collector.messages()[1:]))
+    collector.close()

@@ -1,0 +1,194 @@
+"""SyslogHandler against a real rsyslogd: what rsyslog parsed equals what was logged.
+
+UDP, TCP (octet counting and LF), TLS with mutual authentication (gtls, x509/certvalid), and a
+unix datagram socket served by imuxsock (the local format, and RFC 5424 with the special parser
+off). Plus a TLS refusal by gtls and a collector restart. Skips without rsyslog, fails under CI.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from peers import TLS, RsyslogPeer, UxSock
+from syslogkit.handler import SyslogHandler, to_datetime
+from syslogkit.message import Facility, Severity
+from test_handler_support import logger_for, wait_until
+
+BOM = "\ufeff"
+TEXT = "Grüße ✓ 日本語 — naïve"
+SD = {"origin@32473": {"software": "syslogkit", "note": 'quote " bracket ] slash \\'}}
+SD_WIRE = '[origin@32473 software="syslogkit" note="quote \\" bracket \\] slash \\\\"]'
+
+# imuxsock stamps messages with the time it received them unless told to keep theirs
+KEEP_TIMESTAMP = {"ignoreTimestamp": "off", "useSysTimeStamp": "off"}
+
+pytestmark = pytest.mark.interop
+
+
+def _log(handler: SyslogHandler, name: str) -> logging.LogRecord:
+    """Log one error record with per-record msgid and SD; return the record itself."""
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            seen.append(record)
+            return True
+
+    handler.addFilter(Keep())
+    logger_for(handler, name).error(
+        "%s %d", TEXT, 42, extra={"msgid": "ID47", "structured_data": SD}
+    )
+    assert handler.stats["sent"] == 1, handler.stats
+    return seen[0]
+
+
+def _handler(address: Any, **options: Any) -> SyslogHandler:
+    return SyslogHandler(
+        address, facility="local4", app_name="interop-app", hostname="sender.example", **options
+    )
+
+
+def _assert_all_fields(parsed: dict[str, Any], record: logging.LogRecord) -> None:
+    assert parsed["pri"] == Facility.LOCAL4 * 8 + Severity.ERR
+    assert parsed["protocol-version"] == 1
+    assert datetime.fromisoformat(parsed["timereported"]) == to_datetime(record.created)
+    assert parsed["hostname"] == "sender.example"
+    assert parsed["app-name"] == "interop-app"
+    assert parsed["procid"] == str(os.getpid())
+    assert parsed["msgid"] == "ID47"
+    assert parsed["structured-data"] == SD_WIRE
+    assert parsed["msg"].removeprefix(BOM) == f"{TEXT} 42"
+
+
+def test_udp(rsyslog: Any) -> None:
+    peer: RsyslogPeer = rsyslog(udp=True)
+    handler = _handler(f"udp://127.0.0.1:{peer.udp_port}")
+    try:
+        record = _log(handler, "interop-udp")
+        (parsed,) = peer.messages(1)
+        _assert_all_fields(parsed, record)
+    finally:
+        handler.close()
+
+
+@pytest.mark.parametrize("framing", ["octet", "lf"])
+def test_tcp(rsyslog: Any, framing: str) -> None:
+    peer: RsyslogPeer = rsyslog(tcp=True)
+    handler = _handler(f"tcp://127.0.0.1:{peer.tcp_port}", framing=framing)
+    try:
+        record = _log(handler, f"interop-tcp-{framing}")
+        (parsed,) = peer.messages(1)
+        _assert_all_fields(parsed, record)
+    finally:
+        handler.close()
+
+
+def test_tls_mutual_authentication(rsyslog: Any, pki: Any) -> None:
+    peer: RsyslogPeer = rsyslog(tls=TLS(auth_mode="x509/certvalid"))
+    handler = _handler(
+        f"tls://127.0.0.1:{peer.tls_port}",
+        ca_file=str(pki.ca.cert),
+        cert_file=str(pki.client.cert),
+        key_file=str(pki.client.key),
+    )
+    try:
+        record = _log(handler, "interop-tls")
+        (parsed,) = peer.messages(1)
+        _assert_all_fields(parsed, record)
+    finally:
+        handler.close()
+
+
+def test_tls_refused_without_client_certificate(rsyslog: Any, pki: Any) -> None:
+    """gtls requires a client certificate: the session is refused after the handshake."""
+    peer: RsyslogPeer = rsyslog(tls=TLS(auth_mode="x509/certvalid"))
+    handler = _handler(
+        f"tls://127.0.0.1:{peer.tls_port}", ca_file=str(pki.ca.cert), error_interval=3600
+    )
+    reported: list[logging.LogRecord] = []
+    handler.handleError = reported.append  # type: ignore[method-assign]
+    try:
+        logger = logger_for(handler, "interop-tls-refused")
+        for n in range(3):
+            logger.error("refused %d", n)
+        stats = handler.stats
+        assert stats["sent"] == 0 and stats["dropped"] == 3 and stats["dropped_tls"] == 3
+        assert stats["errors"] >= 1 and len(reported) == 1
+        assert peer.records() == []
+    finally:
+        handler.close()
+
+
+def test_tls_pinned_fingerprint_in_rsyslog_form(rsyslog: Any, pki: Any) -> None:
+    peer: RsyslogPeer = rsyslog(tls=TLS(auth_mode="x509/certvalid"))
+    handler = _handler(
+        f"tls://127.0.0.1:{peer.tls_port}",
+        fingerprint=pki.server.sha256,  # "SHA256:AB:..." as rsyslog writes it
+        cert_file=str(pki.client.cert),
+        key_file=str(pki.client.key),
+    )
+    try:
+        record = _log(handler, "interop-tls-pin")
+        _assert_all_fields(peer.messages(1)[0], record)
+    finally:
+        handler.close()
+
+
+def test_unix_socket_local_format(rsyslog: Any) -> None:
+    spec = UxSock(params=KEEP_TIMESTAMP)
+    peer: RsyslogPeer = rsyslog(uxsock=spec)
+    handler = _handler(f"unix://{peer.uxsock_path}")
+    try:
+        record = _log(handler, "interop-unix-local")
+        (parsed,) = peer.messages(1)
+        assert parsed["pri"] == Facility.LOCAL4 * 8 + Severity.ERR
+        stamp = to_datetime(record.created).replace(microsecond=0)
+        assert datetime.fromisoformat(parsed["timereported"]) == stamp
+        assert parsed["app-name"] == "interop-app"
+        assert parsed["procid"] == str(os.getpid())
+        assert parsed["msg"].strip() == f"{TEXT} 42"
+    finally:
+        handler.close()
+
+
+def test_unix_socket_rfc5424(rsyslog: Any) -> None:
+    spec = UxSock(use_special_parser=False, parse_hostname=True, params=KEEP_TIMESTAMP)
+    peer: RsyslogPeer = rsyslog(uxsock=spec)
+    handler = _handler(f"unix://{peer.uxsock_path}", rfc="5424")
+    try:
+        record = _log(handler, "interop-unix-5424")
+        (parsed,) = peer.messages(1)
+        _assert_all_fields(parsed, record)
+    finally:
+        handler.close()
+
+
+@pytest.mark.parametrize("kind", ["tcp", "tls"])
+def test_rsyslog_restart_first_record_arrives(rsyslog: Any, pki: Any, kind: str) -> None:
+    options: dict[str, Any] = {"tcp": True} if kind == "tcp" else {"tls": True}
+    peer: RsyslogPeer = rsyslog(**options)
+    settings: dict[str, Any] = {"error_interval": 3600}
+    if kind == "tls":
+        settings.update(
+            ca_file=str(pki.ca.cert), cert_file=str(pki.client.cert), key_file=str(pki.client.key)
+        )
+    port = peer.tcp_port if kind == "tcp" else peer.tls_port
+    handler = _handler(f"{kind}://127.0.0.1:{port}", **settings)
+    try:
+        logger = logger_for(handler, f"interop-restart-{kind}")
+        logger.warning("before restart")
+        peer.messages(1)
+        peer.restart()
+        logger.warning("first after restart")
+        found = wait_until(
+            lambda: any(r["msg"] == "first after restart" for r in peer.records()), 10
+        )
+        assert found, peer.records()
+        assert handler.stats["dropped"] == 0 and handler.stats["reconnects"] == 1
+    finally:
+        handler.close()
