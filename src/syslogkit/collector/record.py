@@ -1,0 +1,187 @@
+"""What the collector keeps for every frame it receives: the raw bytes, the parse, the peer.
+
+A `Record` is built once, in the thread that received the frame, and handed to every sink. The
+JSON form (`record_to_dict`) is shared by the JSON-lines sink and `syslogkit query --json`, so a
+file written by the collector and a query of its store read the same.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from syslogkit.message import ParseError, SDElement, SyslogMessage
+from syslogkit.parse import parse
+
+__all__ = [
+    "Record",
+    "parse_frame",
+    "record_to_dict",
+    "sd_from_json",
+    "sd_to_json",
+]
+
+_REPLACEMENT = "\ufffd"
+
+
+@dataclass(slots=True)
+class Record:
+    """One received frame.
+
+    `message` is the lenient parse (None only when even that failed); `error` is the strict parse
+    error or the framing error, None when the frame is a clean message. `msg_bytes` holds MSG when
+    it is not valid UTF-8 (then `message.msg` is its decoding with replacement characters).
+    """
+
+    raw: bytes
+    received_at: float
+    transport: str
+    peer: str
+    listener: str
+    message: SyslogMessage | None
+    error: str | None = None
+    msg_bytes: bytes | None = None
+    tls_subject: str | None = None
+    tls_fingerprint: str | None = None
+    id: int | None = None
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ParseError):
+        return f"{exc.reason} (column {exc.column})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _msg_bytes(raw: bytes, msg: str) -> bytes | None:
+    """The octets of a MSG that is not valid UTF-8: the suffix of `raw` that decodes to `msg`.
+
+    The parsers decode MSG with replacement characters; the header before it is ASCII in every
+    format, so its length in octets is its length in characters. None when that does not hold.
+    """
+    text = raw.decode("utf-8", "replace")
+    if not text.endswith(msg):
+        return None
+    prefix = text[: len(text) - len(msg)]
+    if _REPLACEMENT in prefix:
+        return None
+    candidate = raw[len(prefix.encode("utf-8")) :]
+    if candidate.decode("utf-8", "replace") != msg:
+        return None
+    return candidate
+
+
+def parse_frame(raw: bytes) -> tuple[SyslogMessage | None, str | None, bytes | None]:
+    """Parse one frame: (message, error, msg_bytes).
+
+    Strict first (one parse for a clean message); on a fault the strict error is kept and the
+    lenient parse is stored. A MSG that is not valid UTF-8 comes back as bytes.
+    """
+    error: str | None = None
+    message: SyslogMessage | None
+    try:
+        message = parse(raw, mode="strict")
+    except Exception as exc:  # ParseError, or anything a parser bug raises: never lose the frame
+        error = _describe(exc)
+        try:
+            message = parse(raw, mode="lenient")
+        except Exception as exc2:
+            return None, f"{error}; lenient: {_describe(exc2)}", None
+    text = message.msg
+    if text is not None and _REPLACEMENT in text:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return message, error, _msg_bytes(raw, text)
+    return message, error, None
+
+
+# -- JSON form ----------------------------------------------------------------------------------
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def sd_to_json(sd: tuple[SDElement, ...]) -> str | None:
+    """Structured data as compact JSON, order and duplicates kept: [[id, [[k, v], ...]], ...]."""
+    if not sd:
+        return None
+    return _ENCODER.encode([[el.id, el.params] for el in sd])
+
+
+def sd_from_json(text: str | None) -> tuple[SDElement, ...]:
+    """The inverse of `sd_to_json`."""
+    if not text:
+        return ()
+    return tuple(
+        SDElement(str(sd_id), tuple((str(k), str(v)) for k, v in params))
+        for sd_id, params in json.loads(text)
+    )
+
+
+def iso_utc(epoch: float) -> str:
+    """An epoch time as RFC 3339 UTC with microseconds."""
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="microseconds")
+
+
+def _bytes_field(out: dict[str, Any], name: str, value: bytes) -> None:
+    try:
+        out[name] = value.decode("utf-8")
+    except UnicodeDecodeError:
+        out[name + "_b64"] = base64.b64encode(value).decode("ascii")
+
+
+def record_to_dict(record: Record) -> dict[str, Any]:
+    """The JSON object of a record: message fields plus received_at, peer, transport.
+
+    Bytes are lossless: `raw` is text when the frame is valid UTF-8, else `raw_b64` holds it in
+    base64; a MSG that is not valid UTF-8 has `msg` (decoded with replacement) and `msg_b64`.
+    """
+    m = record.message
+    out: dict[str, Any] = {}
+    if record.id is not None:
+        out["id"] = record.id
+    out["received_at"] = iso_utc(record.received_at)
+    out["transport"] = record.transport
+    out["peer"] = record.peer
+    out["listener"] = record.listener
+    if record.tls_subject is not None or record.tls_fingerprint is not None:
+        out["tls_subject"] = record.tls_subject
+        out["tls_fingerprint"] = record.tls_fingerprint
+    if m is None:
+        out.update(
+            facility=None,
+            severity=None,
+            version=None,
+            timestamp=None,
+            hostname=None,
+            app_name=None,
+            procid=None,
+            msgid=None,
+            structured_data=[],
+            msg=None,
+            bom=False,
+        )
+    else:
+        out["facility"] = None if m.facility is None else int(m.facility)
+        out["severity"] = None if m.severity is None else int(m.severity)
+        out["version"] = m.version
+        out["timestamp"] = None if m.timestamp is None else m.timestamp.isoformat()
+        out["hostname"] = m.hostname
+        out["app_name"] = m.app_name
+        out["procid"] = m.procid
+        out["msgid"] = m.msgid
+        out["structured_data"] = [
+            {"id": el.id, "params": [list(p) for p in el.params]} for el in m.structured_data
+        ]
+        out["msg"] = m.msg
+        out["bom"] = m.bom
+        if m.extra:
+            out["extra"] = m.extra
+    if record.msg_bytes is not None:
+        out["msg_b64"] = base64.b64encode(record.msg_bytes).decode("ascii")
+    _bytes_field(out, "raw", record.raw)
+    out["error"] = record.error
+    return out

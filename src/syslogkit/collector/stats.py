@@ -1,0 +1,83 @@
+"""Counters of the collector, per listener and for the sink pipeline.
+
+Each counter object is written by one thread only (a listener's by the thread that serves it,
+the pipeline's by its writer thread); readers take a snapshot with `as_dict()`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+__all__ = ["ListenerStats", "PipelineStats"]
+
+
+class ListenerStats:
+    """What one listener saw.
+
+    `received` counts frames, `parsed` those that parsed strictly, `failed` those stored with a
+    parse or framing error (`framing` counts the framing errors by reason: truncated frames, ...);
+    `dropped` counts, by reason, what was not stored and the connections the collector cut or
+    refused (`refused` counts connections beyond the limit).
+    """
+
+    __slots__ = (
+        "active",
+        "bytes",
+        "connections",
+        "dropped",
+        "failed",
+        "framing",
+        "parsed",
+        "received",
+        "refused",
+        "url",
+    )
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.received = 0
+        self.parsed = 0
+        self.failed = 0
+        self.bytes = 0
+        self.connections = 0
+        self.active = 0
+        self.refused = 0
+        self.dropped: Counter[str] = Counter()
+        self.framing: Counter[str] = Counter()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "received": self.received,
+            "parsed": self.parsed,
+            "failed": self.failed,
+            "bytes": self.bytes,
+            "connections": self.connections,
+            "active": self.active,
+            "refused": self.refused,
+            "dropped": dict(self.dropped),
+            "framing": dict(self.framing),
+        }
+
+
+class PipelineStats:
+    """What the sinks were given and committed."""
+
+    __slots__ = ("batches", "committed", "errors", "last_error", "queued")
+
+    def __init__(self) -> None:
+        self.queued = 0
+        self.committed = 0
+        self.batches = 0
+        self.errors = 0
+        self.last_error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "queued": self.queued,
+            "committed": self.committed,
+            "batches": self.batches,
+            "errors": self.errors,
+            "last_error": self.last_error,
+        }

@@ -1,0 +1,490 @@
+"""The embedded store: SQLite in WAL mode, full-text search, retention, and the query API.
+
+One writer (the collector's sink thread) inserts batches of records in one transaction each;
+any number of readers (`syslogkit tail`, `syslogkit query`) query at the same time.
+
+Every record is kept with its raw bytes and its parse error; a MSG that is not valid UTF-8 is
+kept as bytes in `msg_bytes` (SQLite text cannot hold it) next to its decoding with replacement
+characters in `msg`, which the full-text index covers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from syslogkit.message import Facility, Severity, SyslogMessage
+
+from .record import Record, sd_from_json, sd_to_json
+
+__all__ = ["Filters", "Store", "StoreError"]
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    time REAL NOT NULL,
+    timestamp TEXT,
+    facility INTEGER,
+    severity INTEGER,
+    version INTEGER,
+    hostname TEXT,
+    app_name TEXT,
+    procid TEXT,
+    msgid TEXT,
+    sd TEXT,
+    msg TEXT,
+    msg_bytes BLOB,
+    bom INTEGER NOT NULL DEFAULT 0,
+    raw BLOB NOT NULL,
+    error TEXT,
+    transport TEXT,
+    peer TEXT,
+    listener TEXT,
+    tls_subject TEXT,
+    tls_fingerprint TEXT,
+    extra TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_time ON messages(time);
+CREATE INDEX IF NOT EXISTS messages_host ON messages(hostname, time);
+CREATE INDEX IF NOT EXISTS messages_app ON messages(app_name, time);
+CREATE INDEX IF NOT EXISTS messages_severity ON messages(severity, time);
+CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts
+    USING fts5(msg, content='messages', content_rowid='id');
+CREATE TRIGGER IF NOT EXISTS messages_ai AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts(rowid, msg) VALUES (new.id, new.msg);
+END;
+CREATE TRIGGER IF NOT EXISTS messages_ad AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, msg) VALUES ('delete', old.id, old.msg);
+END;
+"""
+
+_COLUMNS = (
+    "received_at, time, timestamp, facility, severity, version, hostname, app_name, procid,"
+    " msgid, sd, msg, msg_bytes, bom, raw, error, transport, peer, listener, tls_subject,"
+    " tls_fingerprint, extra"
+)
+_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES ({', '.join('?' * 22)})"
+_SELECT = f"SELECT id, {_COLUMNS} FROM messages"
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used (missing file, not a syslogkit store, ...)."""
+
+
+@dataclass
+class Filters:
+    """What `Store.query` selects. Every filter that is set must match.
+
+    `severity` keeps messages at or above that importance (rsyslog's `*.warning`: emerg ..
+    warning, i.e. numerically <= 4). `since`/`until` bound the message time (its timestamp, or
+    the time it was received when it had none), as epoch seconds. `search` is an FTS5 query on
+    the message text (a plain word or phrase works as is).
+    """
+
+    since: float | None = None
+    until: float | None = None
+    hosts: Sequence[str] = ()
+    apps: Sequence[str] = ()
+    severity: int | None = None
+    facilities: Sequence[int] = ()
+    search: str | None = None
+    errors_only: bool = False
+    transports: Sequence[str] = ()
+    after_id: int | None = None
+    extra_where: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        if self.after_id is not None:
+            clauses.append("id > ?")
+            args.append(self.after_id)
+        if self.since is not None:
+            clauses.append("time >= ?")
+            args.append(self.since)
+        if self.until is not None:
+            clauses.append("time < ?")
+            args.append(self.until)
+        for column, values in (
+            ("hostname", self.hosts),
+            ("app_name", self.apps),
+            ("facility", self.facilities),
+            ("transport", self.transports),
+        ):
+            if values:
+                clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+                args.extend(values)
+        if self.severity is not None:
+            clauses.append("severity <= ?")
+            args.append(int(self.severity))
+        if self.errors_only:
+            clauses.append("error IS NOT NULL")
+        if self.search:
+            clauses.append("id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)")
+            args.append(self.search)
+        for clause, clause_args in self.extra_where:
+            clauses.append(clause)
+            args.extend(clause_args)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def _row(record: Record) -> tuple[Any, ...]:
+    m = record.message
+    if m is None:
+        return (
+            record.received_at,
+            record.received_at,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            record.msg_bytes,
+            0,
+            record.raw,
+            record.error,
+            record.transport,
+            record.peer,
+            record.listener,
+            record.tls_subject,
+            record.tls_fingerprint,
+            None,
+        )
+    ts = m.timestamp
+    if ts is not None:
+        timestamp = ts.isoformat()
+        try:
+            when = ts.timestamp()
+        except (OverflowError, OSError, ValueError):
+            when = record.received_at
+    else:
+        timestamp = None
+        when = record.received_at
+    extra = None
+    if m.extra:
+        extra = json.dumps(m.extra, ensure_ascii=False, default=str)
+    return (
+        record.received_at,
+        when,
+        timestamp,
+        m.facility,
+        m.severity,
+        m.version,
+        m.hostname,
+        m.app_name,
+        m.procid,
+        m.msgid,
+        sd_to_json(m.structured_data) if m.structured_data else None,
+        m.msg,
+        record.msg_bytes,
+        1 if m.bom else 0,
+        record.raw,
+        record.error,
+        record.transport,
+        record.peer,
+        record.listener,
+        record.tls_subject,
+        record.tls_fingerprint,
+        extra,
+    )
+
+
+def _record(row: sqlite3.Row | tuple[Any, ...]) -> Record:
+    (
+        rowid,
+        received_at,
+        _time,
+        timestamp,
+        facility,
+        severity,
+        version,
+        hostname,
+        app_name,
+        procid,
+        msgid,
+        sd,
+        msg,
+        msg_bytes,
+        bom,
+        raw,
+        error,
+        transport,
+        peer,
+        listener,
+        tls_subject,
+        tls_fingerprint,
+        extra,
+    ) = row
+    message: SyslogMessage | None = None
+    parsed = not (
+        timestamp is None
+        and facility is None
+        and severity is None
+        and version is None
+        and hostname is None
+        and app_name is None
+        and msg is None
+        and error is not None
+    )
+    if parsed:
+        message = SyslogMessage(
+            facility=None if facility is None else Facility(facility),
+            severity=None if severity is None else Severity(severity),
+            version=version,
+            timestamp=None if timestamp is None else datetime.fromisoformat(timestamp),
+            hostname=hostname,
+            app_name=app_name,
+            procid=procid,
+            msgid=msgid,
+            structured_data=sd_from_json(sd),
+            msg=msg,
+            bom=bool(bom),
+            raw=bytes(raw),
+            extra=json.loads(extra) if extra else None,
+        )
+    return Record(
+        raw=bytes(raw),
+        received_at=received_at,
+        transport=transport,
+        peer=peer,
+        listener=listener,
+        message=message,
+        error=error,
+        msg_bytes=None if msg_bytes is None else bytes(msg_bytes),
+        tls_subject=tls_subject,
+        tls_fingerprint=tls_fingerprint,
+        id=rowid,
+    )
+
+
+class Store:
+    """A syslogkit SQLite store.
+
+    `Store(path)` opens (and creates) it for writing; `Store(path, readonly=True)` for reading
+    only, which fails with `StoreError` when the file does not exist. Writes go through
+    `insert()` and `commit()` from one thread; `retain()` deletes what is older than `max_age`
+    seconds or beyond `max_bytes` of content, oldest first.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        readonly: bool = False,
+        synchronous: str = "NORMAL",
+        max_age: float | None = None,
+        max_bytes: int | None = None,
+        check_same_thread: bool = False,
+    ) -> None:
+        self.path = str(path)
+        self.readonly = readonly
+        self.max_age = max_age
+        self.max_bytes = max_bytes
+        self.deleted = 0
+        if readonly:
+            if self.path != ":memory:" and not Path(self.path).exists():
+                raise StoreError(f"no store at {self.path}")
+            uri = f"file:{Path(self.path).resolve()}?mode=ro"
+            try:
+                self._db = sqlite3.connect(
+                    uri, uri=True, timeout=10.0, check_same_thread=check_same_thread
+                )
+                self._db.execute("SELECT 1 FROM messages LIMIT 1").fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: not a syslogkit store ({exc})") from exc
+            return
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous}")
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=check_same_thread
+            )
+            db = self._db
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # only effective on a new file
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if self.path != ":memory:" and str(mode).lower() != "wal":
+                raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+            db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            db.execute("PRAGMA temp_store=MEMORY")
+            db.execute("BEGIN IMMEDIATE")
+            for statement in _split(_SCHEMA):
+                db.execute(statement)
+            db.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
+            )
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the store ({exc})") from exc
+        self._in_tx = False
+        self._last_retain = 0.0
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def insert(self, records: Iterable[Record]) -> None:
+        """Insert records in the current transaction (opened if needed)."""
+        if not self._in_tx:
+            self._db.execute("BEGIN")
+            self._in_tx = True
+        self._db.executemany(_INSERT, map(_row, records))
+
+    def commit(self) -> None:
+        """Commit what was inserted; after this the records survive a crash of the process."""
+        if self._in_tx:
+            self._in_tx = False
+            self._db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._in_tx:
+            self._in_tx = False
+            self._db.execute("ROLLBACK")
+
+    def retain(self, now: float | None = None, *, limit: int = 20000) -> int:
+        """Apply the retention limits; returns how many messages were deleted (at most `limit`)."""
+        if self.max_age is None and self.max_bytes is None:
+            return 0
+        now = time.time() if now is None else now
+        db = self._db
+        deleted = 0
+        self.commit()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.max_age is not None:
+                cur = db.execute(
+                    "DELETE FROM messages WHERE id IN (SELECT id FROM messages"
+                    " WHERE id < coalesce((SELECT id FROM messages WHERE received_at >= ?"
+                    " ORDER BY id LIMIT 1), (SELECT max(id) + 1 FROM messages))"
+                    " ORDER BY id LIMIT ?)",
+                    (now - self.max_age, limit),
+                )
+                deleted += cur.rowcount
+            if self.max_bytes is not None and deleted < limit:
+                pages, free, size = (
+                    db.execute("PRAGMA page_count").fetchone()[0],
+                    db.execute("PRAGMA freelist_count").fetchone()[0],
+                    db.execute("PRAGMA page_size").fetchone()[0],
+                )
+                used = (pages - free) * size
+                if used > self.max_bytes:
+                    count = db.execute("SELECT count(*) FROM messages").fetchone()[0]
+                    # delete down to 90% of the limit, estimated from the mean row size
+                    excess = used - int(self.max_bytes * 0.9)
+                    n = min(limit - deleted, max(1, -(-count * excess // max(used, 1))))
+                    cur = db.execute(
+                        "DELETE FROM messages WHERE id IN"
+                        " (SELECT id FROM messages ORDER BY id LIMIT ?)",
+                        (n,),
+                    )
+                    deleted += cur.rowcount
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if deleted:
+            db.execute("PRAGMA incremental_vacuum")
+        self.deleted += deleted
+        return deleted
+
+    def maybe_retain(self, interval: float = 5.0) -> int:
+        """`retain()` at most once per `interval` seconds."""
+        now = time.monotonic()
+        if now - self._last_retain < interval:
+            return 0
+        self._last_retain = now
+        return self.retain()
+
+    def close(self) -> None:
+        """Commit and close (checkpointing the WAL into the database file)."""
+        try:
+            if not self.readonly:
+                self.commit()
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self._db.close()
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def query(
+        self,
+        filters: Filters | None = None,
+        *,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[Record]:
+        """The records that match, oldest first (or the newest first)."""
+        return list(self.iter_query(filters, limit=limit, newest_first=newest_first))
+
+    def iter_query(
+        self,
+        filters: Filters | None = None,
+        *,
+        limit: int | None = None,
+        newest_first: bool = False,
+        _quoted: bool = False,
+    ) -> Iterator[Record]:
+        filters = filters or Filters()
+        where, args = filters.where()
+        order = " ORDER BY id DESC" if newest_first else " ORDER BY id"
+        sql = _SELECT + where + order
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        try:
+            cursor = self._db.execute(sql, args)
+        except sqlite3.OperationalError as exc:
+            if filters.search and not _quoted:
+                # not valid FTS5 syntax: search for the text as one phrase
+                quoted = '"' + filters.search.replace('"', '""') + '"'
+                phrase = Filters(**{**filters.__dict__, "search": quoted})
+                yield from self.iter_query(
+                    phrase, limit=limit, newest_first=newest_first, _quoted=True
+                )
+                return
+            raise StoreError(str(exc)) from exc
+        for row in cursor:
+            yield _record(row)
+
+    def count(self, filters: Filters | None = None) -> int:
+        where, args = (filters or Filters()).where()
+        return int(self._db.execute("SELECT count(*) FROM messages" + where, args).fetchone()[0])
+
+    def last_id(self) -> int:
+        row = self._db.execute("SELECT max(id) FROM messages").fetchone()
+        return int(row[0] or 0)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _split(script: str) -> list[str]:
+    """The statements of the schema (triggers hold semicolons, so split on `END;` too)."""
+    out: list[str] = []
+    buf = ""
+    for line in script.strip().splitlines():
+        buf += line + "\n"
+        stripped = line.strip()
+        if stripped == "END;" or (stripped.endswith(";") and "BEGIN" not in buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out

@@ -1,0 +1,338 @@
+"""Real senders into the collector: rsyslog (omfwd over TCP and TLS, omrelp) and logger(1).
+
+rsyslog receives RFC 5424 messages on a TCP input of its own and forwards them to the collector
+with its standard RFC 5424 template, which ends in LF (counted inside the octet count over TCP).
+The collector's stored fields must equal what was sent into rsyslog. The RELP test kills the
+collector (SIGKILL, a subprocess) in the middle of a stream and restarts it: every message must
+be in the store afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Need, RsyslogFactory
+from peers import PKI, RsyslogPeer, free_port
+from syslogkit.collector import CollectorThread, Filters, SQLiteSink, Store, TLSConfig
+from syslogkit.collector.record import Record
+
+BOM = "\ufeff"
+TEXT = "grüße ✓ 日本語"
+SD = '[exampleSDID@32473 iut="3" eventSource="App \\"x\\" \\]"][meta sequenceId="7"]'
+SD_PARSED = [
+    ("exampleSDID@32473", (("iut", "3"), ("eventSource", 'App "x" ]'))),
+    ("meta", (("sequenceId", "7"),)),
+]
+TIMESTAMP = "2003-10-11T22:14:15.003Z"
+
+
+def rfc5424(text: str, *, pri: int = 165, host: str = "mymachine.example.com") -> bytes:
+    return f"<{pri}>1 {TIMESTAMP} {host} evntslog 42 ID47 {SD} {BOM}{text}".encode()
+
+
+def octet(payload: bytes) -> bytes:
+    return b"%d %b" % (len(payload), payload)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def stored(db: Path, filters: Filters | None = None) -> list[Record]:
+    if not db.exists():
+        return []
+    try:
+        store = Store(db, readonly=True)
+    except Exception:
+        return []
+    try:
+        return store.query(filters)
+    finally:
+        store.close()
+
+
+def assert_sent_fields(record: Record, text: str) -> None:
+    m = record.message
+    assert m is not None, record
+    assert record.error is None, record.error
+    assert (m.facility, m.severity, m.version) == (20, 5, 1)
+    assert m.timestamp == datetime(2003, 10, 11, 22, 14, 15, 3000, tzinfo=timezone.utc)
+    assert m.timestamp is not None and m.timestamp.utcoffset() is not None
+    assert (m.hostname, m.app_name, m.procid, m.msgid) == (
+        "mymachine.example.com",
+        "evntslog",
+        "42",
+        "ID47",
+    )
+    assert [(e.id, e.params) for e in m.structured_data] == SD_PARSED
+    assert m.bom is True
+    assert m.msg == text
+    assert not record.raw.endswith(b"\n")  # the template's LF is framing, dropped once
+
+
+def forwarder(rsyslog: RsyslogFactory, action: str, modules: str = "") -> tuple[RsyslogPeer, int]:
+    """An rsyslogd whose extra TCP input (returned port) feeds `action`."""
+    port = free_port()
+    extra = (
+        f"{modules}\n"
+        f'ruleset(name="fwd") {{\n  {action}\n}}\n'
+        f'input(type="imtcp" port="{port}" address="127.0.0.1" ruleset="fwd")\n'
+    )
+    peer = rsyslog(tcp=True, extra_config=extra)
+
+    def accepting() -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return True
+        return False
+
+    wait_for(accepting, 10, "rsyslog's forwarding input")
+    return peer, port
+
+
+def feed(port: int, payloads: list[bytes]) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"".join(octet(p) for p in payloads))
+
+
+# -- omfwd: TCP, TLS ----------------------------------------------------------------------------
+
+
+def test_rsyslog_omfwd_octet_counted_tcp(rsyslog: RsyslogFactory, tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    with CollectorThread(["tcp://127.0.0.1:0"], [SQLiteSink(db)]) as c:
+        action = (
+            f'action(type="omfwd" target="127.0.0.1" port="{c.port("tcp")}" protocol="tcp"'
+            ' TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")'
+        )
+        peer, port = forwarder(rsyslog, action)
+        texts = [f"{TEXT} #{i}" for i in range(20)]
+        feed(port, [rfc5424(t) for t in texts])
+        records = wait_for(lambda: (r := stored(db)) and len(r) >= 20 and r, 15, "20 messages")
+        assert len(records) == 20, peer.diagnostics()
+        for record, text in zip(records, texts, strict=True):
+            assert_sent_fields(record, text)
+            assert record.transport == "tcp"
+        # rsyslog counted the template's trailing LF in the octet count
+        stats = c.stats()["listeners"][0]
+        assert stats["received"] == stats["parsed"] == 20
+
+
+def test_rsyslog_omfwd_tls_with_client_certificate(
+    rsyslog: RsyslogFactory, pki: PKI, tmp_path: Path
+) -> None:
+    db = tmp_path / "c.db"
+    tls = TLSConfig(
+        certfile=str(pki.server.cert),
+        keyfile=str(pki.server.key),
+        cafile=str(pki.ca.cert),
+        client_auth="required",
+    )
+    with CollectorThread(["tls://127.0.0.1:0"], [SQLiteSink(db)], tls=tls) as c:
+        action = (
+            f'action(type="omfwd" target="127.0.0.1" port="{c.port("tls")}" protocol="tcp"'
+            ' TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"'
+            ' StreamDriver="gtls" StreamDriverMode="1" StreamDriverAuthMode="x509/certvalid"'
+            f' streamDriver.CAFile="{pki.ca.cert}" streamDriver.CertFile="{pki.client.cert}"'
+            f' streamDriver.KeyFile="{pki.client.key}")'
+        )
+        peer, port = forwarder(rsyslog, action)
+        texts = [f"{TEXT} tls #{i}" for i in range(10)]
+        feed(port, [rfc5424(t) for t in texts])
+        records = wait_for(lambda: (r := stored(db)) and len(r) >= 10 and r, 15, "10 messages")
+        assert len(records) == 10, peer.diagnostics()
+        for record, text in zip(records, texts, strict=True):
+            assert_sent_fields(record, text)
+            assert record.transport == "tls"
+            assert record.tls_subject is not None
+            assert "CN=client.syslogkit.test" in record.tls_subject
+            assert record.tls_fingerprint == "sha-256:" + pki.client.sha256.split(":", 1)[1]
+
+
+# -- logger(1) ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def collector_udp_tcp(tmp_path: Path) -> Iterator[tuple[CollectorThread, Path]]:
+    db = tmp_path / "c.db"
+    with CollectorThread(["udp://127.0.0.1:0", "tcp://127.0.0.1:0"], [SQLiteSink(db)]) as c:
+        yield c, db
+
+
+@pytest.mark.parametrize(
+    ("transport", "rfc", "framing"),
+    [
+        ("udp", "rfc5424", ()),
+        ("udp", "rfc3164", ()),
+        ("tcp", "rfc5424", ("--octet-count",)),
+        ("tcp", "rfc3164", ()),
+    ],
+)
+def test_logger(
+    need: Need,
+    collector_udp_tcp: tuple[CollectorThread, Path],
+    transport: str,
+    rfc: str,
+    framing: tuple[str, ...],
+) -> None:
+    logger = need.logger()
+    c, db = collector_udp_tcp
+    text = f"{TEXT} from logger over {transport} {rfc}"
+    args = [logger, f"--{rfc}", f"--{transport}", *framing, "-n", "127.0.0.1"]
+    args += ["-P", str(c.port(transport)), "-t", "myapp", "-p", "local3.err", "--id=4242"]
+    if rfc == "rfc5424":
+        args += ["--msgid", "MID9", "--sd-id", "x@32473", "--sd-param", 'k="v \\"q\\""']
+    before = time.time()
+    subprocess.run([*args, text], check=True, timeout=10)
+    [record] = wait_for(lambda: stored(db), 10, "the logger message")
+    m = record.message
+    assert m is not None and record.error is None, record.error
+    assert (m.facility, m.severity) == (19, 3)
+    assert m.app_name == "myapp"
+    assert m.procid == "4242"
+    assert m.msg == text
+    assert m.hostname == socket.gethostname().split(".")[0] or m.hostname == socket.gethostname()
+    assert m.timestamp is not None and abs(m.timestamp.timestamp() - before) < 120
+    assert record.transport == transport
+    if rfc == "rfc5424":
+        assert m.version == 1 and m.msgid == "MID9"
+        sd = {e.id: e.params for e in m.structured_data}
+        assert sd["x@32473"] == (("k", 'v "q"'),)
+        assert "timeQuality" in sd
+    else:
+        assert m.version is None
+
+
+# -- RELP ---------------------------------------------------------------------------------------
+
+
+def omrelp_action(port: int) -> str:
+    return (
+        f'action(type="omrelp" target="127.0.0.1" port="{port}"'
+        ' template="RSYSLOG_SyslogProtocol23Format"'
+        ' action.resumeRetryCount="-1" action.resumeInterval="1"'
+        ' queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="128")'
+    )
+
+
+def test_rsyslog_omrelp(need: Need, rsyslog: RsyslogFactory, tmp_path: Path) -> None:
+    need.rsyslog("omrelp")
+    db = tmp_path / "c.db"
+    with CollectorThread(["relp://127.0.0.1:0"], [SQLiteSink(db)]) as c:
+        peer, port = forwarder(rsyslog, omrelp_action(c.port("relp")), 'module(load="omrelp")')
+        texts = [f"{TEXT} relp #{i}" for i in range(300)]
+        feed(port, [rfc5424(t) for t in texts])
+        records = wait_for(lambda: (r := stored(db)) and len(r) >= 300 and r, 20, "300 msgs")
+        assert len(records) == 300, peer.diagnostics()
+        for record, text in zip(records, texts, strict=True):
+            assert_sent_fields(record, text)
+            assert record.transport == "relp"
+
+
+class CollectorProcess:
+    """`python -m syslogkit.collector` as a subprocess on a fixed port."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.args = args
+        self.cwd = cwd
+        self.proc: subprocess.Popen[str] | None = None
+        self.lines: list[str] = []
+
+    def start(self) -> CollectorProcess:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "syslogkit.collector", *self.args],
+            cwd=self.cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            if line.startswith("try:"):
+                threading.Thread(target=self._drain, daemon=True).start()
+                return self
+        self.proc.kill()
+        raise AssertionError("collector did not start:\n" + "".join(self.lines))
+
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def kill(self, sig: int = signal.SIGKILL) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(20)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def test_rsyslog_omrelp_collector_sigkilled_and_restarted(
+    need: Need, rsyslog: RsyslogFactory, tmp_path: Path
+) -> None:
+    need.rsyslog("omrelp")
+    db = tmp_path / "c.db"
+    relp_port = free_port()
+    args = ["-l", f"relp://127.0.0.1:{relp_port}", "--db", str(db)]
+    first = CollectorProcess(args, tmp_path).start()
+    second: CollectorProcess | None = None
+    try:
+        _peer, port = forwarder(rsyslog, omrelp_action(relp_port), 'module(load="omrelp")')
+        total = 10_000
+        payloads = [rfc5424(f"seq={i:06d}") for i in range(total)]
+        feeder = threading.Thread(target=feed, args=(port, payloads))
+        feeder.start()
+        wait_for(lambda: len(stored(db)) >= 1000, 20, "the stream to be flowing")
+        assert first.kill(signal.SIGKILL) == -signal.SIGKILL
+        at_kill = len(stored(db))
+        assert at_kill < total, "the stream ended before the kill: make it longer"
+        time.sleep(0.5)
+        second = CollectorProcess(args, tmp_path).start()
+        feeder.join(20)
+
+        def complete() -> set[str] | None:
+            seen = {
+                r.message.msg
+                for r in stored(db)
+                if r.message is not None and r.message.msg is not None
+            }
+            return seen if len(seen) >= total else None
+
+        seen = wait_for(complete, 40, f"all {total} messages after the restart")
+        assert seen == {f"seq={i:06d}" for i in range(total)}
+        duplicates = len(stored(db)) - total
+        print(f"stored at kill: {at_kill}, duplicates after restart: {duplicates}")
+        assert second.kill(signal.SIGTERM) == 0
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
