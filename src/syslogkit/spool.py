@@ -1,0 +1,600 @@
+"""Disk spool: records kept on disk while the collector is unreachable, replayed in order later.
+
+Only the background writer thread touches a `Spool` (never the application's logging threads).
+
+Layout of `spool_dir`, shared by any number of processes (gunicorn workers, the next run of the
+same application):
+
+- `<owner>.lock`: held with `fcntl.flock(LOCK_EX)` by the live process (one handler) that
+  writes segments under the name `<owner>`; created under a temporary name and renamed into
+  place while already locked, so a visible lock file that can be locked belongs to nobody.
+- `<owner>.<seq>.seg`: segments, written by their owner only, in sequence order.
+
+`<owner>` starts with the creation time in hex, so sorting names sorts owners by age.
+
+A segment is a 40-byte header (magic, then two commit slots) and records. A record is
+`length (u32) | crc32 (u32) | flags (u8) | payload`, the crc covering flags and payload, so a
+record is either whole or recognised as torn: reading stops at the first record whose length
+runs past the end of the file or whose crc does not match (a torn tail after a crash), and
+what follows is skipped and counted (`dropped_torn`). The commit slots hold the offset up to
+which records were delivered (written; over RELP acknowledged), each with a sequence number
+and a crc; the newer valid slot wins, so a torn slot write falls back to the previous commit
+(at-least-once: a record may be replayed twice after a crash, never lost).
+
+A process adopts the segments of an owner whose lock it can take (the owner died or exited
+with records left) and keeps that lock until it has replayed them: two processes never replay
+the same segment, and an adopter that dies hands the rest (from the last commit) to the next.
+
+Records reach the disk with one `write()` per batch (safe against the process crashing); the
+file is fsync'ed when a segment is full and on close, or on every append with `fsync=True`
+(safe against the machine crashing too).
+
+`max_bytes` bounds the segment files this spool keeps (its own and those it adopted). When an
+append would pass it, the oldest whole segments are dropped and their undelivered records
+counted (`dropped_spool_full`); a batch that still does not fit is dropped itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import struct
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["FLAG_SENT", "Spool", "Ticket"]
+
+MAGIC: Final = b"SKSPOOL1"
+_SLOT: Final = struct.Struct("<IQI")  # commit sequence, offset, crc32 of the first two
+_SLOTS_AT: Final = len(MAGIC)
+HEADER: Final = len(MAGIC) + 2 * _SLOT.size
+_REC: Final = struct.Struct("<IIB")  # payload length, crc32(flags + payload), flags
+#: Record flag: the record had been written to a connection before it was spooled.
+FLAG_SENT: Final = 1
+_READ_CHUNK: Final = 256 * 1024
+_MAX_RECORD: Final = 64 * 1024 * 1024
+
+
+def _slot(seq: int, offset: int) -> bytes:
+    head = struct.pack("<IQ", seq, offset)
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+def _read_commit(header: bytes) -> tuple[int, int]:
+    """(commit sequence, committed offset) from a segment header; (0, HEADER) when none."""
+    best = (0, HEADER)
+    for index in range(2):
+        at = _SLOTS_AT + index * _SLOT.size
+        chunk = header[at : at + _SLOT.size]
+        if len(chunk) < _SLOT.size:
+            continue
+        seq, offset, crc = _SLOT.unpack(chunk)
+        if crc == zlib.crc32(chunk[:12]) and seq > best[0] and offset >= HEADER:
+            best = (seq, offset)
+    return best
+
+
+class _Segment:
+    """One segment file open for reading (and for appending, when it is ours and active)."""
+
+    __slots__ = (
+        "commit_seq",
+        "committed",
+        "committed_records",
+        "dead",
+        "fd",
+        "hwm",
+        "owner",
+        "path",
+        "read",
+        "records",
+        "seq",
+        "size",
+    )
+
+    def __init__(self, path: str, fd: int, owner: str, seq: int) -> None:
+        self.path = path
+        self.fd = fd
+        self.owner = owner
+        self.seq = seq
+        self.size = HEADER  # end of the valid records
+        self.committed = HEADER  # records before this offset are delivered
+        self.read = HEADER  # records before this offset were handed out for sending
+        self.hwm = HEADER  # records before this were written once (the writer moves it)
+        self.records = 0  # valid records in the file
+        self.committed_records = 0
+        self.commit_seq = 0
+        self.dead = False
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """Where a record read from the spool ends: commit it once it is delivered."""
+
+    segment: _Segment
+    end: int
+
+
+#: One record read back: payload, its ticket, and whether it had been written before.
+Item = tuple[bytes, Ticket, bool]
+
+
+def _parse(data: bytes, start: int, limit: int) -> tuple[list[tuple[bytes, int, int]], int, bool]:
+    """Records in `data` (read at file offset `start`): [(payload, end offset, flags)].
+
+    Returns the records, the offset after the last whole one, and True when a torn or corrupt
+    record stopped the parse (rather than the end of the data).
+    """
+    out: list[tuple[bytes, int, int]] = []
+    pos = 0
+    size = len(data)
+    head = _REC.size
+    while pos + head <= size:
+        length, crc, flags = _REC.unpack_from(data, pos)
+        end = pos + head + length
+        if length > _MAX_RECORD or start + end > limit:
+            return out, start + pos, start + end > limit or length > _MAX_RECORD
+        if end > size:
+            return out, start + pos, False  # whole on disk, not in this chunk
+        payload = data[pos + head : end]
+        if zlib.crc32(payload, zlib.crc32(data[pos + 8 : pos + 9])) != crc:
+            return out, start + pos, True
+        out.append((payload, start + end, flags))
+        pos = end
+    torn = start + pos < limit and start + pos + head > limit
+    return out, start + pos, torn
+
+
+class Spool:
+    """A disk spool in `directory` for one handler (see the module docstring)."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        max_bytes: int = 64 * 1024 * 1024,
+        segment_bytes: int | None = None,
+        fsync: bool = False,
+        drop: Callable[[str, int], None] | None = None,
+        adopt_interval: float = 30.0,
+    ) -> None:
+        if max_bytes < 4096:
+            raise ValueError("spool_max_bytes must be at least 4096")
+        self.directory = os.fspath(directory)
+        self.max_bytes = int(max_bytes)
+        self.segment_bytes = segment_bytes or max(4096, min(4 * 1024 * 1024, max_bytes // 8))
+        self.fsync = fsync
+        self._drop = drop or (lambda reason, n: None)
+        self.adopt_interval = adopt_interval
+        self._pid = os.getpid()
+        self._owner: str | None = None
+        self._lock_fd: int | None = None
+        self._next_seq = 1
+        self._active: _Segment | None = None
+        self._segments: list[_Segment] = []  # read order: adopted first, then our own
+        self._adopted_locks: dict[str, int] = {}  # owner -> lock fd
+        self._bytes = 0  # file bytes of the segments in _segments
+        self._next_adopt = 0.0
+        self.closed = False
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def unread(self) -> bool:
+        """True when records wait to be read (sent)."""
+        return any(s.read < s.size for s in self._segments)
+
+    def pending(self) -> bool:
+        """True when records wait to be delivered (read or not)."""
+        return any(s.committed < s.size for s in self._segments)
+
+    def pending_records(self) -> int:
+        """Records not yet delivered."""
+        return sum(s.records - s.committed_records for s in self._segments)
+
+    @property
+    def size(self) -> int:
+        """Bytes of segment files kept."""
+        return self._bytes
+
+    @property
+    def owner(self) -> str | None:
+        """This spool's owner name (None until it first wrote)."""
+        return self._owner
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def append(self, payloads: Sequence[bytes], flags: Sequence[int] | int = 0) -> int:
+        """Append records (after the ones already spooled); returns how many were kept.
+
+        Raises OSError when the directory cannot be written (the caller counts the records).
+        """
+        if not payloads:
+            return 0
+        if self.closed:
+            raise OSError("the spool is closed")
+        parts: list[bytes] = []
+        for index, payload in enumerate(payloads):
+            flag = flags if isinstance(flags, int) else flags[index]
+            fb = bytes((flag,))
+            parts.append(_REC.pack(len(payload), zlib.crc32(payload, zlib.crc32(fb)), flag))
+            parts.append(payload)
+        # write in pieces that fit a segment each, rotating between them
+        kept = 0
+        start = 0
+        count = len(payloads)
+        while start < count:
+            segment = self._writable()
+            room = max(self.segment_bytes - segment.size, 0)
+            end = start
+            size = 0
+            while end < count:
+                n = len(parts[2 * end]) + len(parts[2 * end + 1])
+                if end > start and size + n > room:
+                    break
+                size += n
+                end += 1
+            if not self._make_room(size, segment):
+                self._drop("spool_full", count - start)
+                return kept
+            data = b"".join(parts[2 * start : 2 * end])
+            self._write_at(segment, data)
+            segment.records += end - start
+            kept += end - start
+            start = end
+            if segment.size >= self.segment_bytes:
+                self._rotate()
+        return kept
+
+    def _write_at(self, segment: _Segment, data: bytes) -> None:
+        view = memoryview(data)
+        offset = segment.size
+        while view:
+            written = os.pwrite(segment.fd, view, offset)
+            view = view[written:]
+            offset += written
+        segment.size = offset
+        self._bytes += len(data)
+        if self.fsync:
+            os.fsync(segment.fd)
+
+    def _writable(self) -> _Segment:
+        if self._active is None:
+            self._ensure_owner()
+            assert self._owner is not None
+            seq = self._next_seq
+            self._next_seq += 1
+            path = os.path.join(self.directory, f"{self._owner}.{seq:08d}.seg")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                os.pwrite(fd, MAGIC + _slot(0, HEADER) + _slot(0, HEADER), 0)
+            except OSError:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                raise
+            segment = _Segment(path, fd, self._owner, seq)
+            self._segments.append(segment)
+            self._bytes += HEADER
+            self._active = segment
+        return self._active
+
+    def _rotate(self) -> None:
+        segment = self._active
+        self._active = None
+        if segment is not None:
+            with contextlib.suppress(OSError):
+                os.fsync(segment.fd)
+
+    def _make_room(self, size: int, keep: _Segment) -> bool:
+        """Drop the oldest segments until `size` more bytes fit; False when they cannot."""
+        while self._bytes + size > self.max_bytes:
+            victim = next((s for s in self._segments if s is not keep), None)
+            if victim is None:
+                return False
+            lost = victim.records - victim.committed_records
+            if lost:
+                self._drop("spool_full", lost)
+            self._remove(victim)
+        return True
+
+    def _ensure_owner(self) -> None:
+        if self._owner is not None:
+            return
+        os.makedirs(self.directory, exist_ok=True)
+        owner = f"{time.time_ns():016x}-{os.getpid()}-{secrets.token_hex(4)}"
+        temp = os.path.join(self.directory, f".{owner}.lock.tmp")
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(temp, os.path.join(self.directory, f"{owner}.lock"))
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        self._owner = owner
+        self._lock_fd = fd
+
+    # -- reading and committing ----------------------------------------------------------------
+
+    def read(self, max_bytes: int, max_records: int | None = None) -> list[Item]:
+        """Records not yet handed out, oldest first, up to about `max_bytes` (at least one)."""
+        out: list[Item] = []
+        budget = max_bytes
+        for segment in self._segments:
+            while segment.read < segment.size and budget > 0:
+                if max_records is not None and len(out) >= max_records:
+                    return out
+                want = min(max(budget, _READ_CHUNK), segment.size - segment.read)
+                data = os.pread(segment.fd, want, segment.read)
+                records, end, _ = _parse(data, segment.read, segment.size)
+                if not records:
+                    if end == segment.read and len(data) < segment.size - segment.read:
+                        # one record longer than the chunk: read exactly that much
+                        length = _REC.unpack_from(data, 0)[0] + _REC.size
+                        data = os.pread(segment.fd, length, segment.read)
+                        records, end, _ = _parse(data, segment.read, segment.size)
+                    if not records:  # cannot happen for a scanned segment; stop safely
+                        self._drop("torn", 1)
+                        segment.size = segment.read
+                        break
+                if max_records is not None:
+                    records = records[: max_records - len(out)]
+                for payload, rec_end, flags in records:
+                    out.append(
+                        (
+                            payload,
+                            Ticket(segment, rec_end),
+                            bool(flags & FLAG_SENT) or rec_end <= segment.hwm,
+                        )
+                    )
+                    budget -= len(payload) + _REC.size
+                    segment.read = rec_end
+                    if budget <= 0:
+                        break
+            if budget <= 0:
+                break
+        return out
+
+    def commit(self, ticket: Ticket, records: int = 1) -> None:
+        """The records up to `ticket` (`records` of them since the last commit) are delivered."""
+        segment = ticket.segment
+        if segment.dead or ticket.end <= segment.committed:
+            return
+        segment.committed = ticket.end
+        segment.committed_records += records
+        segment.commit_seq += 1
+        with contextlib.suppress(OSError):
+            os.pwrite(
+                segment.fd,
+                _slot(segment.commit_seq, ticket.end),
+                _SLOTS_AT + (segment.commit_seq % 2) * _SLOT.size,
+            )
+        if segment.committed >= segment.size and segment is not self._active:
+            self._remove(segment)
+        elif segment is self._active and segment.committed >= segment.size:
+            # fully delivered and nothing after it: start afresh next time
+            self._active = None
+            self._remove(segment)
+
+    def commit_many(self, tickets: Sequence[Ticket]) -> None:
+        """Commit delivered records given in delivery order (one commit per segment)."""
+        if not tickets:
+            return
+        last = tickets[0]
+        count = 0
+        for ticket in tickets:
+            if ticket.segment is not last.segment:
+                self.commit(last, count)
+                count = 0
+            last = ticket
+            count += 1
+        self.commit(last, count)
+
+    def rewind(self) -> None:
+        """Hand out again every record not committed (after a broken connection)."""
+        for segment in self._segments:
+            segment.read = segment.committed
+
+    def _remove(self, segment: _Segment) -> None:
+        segment.dead = True
+        if segment in self._segments:
+            self._segments.remove(segment)
+            self._bytes -= segment.size
+        if segment is self._active:
+            self._active = None
+        with contextlib.suppress(OSError):
+            os.close(segment.fd)
+        with contextlib.suppress(OSError):
+            os.unlink(segment.path)
+        owner = segment.owner
+        if owner in self._adopted_locks and not any(s.owner == owner for s in self._segments):
+            self._release_adopted(owner, unlink=True)
+
+    # -- adopting what dead processes left -----------------------------------------------------
+
+    def adopt_due(self, now: float | None = None) -> bool:
+        """True when it is time to look for segments left by dead processes."""
+        return (time.monotonic() if now is None else now) >= self._next_adopt
+
+    def adopt(self) -> int:
+        """Take over segments whose owner is gone; returns the records adopted."""
+        self._next_adopt = time.monotonic() + self.adopt_interval
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return 0
+        owners: dict[str, list[tuple[int, str]]] = {}
+        for name in names:
+            if name.startswith("."):
+                continue
+            if name.endswith(".seg"):
+                owner, _, seq_text = name[:-4].rpartition(".")
+                if owner and seq_text.isdigit():
+                    owners.setdefault(owner, []).append((int(seq_text), name))
+            elif name.endswith(".lock"):
+                owners.setdefault(name[:-5], [])
+        adopted = 0
+        for owner in sorted(owners):
+            if owner == self._owner or owner in self._adopted_locks:
+                continue
+            adopted += self._adopt_owner(owner, sorted(owners[owner]))
+        return adopted
+
+    def _adopt_owner(self, owner: str, segments: list[tuple[int, str]]) -> int:
+        lock_path = os.path.join(self.directory, f"{owner}.lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return 0
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return 0  # its owner (or another adopter) is alive
+        # list again under the lock: a previous adopter may have finished meanwhile
+        found = []
+        for seq, name in segments:
+            path = os.path.join(self.directory, name)
+            if os.path.exists(path):
+                found.append((seq, path))
+        self._adopted_locks[owner] = fd
+        adopted = 0
+        insert_at = sum(1 for s in self._segments if s.owner in self._adopted_locks)
+        for seq, path in found:
+            segment = self._open_adopted(path, owner, seq)
+            if segment is None:
+                continue
+            if segment.committed >= segment.size:
+                segment.dead = True
+                with contextlib.suppress(OSError):
+                    os.close(segment.fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                continue
+            self._segments.insert(insert_at, segment)
+            insert_at += 1
+            self._bytes += segment.size
+            adopted += segment.records - segment.committed_records
+        if not any(s.owner == owner for s in self._segments):
+            self._release_adopted(owner, unlink=True)
+        return adopted
+
+    def _open_adopted(self, path: str, owner: str, seq: int) -> _Segment | None:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            file_size = os.fstat(fd).st_size
+            header = os.pread(fd, HEADER, 0)
+            segment = _Segment(path, fd, owner, seq)
+            if len(header) < HEADER or not header.startswith(MAGIC):
+                self._drop("torn", 1)
+                segment.size = segment.committed = HEADER
+                return segment
+            segment.commit_seq, committed = _read_commit(header)
+            # scan: find the valid end and count the records (before and after the commit)
+            pos = HEADER
+            torn = False
+            while pos < file_size:
+                data = os.pread(fd, min(_READ_CHUNK, file_size - pos), pos)
+                records, end, torn = _parse(data, pos, file_size)
+                if not records and not torn and end == pos and data:
+                    length = _REC.unpack_from(data, 0)[0] + _REC.size
+                    data = os.pread(fd, length, pos)
+                    records, end, torn = _parse(data, pos, file_size)
+                for _, rec_end, _ in records:
+                    segment.records += 1
+                    if rec_end <= committed:
+                        segment.committed_records += 1
+                pos = end
+                if torn or not records:
+                    break
+            if torn or pos < file_size:
+                self._drop("torn", 1)
+            segment.size = pos
+            segment.committed = min(committed, pos)
+            segment.read = segment.hwm = segment.committed
+            return segment
+        except OSError:
+            os.close(fd)
+            return None
+
+    def _release_adopted(self, owner: str, *, unlink: bool) -> None:
+        fd = self._adopted_locks.pop(owner, None)
+        if fd is None:
+            return
+        if unlink:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.directory, f"{owner}.lock"))
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Sync and close; undelivered segments stay for the next run (or another process)."""
+        if self.closed:
+            return
+        self.closed = True
+        for segment in list(self._segments):
+            if segment.committed >= segment.size:
+                self._remove(segment)
+                continue
+            with contextlib.suppress(OSError):
+                os.fsync(segment.fd)
+            with contextlib.suppress(OSError):
+                os.close(segment.fd)
+        self._segments.clear()
+        self._active = None
+        for owner in list(self._adopted_locks):
+            self._release_adopted(owner, unlink=False)
+        if self._lock_fd is not None and self._owner is not None:
+            left = any(
+                name.startswith(self._owner + ".") and name.endswith(".seg")
+                for name in _listdir(self.directory)
+            )
+            if not left:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.directory, f"{self._owner}.lock"))
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+        self._lock_fd = None
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: let go of the parent's files (its locks stay the parent's)."""
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        for segment in self._segments:
+            segment.dead = True
+            with contextlib.suppress(OSError):
+                os.close(segment.fd)
+        self._segments = []
+        self._active = None
+        for fd in self._adopted_locks.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)  # the lock lives on in the parent's descriptor
+        self._adopted_locks = {}
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+        self._lock_fd = None
+        self._owner = None
+        self._next_seq = 1
+        self._bytes = 0
+        self._next_adopt = 0.0
+        self.closed = False
+
+
+def _listdir(directory: str) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except OSError:
+        return []
