@@ -1,1 +1,61 @@
-"""Shared test configuration."""
+"""Shared fixtures: real peers (`rsyslog`, `pki`) and the skip/fail policy (`need`).
+
+Policy (peers.Need): a test whose real peer is not installed is skipped with the reason, but
+fails under CI=true. The `rsyslog` fixture applies it by itself for the modules a peer loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peers import PKI, TLS, Need, RsyslogFactory, RsyslogPeer, make_pki
+
+
+@pytest.fixture
+def need() -> Need:
+    """`need(ok, reason)`, `need.rsyslog(*modules)`, `need.logger()`."""
+    return Need()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    """Main CA with server and client certificates, and an unrelated "other" CA with its own."""
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def rsyslog(request: pytest.FixtureRequest, tmp_path: Path, need: Need) -> Iterator[RsyslogFactory]:
+    """Start real rsyslogd peers: `peer = rsyslog(udp=True, tcp=True, tls=True, relp=True)`.
+
+    Takes RsyslogPeer's keyword arguments; `tls=True`, or a TLS() without files, uses the `pki`
+    fixture's CA and server certificate. Skips (fails under CI) when a module is missing. Every
+    peer is stopped at teardown and its diagnostics printed (pytest shows them on failure).
+    """
+    started: list[RsyslogPeer] = []
+
+    def start(**options: Any) -> RsyslogPeer:
+        tls = TLS() if options.get("tls") is True else options.get("tls")
+        if isinstance(tls, TLS) and None in (tls.ca_file, tls.cert_file, tls.key_file):
+            files: PKI = request.getfixturevalue("pki")
+            tls = tls.with_defaults(files.ca.cert, files.server.cert, files.server.key)
+        options["tls"] = tls
+        peer = RsyslogPeer(tmp_path / f"rsyslog-{len(started)}", **options)
+        need.rsyslog(*peer.modules)
+        started.append(peer)
+        return peer.start()
+
+    yield start
+    for peer in reversed(started):
+        peer.stop()
+        print(f"=== rsyslog peer {peer.directory.name} ===\n{peer.diagnostics()}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start an rsyslog peer carry the `interop` marker."""
+    for item in items:
+        if "rsyslog" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.interop)
