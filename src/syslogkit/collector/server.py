@@ -798,8 +798,8 @@ class _UdpListener(_Listener):
             text = data[:-1] if data[-1] == 10 else data
             framing_error = None
             if len(text) > max_frame:
-                text = data = data[:max_frame]
                 framing_error = f"framing: datagram of {len(data)} bytes truncated to {max_frame}"
+                text = data = data[:max_frame]
                 stats.framing["truncated"] += 1
             message, error, msg_bytes = parse_frame(text)
             if framing_error:

@@ -1,0 +1,337 @@
+"""Collector ingest benchmark: syslogkit's collector vs a real rsyslog, same stream, same run.
+
+    .venv/bin/python bench/collector.py            # about 2-3 minutes
+    .venv/bin/python bench/collector.py --quick    # smaller, for a smoke test
+
+TCP: N octet-counted RFC 5424 messages with structured data, written as fast as one socket takes
+them, into (a) `syslogkit collect` storing into SQLite, (b) `syslogkit collect --no-db --jsonl`
+and (c) rsyslogd (imtcp -> omfile, RSYSLOG_FileFormat). Each receiver is a fresh process per
+run; a run is timed from the connect until the receiver has committed (SQLite), written
+(JSON lines, counted by the collector once flushed) or written to its file (rsyslog) every
+message. Median of 3 runs, msgs/s and ratios to rsyslog.
+
+UDP: the collector into SQLite at fixed rates for `--udp-seconds` (>= 10 s) each; loss per rate
+from what was stored and from the kernel's drop counter of the collector's socket
+(/proc/net/udp `drops`, which the collector reports in its stats file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_stream(n: int) -> bytes:
+    out = []
+    for i in range(n):
+        msg = (
+            b"<165>1 2026-01-02T03:04:05.%06dZ host%d.example.com app%d %d ID47"
+            b' [exampleSDID@32473 iut="3" eventSource="Application" eventID="%d"]'
+            b" message number %d with some text to make it typical"
+            % (i % 1_000_000, i % 7, i % 5, 1000 + i % 100, i, i)
+        )
+        out.append(b"%d %b" % (len(msg), msg))
+    return b"".join(out)
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def send_all(port: int, data: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(data)
+
+
+def wait_until(done: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+# -- receivers ---------------------------------------------------------------------------------
+
+
+class Collector:
+    def __init__(self, work: Path, listen: str, *sink_args: str) -> None:
+        self.stats_path = work / "stats.json"
+        self.proc = subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "syslogkit.collector",
+                "-l",
+                listen,
+                "--stats-file",
+                str(self.stats_path),
+                "--stats-interval",
+                "0.1",
+                *sink_args,
+            ],
+            cwd=work,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.url = ""
+        for line in self.proc.stdout:
+            if line.startswith("listening on "):
+                self.url = line.split()[-1]
+            if line.startswith("try:"):
+                break
+        if not self.url:
+            raise RuntimeError("the collector did not start")
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def stats(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.stats_path.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def committed(self) -> int:
+        return int(self.stats().get("pipeline", {}).get("committed", 0))
+
+    def stop(self) -> dict[str, Any]:
+        self.proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(30)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        return self.stats()
+
+
+class Rsyslog:
+    def __init__(self, work: Path) -> None:
+        exe = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+        self.port = free_port()
+        self.out = work / "rsyslog-out.log"
+        conf = work / "rsyslog.conf"
+        (work / "rs-work").mkdir(exist_ok=True)
+        conf.write_text(
+            f'global(workDirectory="{work}/rs-work" maxMessageSize="8192"'
+            ' net.enableDNS="off" processInternalMessages="on")\n'
+            'module(load="imtcp")\n'
+            f'ruleset(name="bench") {{ action(type="omfile" file="{self.out}"'
+            ' template="RSYSLOG_FileFormat") }\n'
+            f'input(type="imtcp" port="{self.port}" address="127.0.0.1" ruleset="bench")\n'
+            f'*.* action(type="omfile" file="{work}/rsyslog-internal.log")\n'
+        )
+        self.proc = subprocess.Popen(
+            [exe, "-n", "-f", str(conf), "-i", str(work / "rsyslogd.pid")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_port(self.port)
+        self._offset = 0
+        self._lines = 0
+
+    def lines(self) -> int:
+        try:
+            with open(self.out, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return 0
+        end = chunk.rfind(b"\n") + 1
+        self._lines += chunk.count(b"\n", 0, end)
+        self._offset += end
+        return self._lines
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def tcp_run(kind: str, stream: bytes, n: int, work: Path) -> float:
+    """One run; returns msgs/s."""
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    rsyslog: Rsyslog | None = None
+    collector: Collector | None = None
+    if kind == "rsyslog":
+        rsyslog = Rsyslog(work)
+        port = rsyslog.port
+        count: Callable[[], int] = rsyslog.lines
+    else:
+        sinks = (
+            ["--db", str(work / "c.db")] if kind == "sqlite" else ["--no-db", "--jsonl", "c.jsonl"]
+        )
+        collector = Collector(work, "tcp://127.0.0.1:0", *sinks)
+        port = collector.port
+        count = collector.committed
+    try:
+        started = time.perf_counter()
+        sender = threading.Thread(target=send_all, args=(port, stream))
+        sender.start()
+        ok = wait_until(lambda: count() >= n, timeout=120)
+        elapsed = time.perf_counter() - started
+        sender.join(30)
+        if not ok:
+            raise RuntimeError(f"{kind}: only {count()} of {n} messages arrived")
+        return n / elapsed
+    finally:
+        if rsyslog is not None:
+            rsyslog.stop()
+        if collector is not None:
+            collector.stop()
+
+
+UDP_SENDER = r"""
+import socket, sys, time
+port, rate, seconds = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+msgs = [b'<165>1 2026-01-02T03:04:05.000001Z host%d app 1 ID47 [ex@32473 seq="%d"] udp message %d'
+        % (i % 7, i, i) for i in range(1000)]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(("127.0.0.1", port))
+sent = 0
+start = time.perf_counter()
+while True:
+    now = time.perf_counter() - start
+    if now >= seconds:
+        break
+    target = int(now * rate)
+    while sent < target:
+        s.send(msgs[sent % 1000])
+        sent += 1
+    time.sleep(0.0005)
+print(sent)
+"""
+
+
+def udp_run(rate: int, seconds: float, work: Path) -> dict[str, Any]:
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    collector = Collector(work, "udp://127.0.0.1:0", "--db", str(work / "u.db"))
+    try:
+        done = subprocess.run(
+            [PY, "-c", UDP_SENDER, str(collector.port), str(rate), str(seconds)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        sent = int(done.stdout.strip())
+        last = -1
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # until the store stops growing
+            time.sleep(0.3)
+            now = collector.committed()
+            if now == last:
+                break
+            last = now
+    finally:
+        stats = collector.stop()
+    listener = stats["listeners"][0]
+    stored = int(stats["pipeline"]["committed"])
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "sent": sent,
+        "received": listener["received"],
+        "stored": stored,
+        "lost": sent - stored,
+        "loss_pct": 100.0 * (sent - stored) / sent if sent else 0.0,
+        "kernel_drops": listener.get("kernel_drops"),
+        "rcvbuf": listener.get("rcvbuf"),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=200_000, help="TCP messages per run")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--udp-rates", default="20000,40000,80000")
+    parser.add_argument("--udp-seconds", type=float, default=10.0)
+    parser.add_argument("--quick", action="store_true", help="20k messages, 1 run, 2 s UDP")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = parser.parse_args()
+    if args.quick:
+        args.messages, args.runs, args.udp_seconds = 20_000, 1, 2.0
+        args.udp_rates = "20000"
+    have_rsyslog = bool(shutil.which("rsyslogd") or os.path.exists("/usr/sbin/rsyslogd"))
+    n = args.messages
+    stream = make_stream(n)
+    base = Path(tempfile.mkdtemp(prefix="syslogkit-bench-"))
+    print(
+        f"TCP ingest: {n} octet-counted RFC 5424 messages with SD ({len(stream) / n:.0f} B"
+        f" per frame), median of {args.runs}; {os.cpu_count()} CPUs"
+    )
+    results: dict[str, Any] = {"tcp": {}, "udp": []}
+    kinds = (["rsyslog"] if have_rsyslog else []) + ["sqlite", "jsonl"]
+    runs: dict[str, list[float]] = {k: [] for k in kinds}
+    for i in range(args.runs):  # interleaved, so a busy moment hits every receiver alike
+        for kind in kinds:
+            rate = tcp_run(kind, stream, n, base / f"tcp-{kind}-{i}")
+            runs[kind].append(rate)
+            print(f"  run {i + 1} {kind:8s} {rate:10.0f} msgs/s", flush=True)
+    medians = {k: statistics.median(v) for k, v in runs.items()}
+    print()
+    print(f"{'receiver':34s} {'msgs/s':>10s} {'vs rsyslog':>11s}")
+    labels = {
+        "rsyslog": "rsyslogd imtcp -> omfile",
+        "sqlite": "syslogkit collect -> SQLite",
+        "jsonl": "syslogkit collect -> JSON lines",
+    }
+    for kind in kinds:
+        ratio = medians[kind] / medians["rsyslog"] if "rsyslog" in medians else float("nan")
+        print(f"{labels[kind]:34s} {medians[kind]:10.0f} {ratio:10.2f}x")
+        results["tcp"][kind] = {"runs": runs[kind], "median": medians[kind], "ratio": ratio}
+    print()
+    print(f"UDP into SQLite, {args.udp_seconds:.0f} s per rate:")
+    print(
+        f"{'rate':>8s} {'sent':>9s} {'stored':>9s} {'lost':>7s} {'loss':>7s} {'kernel drops':>13s}"
+    )
+    for rate in (int(r) for r in args.udp_rates.split(",")):
+        r = udp_run(rate, args.udp_seconds, base / f"udp-{rate}")
+        results["udp"].append(r)
+        print(
+            f"{rate:8d} {r['sent']:9d} {r['stored']:9d} {r['lost']:7d} {r['loss_pct']:6.2f}%"
+            f" {r['kernel_drops']!s:>13s}",
+            flush=True,
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
