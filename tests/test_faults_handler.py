@@ -131,11 +131,18 @@ def test_record_whose_write_failed_is_resent() -> None:
         collector.close()
 
 
-@pytest.mark.parametrize("kind", ["tcp", "tls"])
-def test_collector_that_never_reads(kind: str, pki: Any) -> None:
+@pytest.mark.parametrize(
+    ("kind", "read", "reason"),
+    [
+        ("tcp", False, "dropped_timeout"),
+        ("tls", "handshake", "dropped_timeout"),  # TLS up, then no reading
+        ("tls", False, "dropped_tls"),  # not even the handshake
+    ],
+)
+def test_collector_that_never_reads(kind: str, read: object, reason: str, pki: Any) -> None:
     """Every emit returns within 3x the write timeout + 1 s; unwritten records are dropped."""
     timeout = 0.5
-    collector = _stream_collector(kind, pki, read=False)
+    collector = _stream_collector(kind, pki, read=read)
     handler = _handler(collector, pki, timeout=timeout, backoff_initial=0.2, backoff_max=0.5)
     logger = logger_for(handler, f"noread-{kind}")
     text = "x" * 7000
@@ -152,7 +159,6 @@ def test_collector_that_never_reads(kind: str, pki: Any) -> None:
         assert slowest < 3 * timeout + 1
         assert stats["dropped"] >= 3
         assert stats["sent"] + stats["dropped"] == emitted
-        reason = "dropped_timeout" if kind == "tcp" else "dropped_tls"
         assert stats[reason] >= 1
     finally:
         closing = time.monotonic()

@@ -159,8 +159,9 @@ class UnixDatagramCollector(UDPCollector):
 class StreamCollector(_Collector):
     """TCP (optionally TLS) or unix stream listener; can stop, restart, or never read.
 
-    `read=False` accepts connections and never reads from them. `restart()` closes the listener
-    and every connection, then listens again on the same port.
+    `read=False` accepts connections and never reads from them (`read="handshake"`: completes
+    the TLS handshake, then never reads). `restart()` closes the listener and every connection,
+    then listens again on the same port.
     """
 
     def __init__(
@@ -169,7 +170,7 @@ class StreamCollector(_Collector):
         port: int = 0,
         *,
         tls: ssl.SSLContext | None = None,
-        read: bool = True,
+        read: bool | str = True,
         path: Path | None = None,
         start: bool = True,
     ) -> None:
@@ -252,6 +253,8 @@ class StreamCollector(_Collector):
                 conn.close()
                 return
             self.connections.append(conn)
+        if self.read == "handshake":
+            return
         buffer = bytearray()
         for chunk in _chunks(conn, self._stop):
             buffer += chunk

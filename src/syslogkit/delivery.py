@@ -124,8 +124,6 @@ class SyncDelivery:
             )
             return
         try:
-            if self._pid != os.getpid():
-                self._forget_parent()
             self._send(data)
         except TransportError as exc:
             self._fail(exc, record)

@@ -46,7 +46,6 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-BOM: Final = b"\xef\xbb\xbf"
 SEQUENCE_MAX: Final = 2147483647
 #: Records logged from inside the send path (re-entrant) that are emitted after the outer one.
 REENTRANT_MAX: Final = 16
@@ -106,37 +105,14 @@ def to_datetime(created: float) -> datetime:
     return datetime.fromtimestamp(created, _zone_at(int(created)))
 
 
-class _TimestampCache:
-    """RFC 5424 timestamps for `record.created`, with the text re-made once per second.
+def _timestamp_parts(seconds: int) -> tuple[int, str, str] | None:
+    """The codec's timestamp text for a second, split around the microseconds.
 
-    The codec's `format_timestamp` makes the text; per record only the microseconds change.
+    (seconds, text before, text after), or None when the codec does not write six digits.
     """
-
-    def __init__(self) -> None:
-        self._entry: tuple[int, bytes, bytes] | None = None
-        self.splice = True
-
-    def stamp(self, created: float) -> bytes:
-        seconds = int(created)
-        micros = round((created - seconds) * 1e6)
-        entry = self._entry
-        if entry is None or entry[0] != seconds or micros >= 1_000_000:
-            if micros >= 1_000_000 or not self.splice:
-                return format_timestamp(to_datetime(created)).encode("ascii")
-            entry = self._make(seconds)
-            if entry is None:
-                return format_timestamp(to_datetime(created)).encode("ascii")
-        return b"%b%06d%b" % (entry[1], micros, entry[2])
-
-    def _make(self, seconds: int) -> tuple[int, bytes, bytes] | None:
-        moment = datetime.fromtimestamp(seconds, _zone_at(seconds)).replace(microsecond=_MARK_US)
-        text = format_timestamp(moment).encode("ascii")
-        head, mark, tail = text.partition(b"%d" % _MARK_US)
-        if not mark:
-            self.splice = False
-            return None
-        self._entry = entry = (seconds, head, tail)
-        return entry
+    moment = datetime.fromtimestamp(seconds, _zone_at(seconds)).replace(microsecond=_MARK_US)
+    head, mark, tail = format_timestamp(moment).partition(str(_MARK_US))
+    return (seconds, head, tail) if mark else None
 
 
 class _Guard(threading.local):
@@ -325,7 +301,7 @@ class SyslogHandler(logging.Handler):
         self._stats = Stats()
         self._delivery = make_delivery(delivery, transport, self._stats, self._report)
         self._guard = _Guard()
-        self._stamps = _TimestampCache()
+        self._stamp: tuple[int, str, str] | None = None
         self._prepare()
         _HANDLERS.add(self)
 
@@ -362,7 +338,12 @@ class SyslogHandler(logging.Handler):
             return
         guard.busy = True
         try:
-            self._emit_one(record)
+            try:
+                data = self.encode(record)
+            except Exception as exc:
+                self._encode_failed(exc, record)
+            else:
+                self._delivery.deliver(data, record)
             if guard.pending:
                 self._emit_deferred(guard)
         finally:
@@ -444,11 +425,15 @@ class SyslogHandler(logging.Handler):
         try:
             data = self.encode(record)
         except Exception as exc:
-            self._stats.drop("format")
-            self._stats.error(exc)
-            self._report(exc, record)
+            self._encode_failed(exc, record)
             return
         self._delivery.deliver(data, record)
+
+    def _encode_failed(self, exc: Exception, record: logging.LogRecord) -> None:
+        """A record that could not be formatted: dropped, counted, reported."""
+        self._stats.drop("format")
+        self._stats.error(exc)
+        self._report(exc, record)
 
     def _defer(self, guard: _Guard, record: logging.LogRecord) -> None:
         """A record logged from inside our own send path: emit it after the outer one."""
@@ -517,8 +502,8 @@ class SyslogHandler(logging.Handler):
 
     def _prepare(self) -> None:
         """Cache the static header parts the codec makes, for the RFC 5424 fast path."""
-        self._fast_head: bytes | None = None
-        self._prefixes: dict[int, bytes] = {}
+        self._fast_head: str | None = None
+        self._prefixes: dict[int, str] = {}
         if self.rfc != "5424":
             return
         base = SyslogMessage(
@@ -533,27 +518,28 @@ class SyslogHandler(logging.Handler):
             structured_data=(),
             msg=None,
         )
-        plain = format_5424(base).rstrip(b" ")
-        with_sd = format_5424(replace(base, structured_data=self.structured_data)).rstrip(b" ")
-        lead = plain.find(b" - ")  # after "<PRI>1" and the nil timestamp
-        if lead < 0 or not plain.endswith(b" -") or not with_sd.startswith(plain[:-1]):
+        plain = format_5424(base).decode("utf-8").rstrip(" ")
+        sd_text = format_5424(replace(base, structured_data=self.structured_data))
+        with_sd = sd_text.decode("utf-8").rstrip(" ")
+        lead = plain.find(" - ")  # after "<PRI>1" and the nil timestamp
+        if lead < 0 or not plain.endswith(" -") or not with_sd.startswith(plain[:-1]):
             return
         head = plain[lead + 2 : -1]  # " HOST APP PROCID MSGID " as the codec writes them
         static_sd = with_sd[len(plain) - 1 :]
         if not self.sequence_id:
-            self._fast_head = head + static_sd + b" "
+            self._fast_head = head + static_sd + " "
         elif not any(element.id == "meta" for element in self.structured_data):
             self._fast_head = head + static_sd if self.structured_data else head
 
-    def _prefix(self, levelno: int) -> bytes:
+    def _prefix(self, levelno: int) -> str:
         """`<PRI>1 ` for a level, made by the codec once per level."""
         prefix = self._prefixes.get(levelno)
         if prefix is None:
             probe = SyslogMessage(
                 facility=self.facility, severity=severity_for_level(levelno), version=1
             )
-            out = format_5424(probe)
-            prefix = out[: out.index(b" ") + 1]
+            out = format_5424(probe).decode("utf-8")
+            prefix = out[: out.index(" ") + 1]
             if len(self._prefixes) < _PRI_CACHE_MAX:
                 self._prefixes[levelno] = prefix
         return prefix
@@ -561,30 +547,33 @@ class SyslogHandler(logging.Handler):
     def _fast_5424(
         self, record: logging.LogRecord, text: str, sequence: int | None
     ) -> bytes | None:
-        """RFC 5424 bytes from cached parts; None when the codec must do it (limits, ...)."""
+        """RFC 5424 bytes from the codec's cached header parts, in one str format and one
+        encode; None when the codec must do it (size limit, odd text, second boundary...)."""
         middle = self._fast_head
         if middle is None or not text:
             return None
+        created = record.created
+        seconds = int(created)
+        micros = round((created - seconds) * 1e6)
+        stamp = self._stamp
+        if stamp is None or stamp[0] != seconds:
+            stamp = self._stamp = _timestamp_parts(seconds)
+            if stamp is None:
+                self._fast_head = None  # the codec's timestamps cannot be spliced: no fast path
+                return None
+        if micros > 999_999:
+            return None
         if sequence is not None:
-            middle = b'%b[meta sequenceId="%d"] ' % (middle, sequence)
+            middle = f'{middle}[meta sequenceId="{sequence}"] '
         bom = self.bom
+        if bom is True or (bom and not text.isascii()):
+            text = "\ufeff" + text  # UTF-8: EF BB BF
+        prefix = self._prefixes.get(record.levelno) or self._prefix(record.levelno)
+        parts = (prefix, stamp[1], micros, stamp[2], middle, text)
         try:
-            if text.isascii():
-                body = text.encode("ascii")
-                if bom is True:
-                    body = BOM + body
-            else:
-                body = text.encode("utf-8")
-                if bom:
-                    body = BOM + body
+            payload = ("%s%s%06d%s%s%s" % parts).encode()  # noqa: UP031 (the fastest way here)
         except UnicodeEncodeError:
             return None
-        payload = b"%b%b%b%b" % (
-            self._prefix(record.levelno),
-            self._stamps.stamp(record.created),
-            middle,
-            body,
-        )
         if self.max_size is not None and len(payload) > self.max_size:
             return None
         return payload

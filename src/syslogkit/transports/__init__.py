@@ -217,7 +217,14 @@ class Transport(abc.ABC):
         if sock is None:
             raise TransportError("closed", f"{self.address}: not connected")
         try:
-            send_all(sock, data, self.timeout)
+            sent = sock.send(data)  # non-blocking: the common case is one call
+            if sent != len(data):
+                send_all(sock, data[sent:], self.timeout)
+        except BlockingIOError:
+            try:
+                send_all(sock, data, self.timeout)
+            except OSError as exc:
+                self._write_failed(exc)
         except OSError as exc:
             self._write_failed(exc)
 

@@ -202,7 +202,7 @@ class TLSTransport(TCPTransport):
             check_fingerprint(sock.getpeercert(binary_form=True), self.tls.pins)
         if sock.version() == "TLSv1.3":
             self._confirm(sock, min(deadline, time.monotonic() + self.tls.confirm_timeout))
-        sock.settimeout(self.timeout)
+        sock.settimeout(0.0)  # writes wait with poll themselves (no poll before each write)
 
     def _confirm(self, sock: ssl.SSLSocket, until: float) -> None:
         """Read until a session ticket, a refusal, or `until`; raise on refusal."""
@@ -233,7 +233,6 @@ class TLSTransport(TCPTransport):
 
     def _drain(self, sock: socket.socket) -> bool:
         """Process what arrived (session tickets carry no data); False on close/alert."""
-        sock.settimeout(0.0)
         try:
             for _ in range(_DRAIN_READS):
                 if not sock.recv(16384):
@@ -242,18 +241,22 @@ class TLSTransport(TCPTransport):
             return True
         except OSError:
             return False
-        finally:
-            if sock.fileno() >= 0:
-                sock.settimeout(self.timeout)
         return True
 
     def write(self, data: bytes) -> None:
-        """Write one TLS record's worth of data within `timeout`."""
+        """Encrypt and write all of `data` within `timeout` (one SSL_write when there is room)."""
         sock = self.sock
-        if sock is None:
+        if not isinstance(sock, ssl.SSLSocket):
             raise TransportError("closed", f"{self.address}: not connected")
         try:
-            sock.sendall(data)
+            if sock.write(data) == len(data):
+                return
+            raise ssl.SSLError("partial TLS write")  # not with OpenSSL's default write mode
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError) as want:
+            try:
+                _finish_tls_write(sock, data, want, self.timeout)
+            except OSError as exc:
+                self._write_failed(exc)
         except OSError as exc:
             self._write_failed(exc)
 
@@ -278,6 +281,22 @@ class TLSTransport(TCPTransport):
                 left = deadline - time.monotonic()
                 if left <= 0 or not poller.poll(left * 1000.0):
                     return
+
+
+def _finish_tls_write(sock: ssl.SSLSocket, data: bytes, want: ssl.SSLError, timeout: float) -> None:
+    """Retry an SSL_write that wanted the socket (the same buffer, as OpenSSL requires)."""
+    deadline = time.monotonic() + timeout
+    poller = select.poll()
+    while True:
+        event = select.POLLIN if isinstance(want, ssl.SSLWantReadError) else select.POLLOUT
+        poller.register(sock, event)
+        if not poller.poll(remaining(deadline) * 1000.0):
+            continue
+        try:
+            sock.write(data)
+            return
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError) as again:
+            want = again
 
 
 def _tls_text(exc: BaseException) -> str:
