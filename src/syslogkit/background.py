@@ -135,6 +135,8 @@ class BackgroundDelivery:
         if spool is None and spool_dir is not None:
             spool = Spool(spool_dir, max_bytes=spool_max_bytes, drop=self.stats.drop)
         self._spool = spool
+        if spool is not None:
+            self.stats.add("adopted", 0)
         self._batch_bytes = max(1, batch_bytes)
         self.timeout = timeout
         self._name = name
@@ -364,7 +366,9 @@ class BackgroundDelivery:
         if self._queue or self._retry or self._busy or self._inflight:
             return False
         spool = self._spool
-        return spool is None or spool.closed or not spool.pending()
+        if spool is None or spool.closed:
+            return True
+        return spool.scanned and not spool.pending()
 
     # -- connection ----------------------------------------------------------------------------
 

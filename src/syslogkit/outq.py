@@ -3,7 +3,8 @@
 Plain TCP syslog has no acknowledgements: `send()` succeeds once the bytes are in the local
 socket buffer. The kernel knows a little more: `SIOCOUTQ` (Linux, `ioctl(fd, TIOCOUTQ)`) gives
 the bytes written on the socket that the peer's kernel has not acknowledged yet (for a unix
-stream socket: not yet read by the peer). A `Ledger` keeps the records written on the current
+stream socket: the buffer memory not yet read by the peer, which is more than the payload, so
+the ledger errs towards re-sending). A `Ledger` keeps the records written on the current
 connection with their byte offsets and, each time it is sampled, retires those that lie wholly
 before the acknowledged point.
 

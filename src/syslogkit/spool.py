@@ -169,7 +169,7 @@ class Spool:
         self.max_bytes = int(max_bytes)
         self.segment_bytes = segment_bytes or max(4096, min(4 * 1024 * 1024, max_bytes // 8))
         self.fsync = fsync
-        self._drop = drop or (lambda reason, n: None)
+        self._drop = drop if drop is not None else (lambda reason, n: None)
         self.adopt_interval = adopt_interval
         self._pid = os.getpid()
         self._owner: str | None = None
@@ -417,6 +417,11 @@ class Spool:
             self._release_adopted(owner, unlink=True)
 
     # -- adopting what dead processes left -----------------------------------------------------
+
+    @property
+    def scanned(self) -> bool:
+        """True once `adopt()` looked at the directory (in this process)."""
+        return self._next_adopt > 0.0
 
     def adopt_due(self, now: float | None = None) -> bool:
         """True when it is time to look for segments left by dead processes."""

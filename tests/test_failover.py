@@ -1,0 +1,85 @@
+"""Failover: the first reachable address carries the records; the first one is re-tried in the
+background and used again once it is back."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from syslogkit.address import Address
+from syslogkit.background import BackgroundDelivery
+from syslogkit.transports import TransportError, make_transport
+from syslogkit.transports.failover import FailoverTransport
+from test_background_support import (
+    Sink,
+    first_arrivals,
+    numbered,
+    refused_port,
+    tcp_transport,
+    wait_for,
+)
+
+
+def test_the_next_address_is_used_when_the_first_cannot_be_reached() -> None:
+    with Sink() as secondary:
+        failover = FailoverTransport([tcp_transport(refused_port()), tcp_transport(secondary.port)])
+        delivery = BackgroundDelivery(failover)
+        for i in range(100):
+            delivery.deliver(numbered(i))
+        assert delivery.flush(5.0)
+        assert wait_for(lambda: secondary.count() == 100)
+        assert secondary.numbers() == list(range(100))
+        assert failover.current == 1
+        delivery.close(2.0)
+
+
+def test_the_first_address_is_retried_in_the_background_and_used_again() -> None:
+    primary_port = refused_port()
+    with Sink() as secondary:
+        failover = FailoverTransport([tcp_transport(primary_port), tcp_transport(secondary.port)])
+        delivery = BackgroundDelivery(failover)
+        for i in range(50):
+            delivery.deliver(numbered(i))
+        assert delivery.flush(5.0)
+        assert failover.current == 1
+        with Sink(primary_port) as primary:
+            # keep logging; the writer moves back to the first address by itself
+            i = 50
+            deadline = time.monotonic() + 10.0
+            while failover.current != 0 and time.monotonic() < deadline:
+                delivery.deliver(numbered(i))
+                i += 1
+                time.sleep(0.01)
+            assert failover.current == 0
+            assert failover.switches == 1
+            for j in range(i, i + 50):
+                delivery.deliver(numbered(j))
+            assert delivery.flush(5.0)
+            total = i + 50
+            assert wait_for(lambda: primary.count() + secondary.count() >= total)
+            both = secondary.numbers() + primary.numbers()
+            order, dupes = first_arrivals(both)
+            assert sorted(order) == list(range(total))
+            assert dupes == 0
+            assert primary.numbers()[-1] == total - 1
+            assert secondary.numbers() == sorted(n for n in secondary.numbers() if n is not None)
+            delivery.close(2.0)
+
+
+def test_no_address_reachable_is_an_unreachable_error() -> None:
+    failover = FailoverTransport([tcp_transport(refused_port()), tcp_transport(refused_port())])
+    with pytest.raises(TransportError) as info:
+        failover.open()
+    assert info.value.reason == "unreachable"
+    with pytest.raises(TransportError) as info:
+        failover.open()  # both back off now: no attempt is made
+    assert info.value.attempted is False
+
+
+def test_failover_wants_stream_transports_of_one_kind() -> None:
+    udp = make_transport(Address("udp", "127.0.0.1", 514), timeout=1.0)
+    with pytest.raises(ValueError):
+        FailoverTransport([udp])
+    with pytest.raises(ValueError):
+        FailoverTransport([])
