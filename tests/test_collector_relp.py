@@ -134,14 +134,15 @@ def test_acknowledged_only_after_commit() -> None:
 
 def test_window_full_commits_without_waiting_for_the_timer(tmp_path: Path) -> None:
     db = tmp_path / "r.db"
-    # a commit timer of 30 s: only the window-full rule can make acknowledgements flow
-    with CollectorThread(["relp://127.0.0.1:0"], [SQLiteSink(db)], commit_interval=30.0) as c:
+    # a commit timer of 3 s: only the window-full rule can keep acknowledgements flowing
+    with CollectorThread(["relp://127.0.0.1:0"], [SQLiteSink(db)], commit_interval=3.0) as c:
         client = Client(c.port("relp"), window=128)
-        longest = client.send(messages(1024))  # eight full windows
-        client.wait_acked()
-        assert len(client.acked) == 1024
-        assert longest < 10  # never waited for the 30 s timer
-        assert count(db) == 1024
+        longest = client.send(messages(2000))  # about 15 windows' worth of acknowledgements
+        # the sender never waited for room in its window as long as the timer's period
+        assert longest < 3.0
+        client.wait_acked()  # the last, partial window: on the timer
+        assert len(client.acked) == 2000
+        assert count(db) == 2000
         client.close()
 
 

@@ -425,7 +425,7 @@ class Pipeline:
                 self._urgent = True
             if self._pending > self.high_water and not self._paused:
                 self._paused = signal = True
-            self._cond.notify()
+            self._cond.notify_all()  # the writer, not only a UDP thread waiting for room
         if signal and self.pressure is not None:
             self.pressure(True)
 
@@ -433,7 +433,7 @@ class Pipeline:
         """Commit what is queued without waiting for the timer (a RELP window is full)."""
         with self._cond:
             self._urgent = True
-            self._cond.notify()
+            self._cond.notify_all()
 
     def wait_for_room(self, timeout: float) -> bool:
         """Block (a UDP thread) until fewer than `high_water` records wait; False on timeout."""

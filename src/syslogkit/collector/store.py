@@ -182,8 +182,8 @@ def _row(record: Record) -> tuple[Any, ...]:
         record.received_at,
         when,
         timestamp,
-        m.facility,
-        m.severity,
+        None if m.facility is None else int(m.facility),  # a plain int binds twice as fast
+        None if m.severity is None else int(m.severity),
         m.version,
         m.hostname,
         m.app_name,
