@@ -43,17 +43,20 @@ def test_the_ledger_retires_what_was_acknowledged_and_returns_the_rest_on_a_brea
     ledger: Ledger[str] = Ledger(probe=lambda sock: outq["value"])
     sock = socket.socket()
     try:
-        ledger.wrote(["a", "b", "c"], [10, 10, 10])
+        ledger.wrote("a", 10, 2)
+        ledger.wrote("b", 10, 3)
+        ledger.wrote("c", 10, 1)
         outq["value"] = 15  # the peer's kernel acknowledged 15 of 30 bytes: "a" only
         assert ledger.sample(sock) == ["a"]
-        ledger.wrote(["d"], [10])
+        ledger.wrote("d", 10, 4)
         outq["value"] = 25
         assert ledger.sample(sock) == []  # acknowledged up to 15: "b" ends at 20
-        outq["value"] = 20
-        assert ledger.sample(sock) == ["b"]
-        resend, maybe_lost = ledger.broken()
+        outq["value"] = 17
+        assert ledger.sample(sock) == ["b"]  # 23 of 40 acknowledged
+        resend, maybe_lost, partial = ledger.broken()
         assert resend == ["c", "d"]
-        assert maybe_lost == 2  # "a" and "b": the peer's kernel had them
+        assert maybe_lost == 5  # the records of "a" and "b": the peer's kernel had them
+        assert partial == 3  # 3 bytes of "c" were acknowledged too
         assert len(ledger) == 0 and ledger.written == 0
     finally:
         sock.close()
@@ -61,7 +64,8 @@ def test_the_ledger_retires_what_was_acknowledged_and_returns_the_rest_on_a_brea
 
 def test_without_siocoutq_the_last_send_buffer_is_taken_as_unacknowledged() -> None:
     ledger: Ledger[int] = Ledger(probe=lambda sock: None, fallback_window=100)
-    ledger.wrote(list(range(10)), [50] * 10)
+    for i in range(10):
+        ledger.wrote(i, 50)
     assert ledger.sample(None) == list(range(8))  # the last 100 bytes stay
     assert not ledger.exact
     assert ledger.confirm() == [8, 9]

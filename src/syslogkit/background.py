@@ -74,6 +74,48 @@ _COUNTERS: Final = (
 Item = tuple[bytes, "Ticket | None", bool]
 
 
+class _Batch:
+    """Records written together. `tickets` and `before` (per record: spool ticket, written
+    before) are None in the common case: all fresh from the in-memory queue."""
+
+    __slots__ = ("before", "frames", "tickets")
+
+    def __init__(
+        self,
+        frames: list[bytes],
+        tickets: list[Ticket | None] | None = None,
+        before: list[bool] | None = None,
+    ) -> None:
+        self.frames = frames
+        self.tickets = tickets
+        self.before = before
+
+    @classmethod
+    def of(cls, items: Sequence[Item]) -> _Batch:
+        tickets = [item[1] for item in items]
+        before = [item[2] for item in items]
+        return cls(
+            [item[0] for item in items],
+            tickets if any(t is not None for t in tickets) else None,
+            before if any(before) else None,
+        )
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def items(self, start: int = 0) -> list[Item]:
+        frames = self.frames[start:]
+        n = len(frames)
+        tickets = self.tickets[start:] if self.tickets is not None else [None] * n
+        before = self.before[start:] if self.before is not None else [False] * n
+        return list(zip(frames, tickets, before, strict=True))
+
+    def spooled(self, stop: int | None = None) -> list[Ticket]:
+        if self.tickets is None:
+            return []
+        return [ticket for ticket in self.tickets[:stop] if ticket is not None]
+
+
 @runtime_checkable
 class Acknowledging(Protocol):
     """A transport whose collector acknowledges each message (RELP)."""
@@ -141,7 +183,7 @@ class BackgroundDelivery:
         self.timeout = timeout
         self._name = name
         self._acks = bool(getattr(transport, "acknowledges", False))
-        self._ledger: Ledger[Item] | None = (
+        self._ledger: Ledger[_Batch] | None = (
             Ledger() if transport.stream and not self._acks else None
         )
         self._init_runtime()
@@ -331,9 +373,9 @@ class BackgroundDelivery:
         self._parked = False
         if self._acks and self._inflight:
             self._collect(0.0)
-        items = self._take()
-        if items:
-            self._send(items)
+        batch = self._take()
+        if batch is not None:
+            self._send(batch)
             self._busy = False
         elif self._acks and self._inflight:
             self._collect(_ACK_POLL)
@@ -410,20 +452,23 @@ class BackgroundDelivery:
             if self._inflight and transport.sock is not None:
                 self._broken(TransportError("timeout", "no answers before failing back"), [])
         elif self._ledger is not None:
-            pending = self._ledger.confirm()
-            tickets = [ticket for _, ticket, _ in pending if ticket is not None]
-            if tickets and self._spool is not None:
-                self._spool.commit_many(tickets)
+            self._commit(self._ledger.confirm())
         transport.switch(self.timeout)
 
     def _sample(self) -> None:
         ledger = self._ledger
         assert ledger is not None
         done = ledger.sample(self.transport.sock)
-        if done and self._spool is not None:
-            tickets = [ticket for _, ticket, _ in done if ticket is not None]
-            if tickets:
-                self._spool.commit_many(tickets)
+        if done:
+            self._commit(done)
+
+    def _commit(self, batches: list[_Batch]) -> None:
+        """Spooled records of these batches are delivered: remove them from the spool."""
+        if self._spool is None or not batches:
+            return
+        tickets = [ticket for batch in batches for ticket in batch.spooled()]
+        if tickets:
+            self._spool.commit_many(tickets)
 
     def _broken(self, exc: TransportError, failed: list[Item]) -> None:
         """The connection failed: count it, and line up what must be written again."""
@@ -434,7 +479,25 @@ class BackgroundDelivery:
             resend = list(self._inflight)
             self._inflight.clear()
         elif self._ledger is not None:
-            resend, lost = self._ledger.broken()
+            batches, lost, partial = self._ledger.broken()
+            resend = []
+            if batches:
+                # records of the first batch within the acknowledged bytes: as lost as any
+                first = batches[0]
+                acked = 0
+                for frame in first.frames:
+                    partial -= len(frame)
+                    if partial < 0:
+                        break
+                    acked += 1
+                lost += acked
+                if acked and self._spool is not None:
+                    tickets = first.spooled(acked)
+                    if tickets:
+                        self._spool.commit_many(tickets)
+                resend = first.items(acked)
+                for batch in batches[1:]:
+                    resend.extend(batch.items())
             if lost:
                 self.stats.add("maybe_lost", lost)
         else:
@@ -456,50 +519,58 @@ class BackgroundDelivery:
 
     # -- batches -------------------------------------------------------------------------------
 
-    def _take(self) -> list[Item]:
+    def _take(self) -> _Batch | None:
         """The next records to write, oldest first (spooled ones before anything in memory)."""
         limit = _BATCH_RECORDS
         if self._acks:
             window: int = self.transport.window  # type: ignore[attr-defined]
             limit = min(limit, window - len(self._inflight))
             if limit <= 0:
-                return []
+                return None
         spool = self._spool
         if spool is not None and not spool.closed and spool.unread():
             self._busy = True
             self._to_spool()
             try:
-                return list(spool.read(self._batch_bytes, limit))
+                items = spool.read(self._batch_bytes, limit)
             except OSError as exc:
                 self._spool_failed(exc)
-                return []
-        items: list[Item] = []
+                return None
+            return _Batch.of(items) if items else None
+        frames: list[bytes] = []
+        before: list[bool] | None = None
         size = 0
         budget = self._batch_bytes
         self._busy = True
         retry = self._retry
-        while retry and len(items) < limit and size < budget:
-            item = retry.popleft()
-            items.append(item)
-            size += len(item[0])
+        if retry:
+            before = []
+            while retry and len(frames) < limit and size < budget:
+                frame, _, again = retry.popleft()
+                frames.append(frame)
+                before.append(again)
+                size += len(frame)
         queue = self._queue
-        taken = 0
         popleft = queue.popleft
-        append = items.append
-        room = limit - len(items)
+        append = frames.append
+        room = limit - len(frames)
+        taken = 0
         while taken < room and size < budget:
             try:
                 frame = popleft()
             except IndexError:
                 break
-            append((frame, None, False))
+            append(frame)
             size += len(frame)
             taken += 1
         if taken:
             self.stats.add("queued", taken)
-        if not items:
+            if before is not None:
+                before.extend([False] * taken)
+        if not frames:
             self._busy = False
-        return items
+            return None
+        return _Batch(frames, None, before if before is not None and any(before) else None)
 
     def _to_spool(self) -> None:
         """Move what is in memory (to be written again first, then the queue) to the spool."""
@@ -536,37 +607,44 @@ class BackgroundDelivery:
     def _spool_failed(self, exc: OSError) -> None:
         self._error(TransportError("spool_error", f"spool: {exc}"))
 
-    def _send(self, items: list[Item]) -> None:
+    def _send(self, batch: _Batch) -> None:
         transport = self.transport
-        frames = [item[0] for item in items]
+        frames = batch.frames
         try:
             if self._acks:
                 transport.send_messages(frames)  # type: ignore[attr-defined]
                 if not self._inflight:
                     self._ack_since = time.monotonic()
-                self._inflight.extend(items)
+                self._inflight.extend(batch.items())
             elif transport.stream:
-                transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+                data = frames[0] if len(frames) == 1 else b"".join(frames)
+                transport.write(data)
                 if self._ledger is not None:
-                    self._ledger.wrote(items, [len(frame) for frame in frames])
+                    self._ledger.wrote(batch, len(data), len(frames))
             else:
                 for index, frame in enumerate(frames):
                     try:
                         transport.write(frame)
                     except TransportError as exc:
-                        self._written(items[:index], commit=True)
+                        items = batch.items()
+                        self._written(_Batch.of(items[:index]), commit=True)
                         self._broken(exc, items[index:])
                         return
         except TransportError as exc:
-            self._broken(exc, items)
+            self._broken(exc, batch.items())
             return
-        self._written(items, commit=not transport.stream)
+        self._written(batch, commit=not transport.stream)
 
-    def _written(self, items: list[Item], *, commit: bool) -> None:
+    def _written(self, batch: _Batch, *, commit: bool) -> None:
         """Count records just written; commit spooled ones when writing is delivering."""
+        stats = self.stats
+        if batch.tickets is None and batch.before is None:
+            if batch.frames:
+                stats.add("sent", len(batch.frames))
+            return
         fresh = again = replayed = 0
         tickets: list[Ticket] = []
-        for _, ticket, before in items:
+        for _, ticket, before in batch.items():
             if before:
                 again += 1
             else:
@@ -575,7 +653,6 @@ class BackgroundDelivery:
                 tickets.append(ticket)
                 if not before:
                     replayed += 1
-        stats = self.stats
         if fresh:
             stats.add("sent", fresh)
         if again:
@@ -657,8 +734,7 @@ class BackgroundDelivery:
         if self._ledger is not None:
             pending = self._ledger.confirm()
             if spool is not None and not spool.closed:
-                tickets = [ticket for _, ticket, _ in pending if ticket is not None]
-                spool.commit_many(tickets)
+                self._commit(pending)
         try:
             transport.close(max(0.05, min(self._deadline - time.monotonic(), self.timeout)))
         except Exception as exc:  # closing must never raise into logging.shutdown()

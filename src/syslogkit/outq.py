@@ -68,13 +68,15 @@ def unacked_bytes(sock: socket.socket) -> int | None:
 
 
 class Ledger(Generic[T]):
-    """Records written on one connection, retired as the peer's kernel acknowledges them.
+    """Units (batches of records) written on one connection, retired as the peer's kernel
+    acknowledges them.
 
-    `wrote(items, sizes)` after each successful write; `sample(sock)` before the next write and
-    when idle (returns the records newly acknowledged); `broken()` when the connection failed
-    (returns the records to re-send and the number that may be lost); `confirm()` after a
-    graceful close. Memory is bounded by the socket's send buffer: the kernel cannot hold more
-    unacknowledged bytes than that.
+    `wrote(unit, size, count)` after each successful write; `sample(sock)` before the next
+    write and when idle (returns the units now wholly acknowledged); `broken()` when the
+    connection failed (returns the units to re-send, how many records may be lost, and how many
+    bytes of the first returned unit were already acknowledged, so that the caller can split
+    it); `confirm()` after a graceful close. Memory is bounded by the socket's send buffer: the
+    kernel cannot hold more unacknowledged bytes than that.
     """
 
     def __init__(
@@ -85,34 +87,32 @@ class Ledger(Generic[T]):
     ) -> None:
         self._probe = probe
         self._fallback = fallback_window
-        self._items: deque[tuple[int, T]] = deque()  # (end offset, item), oldest first
+        self._units: deque[tuple[int, int, T, int]] = deque()  # (start, end, unit, records)
         self._written = 0  # bytes written on this connection
+        self._acked = 0  # bytes the peer's kernel had acknowledged at the last sample
         #: records the peer's kernel acknowledged since the last confirmed point
         self.unconfirmed = 0
         #: False once SIOCOUTQ was found unavailable on a socket
         self.exact = True
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._units)
 
     @property
     def written(self) -> int:
         """Bytes written on the current connection."""
         return self._written
 
-    def wrote(self, items: list[T], sizes: list[int]) -> None:
-        """Record items written, in order, with their sizes in bytes."""
-        end = self._written
-        append = self._items.append
-        for item, size in zip(items, sizes, strict=True):
-            end += size
-            append((end, item))
-        self._written = end
+    def wrote(self, unit: T, size: int, count: int = 1) -> None:
+        """Record a unit of `count` records, `size` bytes, written after the previous ones."""
+        start = self._written
+        self._written = end = start + size
+        self._units.append((start, end, unit, count))
 
     def sample(self, sock: socket.socket | None) -> list[T]:
-        """Retire the records the peer's kernel has acknowledged; return them, oldest first."""
-        items = self._items
-        if not items:
+        """Retire the units the peer's kernel has acknowledged; return them, oldest first."""
+        units = self._units
+        if not units:
             return []
         outq = self._probe(sock) if sock is not None else None
         if outq is None:
@@ -122,31 +122,40 @@ class Ledger(Generic[T]):
                 with contextlib.suppress(OSError):
                     window = max(window, sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
             outq = window
-        acked = self._written - outq
+        acked = max(self._written - outq, 0)
+        self._acked = max(self._acked, acked)
         done: list[T] = []
-        while items and items[0][0] <= acked:
-            done.append(items.popleft()[1])
-        self.unconfirmed += len(done)
+        records = 0
+        while units and units[0][1] <= acked:
+            _, _, unit, count = units.popleft()
+            done.append(unit)
+            records += count
+        self.unconfirmed += records
         return done
 
-    def broken(self) -> tuple[list[T], int]:
-        """The connection failed: (records to re-send, number of records maybe lost).
+    def broken(self) -> tuple[list[T], int, int]:
+        """The connection failed: (units to re-send, records maybe lost, acknowledged bytes of
+        the first unit). Records of the first unit that lie wholly within those bytes were
+        acknowledged too: the caller counts them as maybe lost and re-sends only the rest.
 
         Resets the ledger for the next connection.
         """
-        resend = [item for _, item in self._items]
+        units = self._units
+        resend = [unit for _, _, unit, _ in units]
+        partial = max(self._acked - units[0][0], 0) if units else 0
         lost = self.unconfirmed
         self.reset()
-        return resend, lost
+        return resend, lost, partial
 
     def confirm(self) -> list[T]:
         """A graceful close: everything written counts as handed over; returns what was pending."""
-        pending = [item for _, item in self._items]
+        pending = [unit for _, _, unit, _ in self._units]
         self.reset()
         return pending
 
     def reset(self) -> None:
         """Forget the connection (a new one starts at offset 0)."""
-        self._items.clear()
+        self._units.clear()
         self._written = 0
+        self._acked = 0
         self.unconfirmed = 0
