@@ -276,3 +276,35 @@ def test_pipeline_reports_a_failing_sink() -> None:
     pipeline.close()
     assert results == [False]
     assert pipeline.stats.errors == 1 and "disk full" in (pipeline.stats.last_error or "")
+
+
+def test_writer_process(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    sink = SQLiteSink(path, process=True)
+    assert sink.writer is not None
+    sink.write([make_record(f"in a child {i}") for i in range(100)])
+    sink.flush()  # returns once committed by the child
+    reader = Store(path, readonly=True)
+    assert reader.count() == 100
+    back = reader.query(Filters(search="child"), limit=1)[0]
+    assert back.message == make_record("in a child 0").message
+    # a child that dies is noticed (the batch fails) and replaced on the next batch
+    proc = sink.writer._proc
+    assert proc is not None
+    proc.kill()
+    proc.wait()
+    sink.write([make_record("lost with the child")])
+    with pytest.raises(StoreError):
+        sink.flush()
+    sink.write([make_record("after the restart")])
+    sink.flush()
+    sink.close()
+    assert [r.message.msg for r in reader.query(Filters(after_id=100)) if r.message] == [
+        "after the restart"
+    ]
+    reader.close()
+
+
+def test_writer_process_reports_a_bad_path(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot open"):
+        SQLiteSink(tmp_path / "no" / "such" / "dir.db", process=True)

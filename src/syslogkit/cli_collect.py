@@ -153,6 +153,11 @@ def _collect_parser() -> argparse.ArgumentParser:
     out.add_argument("--retention-age", metavar="DURATION", help="delete messages older (7d)")
     out.add_argument("--retention-size", metavar="SIZE", help="keep the store under SIZE (2G)")
     out.add_argument("--commit-interval", type=float, default=0.02, metavar="SECONDS")
+    out.add_argument(
+        "--no-writer-process",
+        action="store_true",
+        help="run SQLite in the collector's process (default: a child process, twice as fast)",
+    )
     tls = p.add_argument_group("TLS (tls:// and relp+tls:// listeners)")
     tls.add_argument("--tls-cert", metavar="PEM", help="server certificate (chain)")
     tls.add_argument("--tls-key", metavar="PEM", help="server private key")
@@ -257,6 +262,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
                     max_age=parse_duration(args.retention_age) if args.retention_age else None,
                     max_bytes=parse_size(args.retention_size) if args.retention_size else None,
                     synchronous=args.sync,
+                    process=not args.no_writer_process,
                 )
             )
         if args.jsonl:

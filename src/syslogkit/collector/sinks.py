@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from .record import Record, record_to_dict
 from .stats import PipelineStats
-from .store import Store
+from .store import Store, StoreProcess, make_row
 
 __all__ = [
     "ForwardSink",
@@ -68,7 +68,12 @@ class Sink(Protocol):
 
 
 class SQLiteSink:
-    """Records into a `Store` (one transaction per batch), with retention applied periodically."""
+    """Records into a `Store` (one transaction per batch), with retention applied periodically.
+
+    `process=True` runs SQLite in a child process (`StoreProcess`): the rows are built here and
+    the inserting, indexing and committing happen beside the collector's parsing, not in turn
+    with it under the GIL; `syslogkit collect` does this.
+    """
 
     def __init__(
         self,
@@ -78,14 +83,30 @@ class SQLiteSink:
         max_bytes: int | None = None,
         synchronous: str = "NORMAL",
         retain_interval: float = 5.0,
+        process: bool = False,
     ) -> None:
+        self.writer: StoreProcess | None = None
+        self.store: Store | None = None
+        self._rows: list[tuple[Any, ...]] = []
         if isinstance(path, Store):
             self.store = path
+        elif process:
+            self.writer = StoreProcess(
+                path,
+                max_age=max_age,
+                max_bytes=max_bytes,
+                synchronous=synchronous,
+                retain_interval=retain_interval,
+            )
         else:
             self.store = Store(path, max_age=max_age, max_bytes=max_bytes, synchronous=synchronous)
         self.retain_interval = retain_interval
 
     def write(self, records: Sequence[Record]) -> None:
+        if self.writer is not None:
+            self._rows.extend(make_row(r) for r in records)
+            return
+        assert self.store is not None
         try:
             self.store.insert(records)
         except BaseException:
@@ -93,11 +114,21 @@ class SQLiteSink:
             raise
 
     def flush(self) -> None:
+        if self.writer is not None:
+            rows, self._rows = self._rows, []
+            if rows:
+                self.writer.write(rows)
+            return
+        assert self.store is not None
         self.store.commit()
         self.store.maybe_retain(self.retain_interval)
 
     def close(self) -> None:
-        self.store.close()
+        if self.writer is not None:
+            self.flush()
+            self.writer.close()
+        elif self.store is not None:
+            self.store.close()
 
 
 class JsonLinesSink:
