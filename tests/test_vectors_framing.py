@@ -33,11 +33,7 @@ import pytest
 
 from syslogkit.framing import FrameDecoder, FramingError, frame
 from syslogkit.message import ParseError, SyslogMessage
-
-try:
-    from syslogkit.rfc5424 import parse_5424
-except ImportError:  # pragma: no cover - until rfc5424.py lands
-    parse_5424 = None  # type: ignore[assignment]
+from syslogkit.rfc5424 import parse_5424
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
 FRAMING_JSON = VECTORS / "framing.json"
@@ -231,7 +227,6 @@ def _check_fields(msg: SyslogMessage, result: dict[str, Any]) -> None:
 
 
 def _check_result(item: Item, result: dict[str, Any], mode: str) -> None:
-    assert parse_5424 is not None
     kind = _classify(result)
     if kind == "framing":
         assert isinstance(item, FramingError), result
@@ -266,8 +261,6 @@ def test_framing_vector_results(case: dict[str, Any] | None, mode: str, nul: boo
         pytest.skip(DEPARTURES[case["input_chunks"][0]])
     if not lists:
         pytest.skip("the case states frames only (checked in test_framing_vector_frames)")
-    if parse_5424 is None:
-        pytest.skip("rfc5424 not landed")
     items = _decode(case, mode, nul)
     for name, results in lists:
         parse_mode = "best_effort" if name == "best_effort_results" else "strict"
@@ -278,8 +271,6 @@ def test_framing_vector_results(case: dict[str, Any] | None, mode: str, nul: boo
 
 def test_the_incomplete_octet_frame_vector_parses_best_effort_as_its_note_says() -> None:
     # framing.json "16 <1>1": best effort parses the 4 octets received (pri 1, version 1, col 4).
-    if parse_5424 is None:
-        pytest.skip("rfc5424 not landed")
     decoder = FrameDecoder("octet")
     assert decoder.feed(b"16 <1>1") == []
     (error,) = decoder.end()
