@@ -201,6 +201,7 @@ class BackgroundDelivery:
         self._retry: deque[Item] = deque()  # written-and-failed frames from memory, oldest first
         self._inflight: deque[Item] = deque()  # RELP: sent, not yet answered
         self._ack_since = 0.0
+        self._fresh = False  # connected, and nothing written on this connection yet
         self._wake = threading.Event()
         self._progress = threading.Condition(threading.Lock())
         self._start_lock = threading.Lock()
@@ -440,6 +441,7 @@ class BackgroundDelivery:
             return False
         if transport.opened > 1:
             self.stats.add("reconnects")
+        self._fresh = True
         return True
 
     def _switch(self) -> None:
@@ -474,6 +476,12 @@ class BackgroundDelivery:
         """The connection failed: count it, and line up what must be written again."""
         self._error(exc)
         self.transport.discard()
+        if self._fresh:
+            # it broke before taking anything: wait before the next attempt, as after a
+            # failed connect (no tight reconnect loop against a peer that accepts and resets)
+            member: Any = getattr(self.transport, "active", self.transport)
+            member.backoff.failure()
+            self._fresh = False
         resend: list[Item]
         if self._acks:
             resend = list(self._inflight)
@@ -637,6 +645,7 @@ class BackgroundDelivery:
 
     def _written(self, batch: _Batch, *, commit: bool) -> None:
         """Count records just written; commit spooled ones when writing is delivering."""
+        self._fresh = False
         stats = self.stats
         if batch.tickets is None and batch.before is None:
             if batch.frames:
