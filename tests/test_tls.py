@@ -138,7 +138,7 @@ def test_encrypted_client_key(pki: Any, tmp_path: Any) -> None:
         key_password="s3cret",
     )
     assert context.verify_mode == ssl.CERT_REQUIRED
-    with pytest.raises(ssl.SSLError):
+    with pytest.raises(ValueError, match=r"cannot load cert_file=.*key_file="):
         build_context(cert_file=str(pki.client.cert), key_file=str(locked), key_password="wrong")
 
 
@@ -190,6 +190,20 @@ def test_mutual_tls_delivers(pki: Any) -> None:
         assert handler.stats["sent"] == 1 and handler.stats["errors"] == 0
     finally:
         handler.close()
+        collector.close()
+
+
+def test_close_sends_close_notify(pki: Any) -> None:
+    collector = _mutual(pki)
+    handler = _handler(collector.url, pki)
+    logger_for(handler, "tls-close").warning("then goodbye")
+    assert collector.wait_for(1)
+    started = time.monotonic()
+    handler.close()
+    assert time.monotonic() - started < 2.5
+    try:
+        assert wait_until(lambda: collector.clean_closes == 1)
+    finally:
         collector.close()
 
 

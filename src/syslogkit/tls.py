@@ -7,11 +7,12 @@ checked right after the handshake, before the first byte of data is written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -92,6 +93,16 @@ def _pins(value: str | Iterable[str] | None) -> tuple[Pin, ...]:
     return tuple(parse_fingerprint(t) for t in texts if t.strip())
 
 
+@contextlib.contextmanager
+def _naming_files(**files: str | None) -> Iterator[None]:
+    """Re-raise OpenSSL's file errors (which name no file) as ValueErrors that do."""
+    try:
+        yield
+    except OSError as exc:  # ssl.SSLError included
+        named = ", ".join(f"{key}={value!r}" for key, value in files.items() if value)
+        raise ValueError(f"cannot load {named}: {exc.strerror or exc}") from exc
+
+
 def build_context(
     *,
     ca_file: str | None = None,
@@ -115,11 +126,13 @@ def build_context(
         context.check_hostname = verify_hostname
         context.verify_mode = ssl.CERT_REQUIRED
         if ca_file or ca_dir:
-            context.load_verify_locations(cafile=ca_file, capath=ca_dir)
+            with _naming_files(ca_file=ca_file, ca_dir=ca_dir):
+                context.load_verify_locations(cafile=ca_file, capath=ca_dir)
         else:
             context.load_default_certs(ssl.Purpose.SERVER_AUTH)
     if cert_file:
-        context.load_cert_chain(cert_file, key_file, password=key_password)
+        with _naming_files(cert_file=cert_file, key_file=key_file):
+            context.load_cert_chain(cert_file, key_file, password=key_password)
     elif key_file:
         raise ValueError("key_file given without cert_file")
     return context
