@@ -181,6 +181,7 @@ class StreamCollector(_Collector):
         self.connections: list[socket.socket] = []
         self.accepted = 0
         self.tls_errors: list[str] = []
+        self.clean_closes = 0  # TLS connections that ended with the client's close_notify
         self.listener: socket.socket | None = None
         if port == 0 and path is None:
             self.port = _free_tcp_port(host)
@@ -247,7 +248,7 @@ class StreamCollector(_Collector):
         conn.settimeout(2.0)
         if self.tls is not None:
             try:
-                conn = self.tls.wrap_socket(conn, server_side=True)
+                conn = self.tls.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
             except (OSError, ssl.SSLError) as exc:
                 self.tls_errors.append(str(exc))
                 conn.close()
@@ -256,16 +257,22 @@ class StreamCollector(_Collector):
         if self.read == "handshake":
             return
         buffer = bytearray()
-        for chunk in _chunks(conn, self._stop):
+        ending: list[str] = []
+        for chunk in _chunks(conn, self._stop, ending):
             buffer += chunk
             for payload in split_frames(buffer):
                 self._keep(payload)
+        if ending == ["eof"] and isinstance(conn, ssl.SSLSocket):
+            self.clean_closes += 1  # with ragged EOFs not suppressed, b"" means close_notify
         with contextlib.suppress(OSError):
             conn.close()
 
 
-def _chunks(conn: socket.socket, stop: threading.Event) -> Iterator[bytes]:
-    """What a connection delivers until EOF, an error, or `stop`."""
+def _chunks(
+    conn: socket.socket, stop: threading.Event, ending: list[str] | None = None
+) -> Iterator[bytes]:
+    """What a connection delivers until EOF, an error, or `stop` (noted in `ending`)."""
+    ending = ending if ending is not None else []
     poller = select.poll()
     try:
         poller.register(conn, select.POLLIN)
@@ -278,8 +285,10 @@ def _chunks(conn: socket.socket, stop: threading.Event) -> Iterator[bytes]:
                 continue
             data = conn.recv(65536)
         except (OSError, ValueError):
+            ending.append("error")
             return
         if not data:
+            ending.append("eof")
             return
         yield data
 

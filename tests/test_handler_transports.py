@@ -405,3 +405,35 @@ def test_close_and_flush_are_bounded() -> None:
     assert time.monotonic() - started < 2.5
     assert wait_until(lambda: not any(True for _ in collector.messages()[1:]))
     collector.close()
+
+
+def test_tcp_keepalive_and_user_timeout() -> None:
+    collector = StreamCollector()
+    handler = SyslogHandler(collector.url)
+    try:
+        logger_for(handler, "keepalive").warning("x")
+        sock = handler._delivery.transport.sock  # type: ignore[attr-defined]
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_USER_TIMEOUT"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) > 0
+    finally:
+        handler.close()
+        collector.close()
+
+
+def test_background_delivery_is_pluggable() -> None:
+    collector = StreamCollector()
+    handler = SyslogHandler(
+        collector.url, delivery="background", delivery_options={"queue_size": 100}
+    )
+    try:
+        logger = logger_for(handler, "background")
+        for n in range(10):
+            logger.warning("queued %d", n)
+        handler.flush(timeout=5)
+        assert len(collector.wait_for(10)) == 10
+    finally:
+        handler.close()
+        collector.close()
+    with pytest.raises(ValueError):
+        SyslogHandler("udp://h", delivery_options={"queue_size": 1})

@@ -199,10 +199,19 @@ def make_delivery(
     transport: Transport,
     stats: Stats,
     report: ErrorReporter | None = None,
+    **options: Any,
 ) -> Delivery:
-    """The delivery named by the handler's `delivery` option (`"sync"`)."""
+    """The delivery named by the handler's `delivery` option: `"sync"` or `"background"`.
+
+    `options` go to the delivery's constructor (background: queue_size, overflow, spool_dir...).
+    """
     if kind == "sync":
+        if options:
+            raise ValueError(f"sync delivery takes no options: {sorted(options)}")
         return SyncDelivery(transport, stats=stats, report=report)
-    raise ValueError(
-        f"delivery must be 'sync' (background delivery is not available yet): {kind!r}"
-    )
+    if kind == "background":
+        from syslogkit.background import BackgroundDelivery
+
+        options.setdefault("timeout", transport.timeout)
+        return BackgroundDelivery(transport, stats=stats, report=report, **options)
+    raise ValueError(f"unknown delivery {kind!r}: 'sync' or 'background'")

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, TypeVar, Union
@@ -218,6 +218,9 @@ class SyslogHandler(logging.Handler):
     RFC 5424 is sent on the network and the local format (RFC 3164 without HOSTNAME) on unix
     sockets, unless `rfc` says otherwise. Per record, `extra` may set `facility`, `severity`,
     `msgid` and `structured_data` (merged with the handler's static `structured_data`).
+
+    `delivery="sync"` writes in the logging thread, every wait bounded by `timeout`;
+    `delivery="background"` hands frames to a writer thread (`delivery_options` configure it).
     """
 
     def __init__(
@@ -248,6 +251,7 @@ class SyslogHandler(logging.Handler):
         ssl_context: ssl.SSLContext | None = None,
         confirm_timeout: float = 0.5,
         delivery: str = "sync",
+        delivery_options: Mapping[str, Any] | None = None,
         backoff_initial: float = 0.1,
         backoff_max: float = 30.0,
         error_interval: float = 30.0,
@@ -299,7 +303,9 @@ class SyslogHandler(logging.Handler):
             tls=tls,
         )
         self._stats = Stats()
-        self._delivery = make_delivery(delivery, transport, self._stats, self._report)
+        self._delivery = make_delivery(
+            delivery, transport, self._stats, self._report, **dict(delivery_options or {})
+        )
         self._guard = _Guard()
         self._stamp: tuple[int, str, str] | None = None
         self._prepare()

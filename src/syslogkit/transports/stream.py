@@ -31,6 +31,10 @@ _KEEPALIVE_INTERVAL: Final = 10
 _KEEPALIVE_COUNT: Final = 3
 _USER_TIMEOUT_MS: Final = 30_000  # unacknowledged data older than this kills the connection
 _DRAIN_READS: Final = 16
+#: A stream idle this long (seconds) is checked for a closed peer before the next write. Busier
+#: streams skip the check (a poll per record costs as much as the write); there a closed peer
+#: shows as a failed write, after which the record is re-sent on a new connection.
+IDLE_CHECK: Final = 0.001
 
 
 def tune_tcp(sock: socket.socket) -> None:
@@ -57,6 +61,7 @@ class _PlainStream(Transport):
         super().__init__(address, timeout=timeout, backoff=backoff)
         self._poller = select.poll()
         self._polled: socket.socket | None = None
+        self._last_use = 0.0
 
     def _watch(self, sock: socket.socket) -> None:
         """Poll this socket for readability from now on."""
@@ -73,6 +78,10 @@ class _PlainStream(Transport):
         sock = self.sock
         if sock is None:
             return False
+        now = time.monotonic()
+        idle, self._last_use = now - self._last_use, now
+        if idle < IDLE_CHECK:
+            return True
         if sock is not self._polled:
             self._watch(sock)
         if not self._poller.poll(0) and not self._pending(sock):
