@@ -127,20 +127,24 @@ def syslogkit_background(port: int, queue_size: int) -> logging.Handler:
     from syslogkit.handler import SyslogHandler
 
     address = f"tcp://127.0.0.1:{port}"
-    try:
-        return SyslogHandler(address, delivery="background", queue_size=queue_size)  # type: ignore[call-arg]
-    except (TypeError, ValueError):
-        from syslogkit.background import BackgroundDelivery
+    attempts: list[dict[str, Any]] = [
+        {"queue_size": queue_size},  # flat options
+        {"delivery_options": {"queue_size": queue_size}},
+    ]
+    for options in attempts:
+        try:
+            return SyslogHandler(address, delivery="background", **options)
+        except (TypeError, ValueError):
+            continue
+    # not wired into the handler yet: swap the delivery in
+    from syslogkit.background import BackgroundDelivery
 
-        handler = SyslogHandler(address)
-        old = handler._delivery
-        handler._delivery = BackgroundDelivery(
-            old.transport,  # type: ignore[attr-defined]
-            stats=handler._stats,
-            report=handler._report,
-            queue_size=queue_size,
-        )
-        return handler
+    handler = SyslogHandler(address)
+    old: Any = handler._delivery
+    handler._delivery = BackgroundDelivery(
+        old.transport, stats=handler._stats, report=handler._report, queue_size=queue_size
+    )
+    return handler
 
 
 def run_syslogkit(receiver: Receiver, n: int) -> tuple[float, float, dict[str, Any]]:
