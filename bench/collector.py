@@ -278,7 +278,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=200_000, help="TCP messages per run")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--udp-rates", default="20000,40000,80000")
+    parser.add_argument("--udp-rates", default="10000,20000,40000")
     parser.add_argument("--udp-seconds", type=float, default=10.0)
     parser.add_argument("--quick", action="store_true", help="20k messages, 1 run, 2 s UDP")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")

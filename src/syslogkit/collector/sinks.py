@@ -115,13 +115,21 @@ class SQLiteSink:
 
     def flush(self) -> None:
         if self.writer is not None:
-            rows, self._rows = self._rows, []
-            if rows:
-                self.writer.write(rows)
+            self.flush_start()()
             return
         assert self.store is not None
         self.store.commit()
         self.store.maybe_retain(self.retain_interval)
+
+    def flush_start(self) -> Callable[[], None]:
+        """Send the batch to the writer process; the returned function waits for its commit."""
+        if self.writer is None:
+            self.flush()
+            return _nothing
+        rows, self._rows = self._rows, []
+        if not rows:
+            return _nothing
+        return self.writer.start(rows)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -129,6 +137,10 @@ class SQLiteSink:
             self.writer.close()
         elif self.store is not None:
             self.store.close()
+
+
+def _nothing() -> None:
+    pass
 
 
 class JsonLinesSink:
@@ -417,7 +429,7 @@ class Pipeline:
         self._first_at = 0.0
         self._urgent = False
         self._stopping = False
-        self._busy = False
+        self._busy = 0
         self._paused = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="syslogkit-sinks", daemon=True)
@@ -505,14 +517,18 @@ class Pipeline:
                 self.stats.errors += 1
                 self.stats.last_error = f"close {type(sink).__name__}: {exc}"
 
-    def _take(self) -> tuple[list[Record], list[Done]] | None:
+    def _take(self, block: bool = True) -> tuple[list[Record], list[Done]] | None:
+        """The next batch; with `block=False` (a commit is in flight) None when nothing waits,
+        and no lingering for more: the batch is built while the previous one commits."""
         with self._cond:
-            while not self._items and not self._stopping:
+            while block and not self._items and not self._stopping:
                 self._cond.wait()
             if not self._items:
                 return None
             deadline = self._first_at + self.commit_interval
-            while self._pending < self.max_batch and not self._urgent and not self._stopping:
+            while (
+                block and self._pending < self.max_batch and not self._urgent and not self._stopping
+            ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -528,41 +544,87 @@ class Pipeline:
                 self._first_at = time.monotonic()
             else:
                 self._urgent = False
-            self._busy = True
+            self._busy += 1
             return batch, callbacks
 
+    def _fail(self, sink: object, exc: Exception) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = f"{type(sink).__name__}: {exc}"
+
     def _run(self) -> None:
+        # A sink with `flush_start()` (the SQLite writer process) commits in the background:
+        # the next batch is written (rows built) while the previous one commits. Its callbacks
+        # still run only once every sink has committed it.
+        inflight: _Inflight | None = None
         while True:
-            taken = self._take()
+            taken = self._take(block=inflight is None)
             if taken is None:
+                if inflight is not None:
+                    self._finish(inflight)
+                    inflight = None
+                    continue
                 return
             batch, callbacks = taken
-            ok = True
+            current = _Inflight(batch, callbacks)
             for sink in self.sinks:
                 try:
                     if batch:
                         sink.write(batch)
-                    sink.flush()
+                    start = getattr(sink, "flush_start", None)
+                    if start is None:
+                        sink.flush()
+                    else:
+                        if inflight is not None:  # one background commit at a time
+                            self._finish(inflight)
+                            inflight = None
+                        current.waits.append((sink, start()))
                 except Exception as exc:
-                    ok = False
-                    self.stats.errors += 1
-                    self.stats.last_error = f"{type(sink).__name__}: {exc}"
-            if ok:
-                self.stats.committed += len(batch)
-            self.stats.batches += 1
-            for done in callbacks:
-                try:
-                    done(ok)
-                except Exception as exc:
-                    self.stats.errors += 1
-                    self.stats.last_error = f"callback: {exc}"
-            resume = False
-            with self._cond:
-                self._pending -= len(batch)
-                self._busy = False
-                if self._paused and self._pending <= self.low_water:
-                    self._paused = False
-                    resume = True
-                self._cond.notify_all()
-            if resume and self.pressure is not None:
-                self.pressure(False)
+                    current.ok = False
+                    self._fail(sink, exc)
+            if inflight is not None:
+                self._finish(inflight)
+                inflight = None
+            if current.waits:
+                inflight = current
+            else:
+                self._finish(current)
+
+    def _finish(self, done: _Inflight) -> None:
+        for sink, wait in done.waits:
+            try:
+                wait()
+            except Exception as exc:
+                done.ok = False
+                self._fail(sink, exc)
+        ok = done.ok
+        if ok:
+            self.stats.committed += len(done.batch)
+        self.stats.batches += 1
+        for callback in done.callbacks:
+            try:
+                callback(ok)
+            except Exception as exc:
+                self.stats.errors += 1
+                self.stats.last_error = f"callback: {exc}"
+        resume = False
+        with self._cond:
+            self._pending -= len(done.batch)
+            self._busy -= 1
+            if self._paused and self._pending <= self.low_water:
+                self._paused = False
+                resume = True
+            self._cond.notify_all()
+        if resume and self.pressure is not None:
+            self.pressure(False)
+
+
+class _Inflight:
+    """A batch written to the sinks and waiting for its commits."""
+
+    __slots__ = ("batch", "callbacks", "ok", "waits")
+
+    def __init__(self, batch: list[Record], callbacks: list[Done]) -> None:
+        self.batch = batch
+        self.callbacks = callbacks
+        self.ok = True
+        self.waits: list[tuple[object, Callable[[], None]]] = []

@@ -20,7 +20,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -606,9 +606,19 @@ class StoreProcess:
 
     def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert and commit one batch; returns once it is committed. Restarts a dead child."""
+        self.start(rows)()
+
+    def start(self, rows: Sequence[tuple[Any, ...]]) -> Callable[[], None]:
+        """Send one batch; the returned function waits until it is committed (or raises).
+
+        One batch at a time: call the function before the next `start`.
+        """
         if self._proc is None:
             self._start()
         self._send(list(rows))
+        return self._finish
+
+    def _finish(self) -> None:
         reply = self._receive()
         if reply[0] != "ok":
             raise StoreError(str(reply[1]))
