@@ -24,6 +24,7 @@ from syslogkit.address import Address, default_address, parse_address
         ("udp://[::1]", Address("udp", "::1", 514)),
         ("udp://[fe80::1%eth0]:514", Address("udp", "fe80::1%eth0", 514)),
         ("relp://collector", Address("relp", "collector", 2514)),
+        ("relp+tls://collector:2515", Address("relp+tls", "collector", 2515)),
         ("tcp://host_name.local:65535/", Address("tcp", "host_name.local", 65535)),
         ("unix:///dev/log", Address("unix", path="/dev/log")),
         ("unix:/run/log.sock", Address("unix", path="/run/log.sock")),

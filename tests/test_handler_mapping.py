@@ -260,7 +260,7 @@ def test_stream_frames_use_the_framing() -> None:
 
 
 def test_constructor_refuses_bad_settings() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="background"):
         SyslogHandler("relp://h")
     with pytest.raises(ValueError):
         SyslogHandler(UDP, facility=128)

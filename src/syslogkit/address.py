@@ -1,8 +1,9 @@
 """Where to send: syslog addresses as URLs or in the stdlib `SysLogHandler` forms.
 
-`udp://host:514`, `tcp://host:514`, `tls://host:6514`, `relp://host:2514`, `unix:///dev/log`
-(datagram) and `unix+stream:///path`; IPv4, `[IPv6]` and names. Also `("host", 514)` with an
-optional `socktype`, `"host:514"`, a path string, and nothing (the local syslog daemon).
+`udp://host:514`, `tcp://host:514`, `tls://host:6514`, `relp://host:2514` (and `relp+tls://`),
+`unix:///dev/log` (datagram) and `unix+stream:///path`; IPv4, `[IPv6]` and names. Also
+`("host", 514)` with an optional `socktype`, `"host:514"`, a path string, and nothing (the local
+syslog daemon).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ __all__ = [
 ]
 
 #: Default port per scheme (RELP has no registered port; 2514 is rsyslog's documented one).
-DEFAULT_PORTS: Final = {"udp": 514, "tcp": 514, "tls": 6514, "relp": 2514}
+DEFAULT_PORTS: Final = {"udp": 514, "tcp": 514, "tls": 6514, "relp": 2514, "relp+tls": 2514}
 
 #: The local syslog daemon's socket, where it exists.
 LOCAL_SOCKET: Final = "/dev/log"
@@ -33,7 +34,7 @@ LOCAL_SOCKET: Final = "/dev/log"
 _NETWORK: Final = frozenset(DEFAULT_PORTS)
 _UNIX: Final = frozenset({"unix", "unix+stream"})
 _SCHEME_ALIASES: Final = {"unix+dgram": "unix", "unixgram": "unix", "unixstream": "unix+stream"}
-_STREAM_SCHEMES: Final = frozenset({"tcp", "tls", "relp", "unix+stream"})
+_STREAM_SCHEMES: Final = frozenset({"tcp", "tls", "relp", "relp+tls", "unix+stream"})
 _HOSTNAME_RE: Final = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?$")
 
 #: What `parse_address` accepts.

@@ -259,8 +259,9 @@ class SyslogHandler(logging.Handler):
     ) -> None:
         super().__init__(level)
         self.address = parse_address(address, socktype)
-        if self.address.scheme == "relp":
-            raise ValueError("relp:// addresses are parsed but RELP sending is not available yet")
+        self._relp = self.address.scheme in ("relp", "relp+tls")
+        if self._relp and delivery != "background":
+            raise ValueError("RELP needs delivery='background' (acknowledgements are read there)")
         if timeout <= 0:
             raise ValueError("timeout must be > 0 seconds")
         self.facility = Facility.coerce(facility)
@@ -278,11 +279,11 @@ class SyslogHandler(logging.Handler):
         self.timeout = float(timeout)
         self.error_interval = float(error_interval)
         self._next_report = 0.0
-        self._stream = self.address.is_stream
+        self._stream = self.address.is_stream and not self._relp  # RELP frames by itself
         if self._stream:
             frame(b"x", framing)  # refuse an unknown framing now, not on the log path
         tls = None
-        if self.address.scheme == "tls":
+        if self.address.scheme in ("tls", "relp+tls"):
             tls = TLSConfig.create(
                 self.address.host,
                 ca_file=ca_file,

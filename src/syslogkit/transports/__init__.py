@@ -289,7 +289,7 @@ def make_transport(
     backoff: Backoff | None = None,
     tls: TLSConfig | None = None,
 ) -> Transport:
-    """The transport for an address (udp, tcp, tls, unix, unix+stream)."""
+    """The transport for an address (udp, tcp, tls, unix, unix+stream, relp, relp+tls)."""
     from syslogkit.transports.stream import TCPTransport, TLSTransport, UnixStreamTransport
     from syslogkit.transports.udp import UDPTransport
     from syslogkit.transports.unix import UnixDatagramTransport
@@ -307,4 +307,8 @@ def make_transport(
         return UnixDatagramTransport(address, timeout=timeout, backoff=backoff)
     if scheme == "unix+stream":
         return UnixStreamTransport(address, timeout=timeout, backoff=backoff)
-    raise ValueError(f"no transport for {scheme}:// yet (RELP is parsed but not sent)")
+    if scheme in ("relp", "relp+tls"):
+        from syslogkit.transports.relp import make_relp_transport
+
+        return make_relp_transport(address, timeout=timeout, backoff=backoff, tls=tls)
+    raise ValueError(f"no transport for {scheme}://")
