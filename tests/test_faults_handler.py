@@ -4,12 +4,12 @@ longer than the timeouts allow, and what was lost is counted."""
 from __future__ import annotations
 
 import errno
-import socket
 import time
 from typing import Any
 
 import pytest
 
+from peers.ports import free_port
 from syslogkit.handler import SyslogHandler
 from test_handler_support import StreamCollector, UDPCollector, logger_for, server_context
 
@@ -57,9 +57,7 @@ def test_collector_down_at_start_then_up(kind: str, pki: Any) -> None:
 
 def test_udp_collector_down_then_up() -> None:
     """Over UDP the kernel's port-unreachable errors are counted; once up, records arrive."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     handler = SyslogHandler(
         f"udp://127.0.0.1:{port}", error_interval=3600, backoff_initial=0, backoff_max=0
     )

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from peers.ports import free_port
+
 __all__ = [
     "StreamCollector",
     "UDPCollector",
@@ -184,7 +186,7 @@ class StreamCollector(_Collector):
         self.clean_closes = 0  # TLS connections that ended with the client's close_notify
         self.listener: socket.socket | None = None
         if port == 0 and path is None:
-            self.port = _free_tcp_port(host)
+            self.port = free_port(host)  # below the ephemeral range: stable across restarts
         if start:
             self.start()
 
@@ -291,14 +293,6 @@ def _chunks(
             ending.append("eof")
             return
         yield data
-
-
-def _free_tcp_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def server_context(cert: Path, key: Path, *, client_ca: Path | None = None) -> ssl.SSLContext:

@@ -221,6 +221,16 @@ class SyslogHandler(logging.Handler):
 
     `delivery="sync"` writes in the logging thread, every wait bounded by `timeout`;
     `delivery="background"` hands frames to a writer thread (`delivery_options` configure it).
+
+    Options (all plain values, for `dictConfig`):
+    facility, app_name, hostname, procid, msgid, structured_data -- header defaults;
+    sequence_id -- number records with `[meta sequenceId=...]`;
+    rfc -- "5424", "3164" or "local"; framing -- "octet", "lf", "nul", "crlf" or a trailer;
+    max_size -- byte limit before framing ("auto": 2048 UDP/5424, 1024 UDP/3164, else 8192);
+    bom -- "auto", True, False; timeout -- seconds for resolve+connect, handshake, each write;
+    ca_file, ca_dir, cert_file, key_file, key_password, server_hostname, verify_hostname,
+    fingerprint (pins replace CA checks), ssl_context, confirm_timeout -- TLS;
+    backoff_initial, backoff_max -- reconnect waits; error_interval -- handleError rate limit.
     """
 
     def __init__(
