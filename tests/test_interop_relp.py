@@ -11,11 +11,12 @@ import signal
 import time
 from collections.abc import Sequence
 
-from peers import RsyslogFactory
+from peers import PKI, RELP, RsyslogFactory
 from syslogkit.address import Address
 from syslogkit.background import BackgroundDelivery
 from syslogkit.backoff import Backoff
-from syslogkit.transports.relp import RelpTransport
+from syslogkit.tls import TLSConfig
+from syslogkit.transports.relp import RelpTLSTransport, RelpTransport
 from test_background_support import first_arrivals, number_of, payload
 
 TIMEOUT = 5.0
@@ -96,3 +97,37 @@ def test_relp_window_bounds_what_is_in_flight(rsyslog: RsyslogFactory) -> None:
     order, dupes = first_arrivals(number_of(r.get("msg", "")) for r in peer.records())
     assert order == list(range(200))
     assert dupes == 0
+
+
+def test_relp_over_tls_with_client_certificate_to_imrelp(rsyslog: RsyslogFactory, pki: PKI) -> None:
+    """relp+tls: imrelp's own TLS (librelp), client certificate required and checked."""
+    spec = RELP(
+        params={
+            "tls": "on",
+            "tls.caCert": str(pki.ca.cert),
+            "tls.myCert": str(pki.server.cert),
+            "tls.myPrivKey": str(pki.server.key),
+            "tls.authMode": "certvalid",
+        }
+    )
+    peer = rsyslog(relp=spec, no_loss=True)
+    tls = TLSConfig.create(
+        "127.0.0.1",
+        ca_file=str(pki.ca.cert),
+        cert_file=str(pki.client.cert),
+        key_file=str(pki.client.key),
+    )
+    transport = RelpTLSTransport(
+        Address("relp+tls", "127.0.0.1", peer.relp_port),
+        timeout=TIMEOUT,
+        tls=tls,
+        backoff=Backoff(0.05, 0.5),
+    )
+    delivery = BackgroundDelivery(transport)
+    for i in range(300):
+        delivery.deliver(payload(i))
+    assert delivery.flush(15.0), delivery.stats.snapshot()
+    delivery.close(5.0)
+    order, dupes = first_arrivals(number_of(r.get("msg", "")) for r in peer.records())
+    assert order == list(range(300)) and dupes == 0
+    assert delivery.stats.snapshot()["acknowledged"] == 300
