@@ -83,3 +83,45 @@ def test_failover_wants_stream_transports_of_one_kind() -> None:
         FailoverTransport([udp])
     with pytest.raises(ValueError):
         FailoverTransport([])
+
+
+def test_relp_failover_moves_back_after_the_answers_came_in() -> None:
+    from test_background_support import number_of, payload
+    from test_relp_transport import FakeRelp
+    from test_relp_transport import transport as relp_transport
+
+    primary_port = refused_port()
+    secondary = FakeRelp()
+    try:
+        failover = FailoverTransport([relp_transport(primary_port), relp_transport(secondary.port)])
+        assert failover.acknowledges
+        delivery = BackgroundDelivery(failover)
+        for i in range(100):
+            delivery.deliver(payload(i))
+        assert delivery.flush(5.0)
+        assert failover.current == 1
+        primary = FakeRelp(port=primary_port)  # the first collector is back
+        try:
+            i = 100
+            deadline = time.monotonic() + 10.0
+            while failover.current != 0 and time.monotonic() < deadline:
+                delivery.deliver(payload(i))
+                i += 1
+                time.sleep(0.01)
+            assert failover.current == 0
+            for j in range(i, i + 50):
+                delivery.deliver(payload(j))
+            assert delivery.flush(5.0)
+            delivery.close(2.0)
+            total = i + 50
+            got = [number_of(m) for m in secondary.messages + primary.messages]
+            order, dupes = first_arrivals(got)
+            assert sorted(order) == list(range(total))
+            assert dupes == 0
+            stats = delivery.stats.snapshot()
+            assert stats["acknowledged"] == total
+            assert stats["resent"] == 0
+        finally:
+            primary.close()
+    finally:
+        secondary.close()

@@ -42,10 +42,11 @@ class FakeRelp:
         decide: Callable[[int, bytes], str] | None = None,
         *,
         context: ssl.SSLContext | None = None,
+        port: int = 0,
     ) -> None:
         self.decide = decide or (lambda n, message: "ok")
         self.context = context
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.create_server(("127.0.0.1", port))
         self.listener.settimeout(0.1)
         self.port: int = self.listener.getsockname()[1]
         self.messages: list[bytes] = []
