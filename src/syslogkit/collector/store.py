@@ -19,6 +19,7 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -535,11 +536,14 @@ class StoreProcess:
         self.timeout = timeout
         self.deleted = 0
         self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self._start()
 
     def _start(self) -> None:
         import syslogkit
 
+        self._stderr.seek(0)
+        self._stderr.truncate()
         root = str(Path(syslogkit.__file__).resolve().parent.parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
@@ -554,7 +558,7 @@ class StoreProcess:
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._stderr,  # a file: a pipe nobody reads could fill up and block it
             env=env,
             close_fds=True,
         )
@@ -580,11 +584,9 @@ class StoreProcess:
         assert proc is not None and proc.stdout is not None
         head = proc.stdout.read(4)
         if len(head) < 4:
-            err = b""
-            if proc.stderr is not None:
-                with contextlib.suppress(OSError):
-                    err = proc.stderr.read()
             self._reap()
+            self._stderr.seek(0)
+            err = self._stderr.read()[-4000:]
             lines = err.decode("utf-8", "replace").strip().splitlines()
             raise StoreError(f"the store's writer process died: {lines[-1] if lines else '?'}")
         (size,) = struct.unpack("<I", head)
@@ -594,7 +596,7 @@ class StoreProcess:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
+        for stream in (proc.stdin, proc.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
@@ -632,6 +634,7 @@ class StoreProcess:
             self._send(None)
             self._receive()
         self._reap()
+        self._stderr.close()
 
 
 def _writer_main(config_json: str) -> int:
