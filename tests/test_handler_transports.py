@@ -437,3 +437,20 @@ def test_background_delivery_is_pluggable() -> None:
         collector.close()
     with pytest.raises(ValueError):
         SyslogHandler("udp://h", delivery_options={"queue_size": 1})
+
+
+def test_oversized_datagram_is_dropped_not_retried() -> None:
+    collector = UDPCollector()
+    handler = SyslogHandler(collector.url, max_size=None, error_interval=3600)
+    handler.handleError = lambda record: None  # type: ignore[method-assign]
+    try:
+        logger = logger_for(handler, "toolarge")
+        logger.warning("x" * 70000)  # over UDP's 65507-byte limit
+        logger.warning("fits")
+        assert collector.wait_for(1)[0].endswith(b"fits")
+        stats = handler.stats
+        assert stats["dropped_too_large"] == 1 and stats["sent"] == 1
+        assert stats["reconnects"] == 0
+    finally:
+        handler.close()
+        collector.close()

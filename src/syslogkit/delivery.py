@@ -20,6 +20,9 @@ __all__ = ["Delivery", "ErrorReporter", "Stats", "SyncDelivery", "make_delivery"
 #: Called with the error and the record it concerns (None when there is none).
 ErrorReporter = Callable[[BaseException, Any], None]
 
+#: Write failures that another connection would not cure.
+_NO_RETRY: Final = frozenset({"timeout", "too_large"})
+
 _COUNTERS: Final = (
     "sent",
     "dropped",
@@ -143,7 +146,7 @@ class SyncDelivery:
         try:
             transport.write(data)
         except TransportError as exc:
-            if fresh or exc.reason == "timeout" or self._closed:
+            if fresh or exc.reason in _NO_RETRY or self._closed:
                 raise
             self.stats.error(exc)
             self._open()

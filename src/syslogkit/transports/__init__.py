@@ -43,7 +43,8 @@ class TransportError(Exception):
     `reason` names the cause for the drop counters: `unreachable` (resolve/connect failed or
     waiting out the backoff), `timeout` (a write did not finish in time), `tls` (handshake,
     verification or pin refused), `closed` (the peer closed or reset the connection).
-    `attempted` is False when no I/O was tried (the backoff said wait).
+    `too_large` (a datagram over the path's limit; the connection stays). `attempted` is False
+    when no I/O was tried (the backoff said wait).
     """
 
     def __init__(self, reason: str, message: str, *, attempted: bool = True) -> None:
@@ -230,6 +231,8 @@ class Transport(abc.ABC):
 
     def _write_failed(self, exc: OSError) -> None:
         """Close after a failed write and raise the matching TransportError."""
+        if exc.errno == errno.EMSGSIZE:  # this datagram only: the socket is fine
+            raise TransportError("too_large", f"{self.address}: {_describe(exc)}") from exc
         self.discard()
         if isinstance(exc, TimeoutError):
             self._failed("timeout")
