@@ -20,6 +20,7 @@ import logging
 import logging.handlers
 import multiprocessing
 import os
+import random
 import socket
 import ssl
 import statistics
@@ -305,8 +306,8 @@ def _report(results: dict[str, dict[str, float]], cpu: dict[str, dict[str, float
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=0.8, help="logging time per run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs per handler (median kept)")
+    parser.add_argument("--seconds", type=float, default=0.5, help="logging time per run")
+    parser.add_argument("--rounds", type=int, default=5, help="runs per handler (median kept)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args(argv)
     logging.raiseExceptions = False  # a peer handler's error must not flood the output
@@ -319,10 +320,14 @@ def main(argv: list[str] | None = None) -> int:
         factories = _factories(ca)
         runs: dict[str, dict[str, list[tuple[float, float]]]] = {k: {} for k in factories}
         try:
-            # rounds interleave the handlers, so a burst of load elsewhere hits them all alike
+            # rounds interleave the handlers in a shuffled order, so a burst of load elsewhere
+            # (or whatever the previous run left behind) hits them all alike
+            shuffle = random.Random(5424).shuffle
             for _ in range(args.rounds):
                 for kind, impls in factories.items():
-                    for name, factory in impls.items():
+                    order = list(impls.items())
+                    shuffle(order)
+                    for name, factory in order:
                         rate = run_one(parent, kind, factory(ports[kind]), args.seconds)
                         runs[kind].setdefault(name, []).append(rate)
         finally:
