@@ -7,30 +7,22 @@ real-world variants, including Cisco IOS's `<N>643: ` counters (a colon, not a s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
 from typing import Any, Final
 
 from syslogkit.message import SyslogMessage
 from syslogkit.rfc3164 import parse_3164
+from syslogkit.rfc5424 import parse_5424 as _parse_5424
 
-__all__ = ["parse"]
+__all__ = ["is_rfc5424", "parse"]
 
 _OPTIONS_3164: Final = frozenset({"reference", "cisco", "rfc3339", "optional_priority"})
 _OPTIONS_5424: Final = frozenset({"optional_priority", "compliant_msg"})
 _OPTIONS: Final = _OPTIONS_3164 | _OPTIONS_5424
 _MODES: Final = frozenset({"strict", "best_effort", "lenient"})
 
-_parse_5424: Callable[..., SyslogMessage] | None = None
-
-
-def _rfc5424_parser() -> Callable[..., SyslogMessage]:
-    """`rfc5424.parse_5424`, imported on first use (keeps `import syslogkit.parse` light)."""
-    global _parse_5424
-    if _parse_5424 is None:
-        from syslogkit.rfc5424 import parse_5424
-
-        _parse_5424 = parse_5424
-    return _parse_5424
+#: `<PRI>VERSION SP` in one C call: the same test as `is_rfc5424` without optional_priority.
+_STARTS_LIKE_5424: Final = re.compile(rb"<[^>]{1,3}>[1-9][0-9]{0,2} ").match
 
 
 def _version_follows(raw: bytes, i: int) -> bool:
@@ -76,15 +68,18 @@ def parse(data: bytes | str, mode: str = "strict", **options: Any) -> SyslogMess
     `optional_priority` (both), `compliant_msg` (RFC 5424), `reference`, `cisco`, `rfc3339`
     (RFC 3164; see `parse_3164`). An unknown option is a `TypeError`.
     """
+    raw = data if type(data) is bytes else _as_bytes(data)
+    if not options and _STARTS_LIKE_5424(raw):
+        if mode == "strict":  # the hot path: one regex test, then the RFC 5424 parser
+            return _parse_5424(raw)
+        if mode == "best_effort":
+            return _parse_5424(raw, mode)
     if mode not in _MODES:
         raise ValueError(f"mode must be 'strict', 'best_effort' or 'lenient', not {mode!r}")
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     if not options:
-        if is_rfc5424(raw):
-            if mode != "lenient":
-                return _rfc5424_parser()(raw, mode)
+        if mode == "lenient" and _STARTS_LIKE_5424(raw):
             try:
-                return _rfc5424_parser()(raw, mode)
+                return _parse_5424(raw, mode)
             except Exception:  # lenient never raises: read it as RFC 3164 instead
                 pass
         return parse_3164(raw, mode)
@@ -95,9 +90,14 @@ def parse(data: bytes | str, mode: str = "strict", **options: Any) -> SyslogMess
     if is_rfc5424(raw, bool(options.get("optional_priority", False))):
         kw = {k: v for k, v in options.items() if k in _OPTIONS_5424}
         if mode != "lenient":
-            return _rfc5424_parser()(raw, mode, **kw)
+            return _parse_5424(raw, mode, **kw)
         try:
-            return _rfc5424_parser()(raw, mode, **kw)
+            return _parse_5424(raw, mode, **kw)
         except Exception:  # lenient never raises: read it as RFC 3164 instead
             pass
     return parse_3164(raw, mode, **{k: v for k, v in options.items() if k in _OPTIONS_3164})
+
+
+def _as_bytes(data: bytes | bytearray | memoryview | str) -> bytes:
+    """The input as bytes (str is encoded as UTF-8)."""
+    return data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
