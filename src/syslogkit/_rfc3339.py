@@ -13,6 +13,7 @@ from typing import Final
 
 __all__ = [
     "TimestampError",
+    "describe_byte",
     "format_timestamp",
     "fromisoformat",
     "scan_timestamp",
@@ -116,13 +117,15 @@ class TimestampError(ValueError):
 _DIGITS: Final = b"0123456789"
 
 
-def _show(buf: bytes, i: int) -> str:
-    """A person-readable name for the byte at `i` (or the end of input)."""
+def describe_byte(buf: bytes, i: int) -> str:
+    """A person-readable name for the byte at `i` (or the end of input), for parse errors."""
     if i >= len(buf):
         return "end of input"
     c = buf[i]
     if c == 0x20:
         return "SP"
+    if c == 0x0A:
+        return "LF"
     if 0x21 <= c <= 0x7E:
         return repr(chr(c))
     return f"byte 0x{c:02X}"
@@ -130,13 +133,13 @@ def _show(buf: bytes, i: int) -> str:
 
 def _digit(buf: bytes, i: int, allowed: bytes, what: str) -> int:
     if i >= len(buf) or buf[i] not in allowed:
-        raise TimestampError(f"expected {what} in TIMESTAMP, found {_show(buf, i)}", i)
+        raise TimestampError(f"expected {what} in TIMESTAMP, found {describe_byte(buf, i)}", i)
     return buf[i] - 48
 
 
 def _char(buf: bytes, i: int, allowed: bytes, what: str) -> None:
     if i >= len(buf) or buf[i] not in allowed:
-        raise TimestampError(f"expected {what} in TIMESTAMP, found {_show(buf, i)}", i)
+        raise TimestampError(f"expected {what} in TIMESTAMP, found {describe_byte(buf, i)}", i)
 
 
 def scan_timestamp(buf: bytes, pos: int, *, lenient: bool = False) -> tuple[datetime, int]:
@@ -195,7 +198,7 @@ def scan_timestamp(buf: bytes, pos: int, *, lenient: bool = False) -> tuple[date
             i += 1
         if i == start:
             raise TimestampError(
-                f"expected a TIME-SECFRAC digit after '.', found {_show(buf, i)}", i
+                f"expected a TIME-SECFRAC digit after '.', found {describe_byte(buf, i)}", i
             )
         micro = int(buf[start : min(i, start + 6)].ljust(6, b"0"))
     if i >= len(buf):
@@ -219,7 +222,7 @@ def scan_timestamp(buf: bytes, pos: int, *, lenient: bool = False) -> tuple[date
         raise TimestampError("'Z' must be upper case in TIMESTAMP (RFC 5424 §6.2.3)", i)
     else:
         raise TimestampError(
-            f"expected TIME-OFFSET ('Z', '+hh:mm' or '-hh:mm'), found {_show(buf, i)}", i
+            f"expected TIME-OFFSET ('Z', '+hh:mm' or '-hh:mm'), found {describe_byte(buf, i)}", i
         )
     if year == 0:
         raise TimestampError(

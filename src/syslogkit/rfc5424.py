@@ -52,7 +52,13 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Final, NoReturn
 
-from syslogkit._rfc3339 import TimestampError, format_timestamp, fromisoformat, scan_timestamp
+from syslogkit._rfc3339 import (
+    TimestampError,
+    describe_byte,
+    format_timestamp,
+    fromisoformat,
+    scan_timestamp,
+)
 from syslogkit.message import (
     LIMITS,
     Facility,
@@ -453,20 +459,6 @@ _VALUE_RUN: Final = re.compile(rb'[^"\\\]]*+(?:\\.[^"\\\]]*+)*+', re.S)
 _DIGITS: Final = b"0123456789"
 
 
-def _show(buf: bytes, i: int) -> str:
-    """A person-readable name for the byte at `i` (or the end of input)."""
-    if i >= len(buf):
-        return "end of input"
-    c = buf[i]
-    if c == 0x20:
-        return "SP"
-    if c == 0x0A:
-        return "LF"
-    if 0x21 <= c <= 0x7E:
-        return repr(chr(c))
-    return f"byte 0x{c:02X}"
-
-
 def _utf8_fault(data: bytes) -> int | None:
     """0-based index of the byte where `data` stops being UTF-8 (go-syslog's column), or None."""
     try:
@@ -550,7 +542,7 @@ class _Strict:
         if pos >= len(buf):
             self.fail(f"message ends after {after}; expected SP", pos)
         if buf[pos] != 0x20:
-            self.fail(f"expected SP after {after}, found {_show(buf, pos)}", pos)
+            self.fail(f"expected SP after {after}, found {describe_byte(buf, pos)}", pos)
         self.pos = pos + 1
 
     def pri(self, optional: bool) -> None:
@@ -562,7 +554,7 @@ class _Strict:
         if buf[0] != 0x3C:  # '<'
             if optional:
                 return
-            self.fail(f"expected '<' starting the PRI, found {_show(buf, 0)}", 0)
+            self.fail(f"expected '<' starting the PRI, found {describe_byte(buf, 0)}", 0)
         if len(buf) < 2:
             self.fail("message ends inside the PRI", 1)
         first = buf[1]
@@ -578,11 +570,11 @@ class _Strict:
                     self.fail(f"PRI value exceeds {_PRI_MAX} (facility 0-23 * 8 + severity)", pos)
                 pos += 1
         else:
-            self.fail(f"expected the PRI value (0-{_PRI_MAX}), found {_show(buf, 1)}", 1)
+            self.fail(f"expected the PRI value (0-{_PRI_MAX}), found {describe_byte(buf, 1)}", 1)
         if pos >= len(buf):
             self.fail("message ends inside the PRI; expected '>'", pos)
         if buf[pos] != 0x3E:  # '>'
-            self.fail(f"expected '>' closing the PRI, found {_show(buf, pos)}", pos)
+            self.fail(f"expected '>' closing the PRI, found {describe_byte(buf, pos)}", pos)
         self.facility = facility_of(value)
         self.severity = severity_of(value)
         self.pos = pos + 1
@@ -595,7 +587,7 @@ class _Strict:
         if c == 0x30:
             self.fail("VERSION must not start with 0 (1-999)", pos)
         if c not in _DIGITS:
-            self.fail(f"expected VERSION (1-{_VERSION_MAX}), found {_show(buf, pos)}", pos)
+            self.fail(f"expected VERSION (1-{_VERSION_MAX}), found {describe_byte(buf, pos)}", pos)
         value = 0
         start = pos
         while pos < len(buf) and buf[pos] in _DIGITS:
@@ -614,7 +606,7 @@ class _Strict:
             self.pos = pos + 1
             return
         if buf[pos] not in _DIGITS:
-            self.fail(f"expected TIMESTAMP (RFC 3339) or '-', found {_show(buf, pos)}", pos)
+            self.fail(f"expected TIMESTAMP (RFC 3339) or '-', found {describe_byte(buf, pos)}", pos)
         try:
             self.timestamp, self.pos = scan_timestamp(buf, pos)
         except TimestampError as exc:
@@ -632,11 +624,13 @@ class _Strict:
         if end == start:
             self.fail(
                 f"expected {name} (1-{limit} printable US-ASCII characters) or '-', "
-                f"found {_show(buf, start)}",
+                f"found {describe_byte(buf, start)}",
                 start,
             )
         if end < len(buf) and buf[end] != 0x20:
-            self.fail(f"{name} contains {_show(buf, end)}, which is not printable US-ASCII", end)
+            self.fail(
+                f"{name} contains {describe_byte(buf, end)}, which is not printable US-ASCII", end
+            )
         self.pos = end
         self.sp(name)
         text = buf[start:end].decode("ascii")
@@ -652,7 +646,7 @@ class _Strict:
         if end == start:
             self.fail(
                 f"expected {what} (1-{_SD_NAME} printable US-ASCII characters except "
-                f"'=', SP, ']' and '\"'), found {_show(buf, start)}",
+                f"'=', SP, ']' and '\"'), found {describe_byte(buf, start)}",
                 start,
             )
         self.pos = end
@@ -666,7 +660,9 @@ class _Strict:
             self.pos = pos + 1
             return
         if buf[pos] != 0x5B:  # '['
-            self.fail(f"expected STRUCTURED-DATA ('-' or '['), found {_show(buf, pos)}", pos)
+            self.fail(
+                f"expected STRUCTURED-DATA ('-' or '['), found {describe_byte(buf, pos)}", pos
+            )
         seen: set[str] = set()
         while self.pos < len(buf) and buf[self.pos] == 0x5B:
             self.pos += 1
@@ -682,7 +678,7 @@ class _Strict:
                 if c != 0x20:
                     self.fail(
                         f"expected SP and an SD-PARAM, or ']', in SD-ELEMENT {sd_id!r}, "
-                        f"found {_show(buf, pos)}",
+                        f"found {describe_byte(buf, pos)}",
                         pos,
                     )
                 self.pos = pos + 1
@@ -697,10 +693,14 @@ class _Strict:
         name = self.sd_name("PARAM-NAME")
         buf, pos = self.buf, self.pos
         if pos >= len(buf) or buf[pos] != 0x3D:  # '='
-            self.fail(f"expected '=' after PARAM-NAME {name!r}, found {_show(buf, pos)}", pos)
+            self.fail(
+                f"expected '=' after PARAM-NAME {name!r}, found {describe_byte(buf, pos)}", pos
+            )
         pos += 1
         if pos >= len(buf) or buf[pos] != 0x22:  # '"'
-            self.fail(f"expected '\"' opening the value of {name!r}, found {_show(buf, pos)}", pos)
+            self.fail(
+                f"expected '\"' opening the value of {name!r}, found {describe_byte(buf, pos)}", pos
+            )
         start = pos + 1
         m = _VALUE_RUN.match(buf, start)
         assert m is not None
@@ -727,7 +727,10 @@ class _Strict:
         if pos >= len(buf):
             return
         if buf[pos] != 0x20:
-            self.fail(f"expected SP before MSG after STRUCTURED-DATA, found {_show(buf, pos)}", pos)
+            self.fail(
+                f"expected SP before MSG after STRUCTURED-DATA, found {describe_byte(buf, pos)}",
+                pos,
+            )
         body = buf[pos + 1 :]
         if body[:3] == _BOM:
             self.bom = True
