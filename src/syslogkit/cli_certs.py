@@ -13,7 +13,7 @@ EXAMPLES = """examples:
 
 Then, on the collector:
   syslogkit collect --listen tls://0.0.0.0:6514 --tls-cert pki/server.pem \\
-      --tls-key pki/server-key.pem --tls-ca pki/ca.pem --tls-client-cert required
+      --tls-key pki/server-key.pem --tls-ca pki/ca.pem --client-cert required
 and in the application:
   SyslogHandler("tls://logs.example.com:6514", ca_file="pki/ca.pem",
                 cert_file="pki/web1.pem", key_file="pki/web1-key.pem")"""
