@@ -16,13 +16,15 @@ import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from syslogkit import SyslogHandler
+from syslogkit import Severity, SyslogHandler
 from syslogkit.aio import AsyncSyslogHandler
 from syslogkit.collector import CollectorThread, Record
+from test_logging_config import INTEGRATIONS, doc_examples, run_example
 
 PAD = "x" * 2000
 NUMBER = re.compile(r"n=(\d+)")
@@ -244,3 +246,19 @@ def test_closed_handler_drops_without_raising_and_delivery_is_always_background(
         assert stats["sent"] == 0
 
     run(main)
+
+
+def test_documented_example(tmp_path: Path) -> None:
+    """docs/integrations.md's asyncio example, run as a program, delivers what it says."""
+    gate = Gate()
+    with collector(gate) as c:
+        example = doc_examples(INTEGRATIONS)["asyncio"]
+        assert run_example(example, "tcp", c, tmp_path / "asyncio") == ""
+        deadline = time.monotonic() + 10.0
+        while gate.count() < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # anything beyond the three would arrive within this
+        messages = [r.message for r in gate.records]
+    assert [(m.app_name, m.msgid, m.severity, m.msg) for m in messages if m] == [
+        ("api", "REQ", Severity.INFO, f"request {n} done") for n in range(3)
+    ]
