@@ -15,12 +15,15 @@ from datetime import datetime, timezone
 from typing import Any
 
 from syslogkit.message import ParseError, SDElement, SyslogMessage
-from syslogkit.parse import parse
+from syslogkit.parse import is_rfc5424, parse
+from syslogkit.rfc3164 import parse_3164
+from syslogkit.rfc5424 import parse_5424
 
 __all__ = [
     "Record",
     "parse_frame",
     "record_to_dict",
+    "record_to_json",
     "sd_from_json",
     "sd_to_json",
 ]
@@ -80,11 +83,14 @@ def parse_frame(raw: bytes) -> tuple[SyslogMessage | None, str | None, bytes | N
 
     Strict first (one parse for a clean message); on a fault the strict error is kept and the
     lenient parse is stored. A MSG that is not valid UTF-8 comes back as bytes.
+
+    The strict parse is `parse(raw, mode="strict")` without its argument checks: the format is
+    told apart here (`is_rfc5424`) and the parser called directly.
     """
     error: str | None = None
     message: SyslogMessage | None
     try:
-        message = parse(raw, mode="strict")
+        message = parse_5424(raw, "strict") if is_rfc5424(raw) else parse_3164(raw, "strict")
     except Exception as exc:  # ParseError, or anything a parser bug raises: never lose the frame
         error = _describe(exc)
         try:
@@ -106,20 +112,32 @@ def parse_frame(raw: bytes) -> tuple[SyslogMessage | None, str | None, bytes | N
 def sd_to_json(sd: tuple[SDElement, ...]) -> str | None:
     """Structured data as compact JSON, order and duplicates kept: [[id, [[k, v], ...]], ...].
 
-    Built by hand around the C string escaper: three times faster than `json.dumps` here.
+    Built by hand around the C string escaper (list comprehensions, no generators): several
+    times faster than `json.dumps` here.
     """
     if not sd:
         return None
     esc = _escape
+    if len(sd) == 1:
+        el = sd[0]
+        return (
+            "[["
+            + esc(el.id)
+            + ",["
+            + ",".join(["[" + esc(k) + "," + esc(v) + "]" for k, v in el.params])
+            + "]]]"
+        )
     return (
         "["
         + ",".join(
-            "["
-            + esc(el.id)
-            + ",["
-            + ",".join("[" + esc(k) + "," + esc(v) + "]" for k, v in el.params)
-            + "]]"
-            for el in sd
+            [
+                "["
+                + esc(el.id)
+                + ",["
+                + ",".join(["[" + esc(k) + "," + esc(v) + "]" for k, v in el.params])
+                + "]]"
+                for el in sd
+            ]
         )
         + "]"
     )
@@ -135,9 +153,21 @@ def sd_from_json(text: str | None) -> tuple[SDElement, ...]:
     )
 
 
+_last_iso: tuple[float, str] = (-1.0, "")
+
+
 def iso_utc(epoch: float) -> str:
-    """An epoch time as RFC 3339 UTC with microseconds."""
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="microseconds")
+    """An epoch time as RFC 3339 UTC with microseconds.
+
+    The last answer is remembered: every record of a received chunk has the same time.
+    """
+    global _last_iso
+    last = _last_iso  # one tuple, replaced whole: safe to share between threads
+    if last[0] == epoch:
+        return last[1]
+    text = datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="microseconds")
+    _last_iso = (epoch, text)
+    return text
 
 
 def _bytes_field(out: dict[str, Any], name: str, value: bytes) -> None:
@@ -199,3 +229,97 @@ def record_to_dict(record: Record) -> dict[str, Any]:
     _bytes_field(out, "raw", record.raw)
     out["error"] = record.error
     return out
+
+
+def _json_str(value: str | None) -> str:
+    return "null" if value is None else _escape(value)
+
+
+def _json_bytes(name: str, value: bytes) -> str:
+    try:
+        return '"' + name + '":' + _escape(value.decode("utf-8"))
+    except UnicodeDecodeError:
+        return '"' + name + '_b64":"' + base64.b64encode(value).decode("ascii") + '"'
+
+
+def record_to_json(record: Record) -> str:
+    """`record_to_dict(record)` as compact JSON text, built without the dict.
+
+    The same keys in the same order and the same text as `json.dumps(record_to_dict(record),
+    ensure_ascii=False, separators=(",", ":"), default=str)`, about five times faster: the
+    JSON-lines sink writes one per record.
+    """
+    esc = _escape
+    m = record.message
+    parts = []
+    if record.id is not None:
+        parts.append('"id":' + str(int(record.id)))
+    parts.append(
+        '"received_at":"'
+        + iso_utc(record.received_at)
+        + '","transport":'
+        + esc(record.transport)
+        + ',"peer":'
+        + esc(record.peer)
+        + ',"listener":'
+        + esc(record.listener)
+    )
+    if record.tls_subject is not None or record.tls_fingerprint is not None:
+        parts.append(
+            '"tls_subject":'
+            + _json_str(record.tls_subject)
+            + ',"tls_fingerprint":'
+            + _json_str(record.tls_fingerprint)
+        )
+    if m is None:
+        parts.append(
+            '"facility":null,"severity":null,"version":null,"timestamp":null,"hostname":null,'
+            '"app_name":null,"procid":null,"msgid":null,"structured_data":[],"msg":null,'
+            '"bom":false'
+        )
+    else:
+        ts = m.timestamp
+        sd = m.structured_data
+        parts.append(
+            '"facility":'
+            + ("null" if m.facility is None else str(int(m.facility)))
+            + ',"severity":'
+            + ("null" if m.severity is None else str(int(m.severity)))
+            + ',"version":'
+            + ("null" if m.version is None else str(int(m.version)))
+            + ',"timestamp":'
+            + ("null" if ts is None else esc(ts.isoformat()))
+            + ',"hostname":'
+            + _json_str(m.hostname)
+            + ',"app_name":'
+            + _json_str(m.app_name)
+            + ',"procid":'
+            + _json_str(m.procid)
+            + ',"msgid":'
+            + _json_str(m.msgid)
+            + ',"structured_data":['
+            + ",".join(
+                [
+                    '{"id":'
+                    + esc(el.id)
+                    + ',"params":['
+                    + ",".join(["[" + esc(k) + "," + esc(v) + "]" for k, v in el.params])
+                    + "]}"
+                    for el in sd
+                ]
+            )
+            + '],"msg":'
+            + _json_str(m.msg)
+            + ',"bom":'
+            + ("true" if m.bom else "false")
+        )
+        if m.extra:
+            parts.append(
+                '"extra":'
+                + json.dumps(m.extra, ensure_ascii=False, separators=(",", ":"), default=str)
+            )
+    if record.msg_bytes is not None:
+        parts.append('"msg_b64":"' + base64.b64encode(record.msg_bytes).decode("ascii") + '"')
+    parts.append(_json_bytes("raw", record.raw))
+    parts.append('"error":' + _json_str(record.error))
+    return "{" + ",".join(parts) + "}"

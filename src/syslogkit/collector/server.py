@@ -395,8 +395,13 @@ class _Connection(asyncio.Protocol):
         stats = self.stats
         now = time.time()
         records: list[Record] = []
+        append = records.append
         scheme = self.listener.scheme
         listener_url = self.listener.url
+        peer = self.peer
+        subject = self.tls_subject
+        fpr = self.tls_fingerprint
+        received = parsed = 0
         for item in items:
             framing_error: str | None = None
             if isinstance(item, FramingError):
@@ -412,28 +417,20 @@ class _Connection(asyncio.Protocol):
                     continue
             else:
                 raw = item
-            stats.received += 1
+            received += 1
             message, error, msg_bytes = parse_frame(raw)
             if framing_error or forced_error:
                 error = "; ".join(e for e in (forced_error, framing_error, error) if e)
             if error is None:
-                stats.parsed += 1
-            else:
-                stats.failed += 1
-            records.append(
+                parsed += 1
+            append(
                 Record(
-                    raw,
-                    now,
-                    scheme,
-                    self.peer,
-                    listener_url,
-                    message,
-                    error,
-                    msg_bytes,
-                    self.tls_subject,
-                    self.tls_fingerprint,
+                    raw, now, scheme, peer, listener_url, message, error, msg_bytes, subject, fpr
                 )
             )
+        stats.received += received
+        stats.parsed += parsed
+        stats.failed += received - parsed
         if records:
             self.listener.pipeline.submit(records)
 

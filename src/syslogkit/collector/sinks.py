@@ -11,7 +11,6 @@ seconds after the first record of a batch arrived.
 from __future__ import annotations
 
 import collections
-import json
 import os
 import socket
 import sys
@@ -20,10 +19,10 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Protocol, cast, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from .record import Record, record_to_dict
+from .record import Record, record_to_json
 from .stats import PipelineStats
 from .store import Store, StoreProcess, make_row
 
@@ -36,19 +35,6 @@ __all__ = [
     "StdoutSink",
     "format_human",
 ]
-
-try:  # optional speed-up ([fast] extra)
-    import orjson  # type: ignore[import-not-found, unused-ignore]
-
-    def _dumps(obj: dict[str, Any]) -> bytes:
-        return cast(bytes, orjson.dumps(obj, default=str))
-
-except ImportError:  # pragma: no cover - depends on the environment
-
-    def _dumps(obj: dict[str, Any]) -> bytes:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode(
-            "utf-8"
-        )
 
 
 @runtime_checkable
@@ -144,7 +130,8 @@ def _nothing() -> None:
 
 
 class JsonLinesSink:
-    """One JSON object per line (`record_to_dict`), raw bytes lossless; `fsync` on request."""
+    """One JSON object per line (`record_to_dict`'s object, written by `record_to_json`), raw
+    bytes lossless; `fsync` on request."""
 
     def __init__(self, path: str | Path | IO[bytes], *, fsync: bool = False) -> None:
         if isinstance(path, (str, Path)):
@@ -156,7 +143,10 @@ class JsonLinesSink:
         self.fsync = fsync
 
     def write(self, records: Sequence[Record]) -> None:
-        self._file.write(b"".join([_dumps(record_to_dict(r)) + b"\n" for r in records]))
+        if not records:
+            return
+        text = "\n".join([record_to_json(r) for r in records])
+        self._file.write(text.encode("utf-8") + b"\n")
 
     def flush(self) -> None:
         self._file.flush()
@@ -248,7 +238,7 @@ class StdoutSink:
     def write(self, records: Sequence[Record]) -> None:
         try:
             if self.json_lines:
-                text = "".join(_dumps(record_to_dict(r)).decode("utf-8") + "\n" for r in records)
+                text = "".join([record_to_json(r) + "\n" for r in records])
             else:
                 text = "".join(format_human(r, color=self.color) + "\n" for r in records)
             self.stream.write(text)

@@ -79,8 +79,10 @@ _COLUMNS = (
     " msgid, sd, msg, msg_bytes, bom, raw, error, transport, peer, listener, tls_subject,"
     " tls_fingerprint, extra"
 )
-_INSERT = f"INSERT INTO messages (id, {_COLUMNS}) VALUES ({', '.join('?' * 23)})"
-_INSERT_FTS = "INSERT INTO messages_fts(rowid, msg) VALUES (?, ?)"
+_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES ({', '.join('?' * 22)})"
+_INSERT_FTS = (
+    "INSERT INTO messages_fts(rowid, msg) SELECT id, msg FROM messages WHERE id >= ? AND msg <> ''"
+)
 _SELECT = f"SELECT id, {_COLUMNS} FROM messages"
 
 
@@ -352,19 +354,20 @@ class Store:
 
     def insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert rows made by `make_row` in the current transaction (opened if needed)."""
+        if not rows:
+            return
         db = self._db
         if not self._in_tx:
             db.execute("BEGIN IMMEDIATE")
             self._in_tx = True
             self._next_id = int(db.execute("SELECT max(id) FROM messages").fetchone()[0] or 0) + 1
         first = self._next_id
-        ids = range(first, first + len(rows))
+        # ids are max(id) + 1 onwards, as SQLite assigns them (one writer): the rows go in as
+        # they are, and the full-text index is filled in bulk from the table with one statement
+        # (a trigger per row costs four times as much, an executemany twice as much)
+        db.executemany(_INSERT, rows)
         self._next_id = first + len(rows)
-        # the full-text index is filled in bulk: a trigger per row costs four times as much
-        db.executemany(_INSERT, [(i, *row) for i, row in zip(ids, rows, strict=True)])
-        db.executemany(
-            _INSERT_FTS, [(i, row[11]) for i, row in zip(ids, rows, strict=True) if row[11]]
-        )
+        db.execute(_INSERT_FTS, (first,))
 
     def commit(self) -> None:
         """Commit what was inserted; after this the records survive a crash of the process."""
