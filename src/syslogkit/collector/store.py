@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,9 @@ _INSERT_FTS = (
     "INSERT INTO messages_fts(rowid, msg) SELECT id, msg FROM messages WHERE id >= ? AND msg <> ''"
 )
 _SELECT = f"SELECT id, {_COLUMNS} FROM messages"
+#: marshal format 2 has no object references: a third cheaper to write than the default (4)
+#: for a batch of rows, read as fast, slightly longer
+_MARSHAL_VERSION = 2
 
 
 class StoreError(Exception):
@@ -147,6 +150,29 @@ class Filters:
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
+_iso_seconds: dict[tuple[int, tzinfo], tuple[str, str]] = {}
+
+
+def _isoformat(ts: datetime, when: float) -> str:
+    """`ts.isoformat()`, with the text up to the second remembered per second and offset: the
+    messages of a batch mostly share both, and `isoformat` costs several times more."""
+    tz = ts.tzinfo
+    if type(tz) is not timezone:  # a zone with DST: the same instant may read two ways
+        return ts.isoformat()
+    us = ts.microsecond
+    key = (round(when - us / 1e6), tz)  # whole seconds: exact, whatever the float's precision
+    parts = _iso_seconds.get(key)
+    if parts is None:
+        text = ts.replace(microsecond=0).isoformat()
+        parts = (text[:19], text[19:])  # YYYY-MM-DDTHH:MM:SS, then the offset
+        if len(_iso_seconds) >= 4096:
+            _iso_seconds.clear()
+        _iso_seconds[key] = parts
+    if us:
+        return f"{parts[0]}.{us:06d}{parts[1]}"
+    return parts[0] + parts[1]
+
+
 def _row(record: Record) -> tuple[Any, ...]:
     m = record.message
     if m is None:
@@ -176,11 +202,13 @@ def _row(record: Record) -> tuple[Any, ...]:
         )
     ts = m.timestamp
     if ts is not None:
-        timestamp = ts.isoformat()
         try:
             when = ts.timestamp()
         except (OverflowError, OSError, ValueError):
             when = record.received_at
+            timestamp = ts.isoformat()
+        else:
+            timestamp = _isoformat(ts, when)
     else:
         timestamp = None
         when = record.received_at
@@ -574,7 +602,7 @@ class StoreProcess:
         proc = self._proc
         if proc is None or proc.stdin is None:
             raise StoreError("the store's writer process is not running")
-        data = marshal.dumps(message)
+        data = marshal.dumps(message, _MARSHAL_VERSION)
         try:
             proc.stdin.write(struct.pack("<I", len(data)) + data)
             proc.stdin.flush()
