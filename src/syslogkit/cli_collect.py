@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import re
@@ -369,9 +370,17 @@ def _print_summary(stats: dict[str, Any], out: IO[str]) -> None:
     )
 
 
+def _tune_gc_for_a_server() -> None:
+    """Fewer cyclic-GC passes: the records queued for the store are many young objects that
+    outlive several default gen-0 passes (measured: about a quarter of the collector's CPU)."""
+    gc.freeze()  # what was imported and built at start-up is never scanned again
+    gc.set_threshold(50_000, 20, 100)
+
+
 def collect_main(argv: Sequence[str]) -> int:
     """`syslogkit collect`: listen, store, until SIGTERM or Ctrl-C (then drain and exit 0)."""
     args = _collect_parser().parse_args(list(argv))
+    _tune_gc_for_a_server()
     loop_factory = asyncio.new_event_loop
     if not args.no_uvloop:
         try:
