@@ -260,14 +260,50 @@ def test_stream_frames_use_the_framing() -> None:
 
 
 def test_constructor_refuses_bad_settings() -> None:
+    # RELP reads acknowledgements in the writer thread: sync delivery is refused...
     with pytest.raises(ValueError, match="background"):
-        SyslogHandler("relp://h")
+        SyslogHandler("relp://h", delivery="sync")
+    # ...and the default delivery (background on the network) is accepted
+    relp = SyslogHandler("relp://h", relp_window=8)
+    assert relp._delivery.transport.window == 8  # type: ignore[attr-defined]
+    relp.close(timeout=0)
+    with pytest.raises(ValueError, match="scheme"):
+        SyslogHandler("tcp://a:514", failover=["tls://b:6514"])
+    with pytest.raises(ValueError, match="stream"):
+        SyslogHandler("udp://a:514", failover=["udp://b:514"])
     with pytest.raises(ValueError):
         SyslogHandler(UDP, facility=128)
     with pytest.raises(ValueError):
         SyslogHandler(UDP, timeout=0)
     with pytest.raises(ValueError):
         SyslogHandler(UDP, delivery="carrier-pigeon")
+
+
+@pytest.mark.parametrize(
+    ("address", "default"),
+    [
+        ("udp://h:514", "BackgroundDelivery"),
+        ("tcp://h:514", "BackgroundDelivery"),
+        ("tls://h:6514", "BackgroundDelivery"),
+        ("unix:///dev/log", "SyncDelivery"),
+        ("unix+stream:///dev/log", "SyncDelivery"),
+    ],
+)
+def test_default_delivery_is_background_on_the_network_and_sync_on_unix_sockets(
+    address: str, default: str
+) -> None:
+    """DESIGN.md: the caller only formats and enqueues on the network; either mode on request."""
+    handlers = [
+        SyslogHandler(address),
+        SyslogHandler(address, delivery="sync"),
+        SyslogHandler(address, delivery="background"),
+    ]
+    try:
+        kinds = [type(handler._delivery).__name__ for handler in handlers]
+        assert kinds == [default, "SyncDelivery", "BackgroundDelivery"]
+    finally:
+        for handler in handlers:
+            handler.close(timeout=0)
 
 
 def test_dict_config_with_plain_values() -> None:

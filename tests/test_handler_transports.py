@@ -1,6 +1,13 @@
 """The handler over each transport to loopback collectors; thread, fork and re-entrancy safety.
 
 Payloads are compared with the codec's bytes; rsyslog's reading of them is in the interop tests.
+
+Delivery is background by default on the network and sync on unix sockets. Tests parametrized
+over `delivery` check what holds in both modes; they flush (bounded) before looking at the
+counters, since in the background a record arrives before the writer has counted it. Tests named
+`sync` check guarantees about the caller's own waits in synchronous delivery; their `background`
+counterparts show that the caller does not wait at all (structurally: the writer thread is the
+one waiting).
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import pytest
 from syslogkit import transports
 from syslogkit.backoff import Backoff
 from syslogkit.handler import SyslogHandler
+from test_background_queue import _writer_frames
+from test_background_support import number_of, refused_port
 from test_handler_support import (
     StreamCollector,
     UDPCollector,
@@ -26,6 +35,9 @@ from test_handler_support import (
     logger_for,
     wait_until,
 )
+
+FLUSH = 5.0  # seconds a test waits (at most) for handed-over records to be written
+both_modes = pytest.mark.parametrize("delivery", ["sync", "background"])
 
 
 def _has_ipv6() -> bool:
@@ -40,21 +52,24 @@ def _has_ipv6() -> bool:
 needs_ipv6 = pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback here")
 
 
-def test_constructor_does_not_connect() -> None:
-    handler = SyslogHandler("tcp://127.0.0.1:1", timeout=0.5)
+@both_modes
+def test_constructor_does_not_connect(delivery: str) -> None:
+    handler = SyslogHandler("tcp://127.0.0.1:1", timeout=0.5, delivery=delivery)
     assert handler._delivery.transport.sock is None  # type: ignore[attr-defined]
     assert handler.stats["sent"] == 0 and handler.stats["errors"] == 0
     handler.close()
 
 
+@both_modes
 @pytest.mark.parametrize("host", ["127.0.0.1", pytest.param("::1", marks=needs_ipv6)])
-def test_udp(host: str) -> None:
+def test_udp(host: str, delivery: str) -> None:
     collector = UDPCollector(host)
-    handler = SyslogHandler(collector.url, app_name="udptest", hostname="h1")
+    handler = SyslogHandler(collector.url, app_name="udptest", hostname="h1", delivery=delivery)
     try:
         logger = logger_for(handler, "udp")
         for n in range(20):
             logger.info("datagram %d", n)
+        handler.flush(FLUSH)
         received = collector.wait_for(20)
         assert [p.rsplit(b" ", 1)[1] for p in received] == [b"%d" % n for n in range(20)]
         assert all(b" h1 udptest %d - - datagram" % os.getpid() in p for p in received)
@@ -73,13 +88,15 @@ def test_udp(host: str) -> None:
         pytest.param("::1", "octet", marks=needs_ipv6),
     ],
 )
-def test_tcp(host: str, framing: str) -> None:
+@both_modes
+def test_tcp(host: str, framing: str, delivery: str) -> None:
     collector = StreamCollector(host)
-    handler = SyslogHandler(collector.url, framing=framing, app_name="tcptest")
+    handler = SyslogHandler(collector.url, framing=framing, app_name="tcptest", delivery=delivery)
     try:
         logger = logger_for(handler, "tcp")
         for n in range(50):
             logger.warning("frame %d", n)
+        handler.flush(FLUSH)
         received = collector.wait_for(50)
         assert [p.rsplit(b" ", 1)[1] for p in received] == [b"%d" % n for n in range(50)]
         assert collector.accepted == 1
@@ -89,7 +106,8 @@ def test_tcp(host: str, framing: str) -> None:
         collector.close()
 
 
-def test_name_resolved_once_per_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+@both_modes
+def test_name_resolved_once_per_connection(monkeypatch: pytest.MonkeyPatch, delivery: str) -> None:
     collector = StreamCollector()
     calls: list[object] = []
     real = socket.getaddrinfo
@@ -99,13 +117,15 @@ def test_name_resolved_once_per_connection(monkeypatch: pytest.MonkeyPatch) -> N
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", counting)
-    handler = SyslogHandler(f"tcp://localhost:{collector.port}")
+    handler = SyslogHandler(f"tcp://localhost:{collector.port}", delivery=delivery)
     try:
         logger = logger_for(handler, "resolve")
         logger.warning("first")
+        handler.flush(FLUSH)
         assert calls.count("localhost") == 1
         for n in range(30):
             logger.warning("r %d", n)
+        handler.flush(FLUSH)
         assert len(collector.wait_for(31)) == 31
         assert calls.count("localhost") == 1
     finally:
@@ -113,7 +133,10 @@ def test_name_resolved_once_per_connection(monkeypatch: pytest.MonkeyPatch) -> N
         collector.close()
 
 
-def test_slow_name_resolution_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sync_slow_name_resolution_is_bounded_in_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sync: the caller resolves, and waits at most the timeout; the record is dropped."""
     release = threading.Event()
     real = socket.getaddrinfo
 
@@ -124,7 +147,9 @@ def test_slow_name_resolution_is_bounded(monkeypatch: pytest.MonkeyPatch) -> Non
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", slow)
-    handler = SyslogHandler("tcp://slow.invalid:514", timeout=0.3, error_interval=3600)
+    handler = SyslogHandler(
+        "tcp://slow.invalid:514", timeout=0.3, error_interval=3600, delivery="sync"
+    )
     handler.handleError = lambda record: None  # type: ignore[method-assign]
     try:
         started = time.monotonic()
@@ -135,6 +160,41 @@ def test_slow_name_resolution_is_bounded(monkeypatch: pytest.MonkeyPatch) -> Non
     finally:
         release.set()
         handler.close()
+
+
+def test_background_slow_name_resolution_never_reaches_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Background: the writer thread resolves; log calls return while it waits for the name
+    (structural: the writer is inside the resolver the whole time, nothing is lost)."""
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def slow(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow.invalid":
+            release.wait(30)
+            raise socket.gaierror(socket.EAI_NONAME, "no such host")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    handler = SyslogHandler(
+        "tcp://slow.invalid:514", timeout=30.0, error_interval=3600, delivery="background"
+    )
+    handler.handleError = lambda record: None  # type: ignore[method-assign]
+    delivery: Any = handler._delivery
+    try:
+        logger = logger_for(handler, "slowdns-bg")
+        logger.error("first")
+        assert wait_until(lambda: "resolve" in _writer_frames(delivery))
+        for n in range(100):
+            logger.error("meanwhile %d", n)  # every call returns while the writer waits
+        assert "resolve" in _writer_frames(delivery)
+        stats = handler.stats
+        assert stats["sent"] == 0 and stats["dropped"] == 0 and stats["errors"] == 0
+        assert delivery.pending == 101
+    finally:
+        release.set()
+        handler.close(timeout=1.0)
 
 
 def test_unix_datagram(tmp_path: Path) -> None:
@@ -197,9 +257,33 @@ def test_stdlib_style_address_over_tcp() -> None:
         collector.close()
 
 
-def test_many_threads_one_connection() -> None:
+@both_modes
+def test_failover_address_takes_the_records_when_the_first_is_unreachable(delivery: str) -> None:
     collector = StreamCollector()
-    handler = SyslogHandler(collector.url)
+    handler = SyslogHandler(
+        f"tcp://127.0.0.1:{refused_port()}",
+        failover=[collector.url],
+        error_interval=3600,
+        delivery=delivery,
+    )
+    handler.handleError = lambda record: None  # type: ignore[method-assign]
+    try:
+        logger = logger_for(handler, f"failover-{delivery}")
+        for n in range(5):
+            logger.warning("n=%d", n)
+        handler.flush(FLUSH)
+        received = collector.wait_for(5)
+        assert [number_of(p) for p in received] == list(range(5))
+        assert handler.stats["sent"] == 5 and handler.stats["dropped"] == 0
+    finally:
+        handler.close()
+        collector.close()
+
+
+@both_modes
+def test_many_threads_one_connection(delivery: str) -> None:
+    collector = StreamCollector()
+    handler = SyslogHandler(collector.url, delivery=delivery)
     logger = logger_for(handler, "threads")
 
     def work(worker: int) -> None:
@@ -212,6 +296,7 @@ def test_many_threads_one_connection() -> None:
             thread.start()
         for thread in threads:
             thread.join(timeout=20)
+        handler.flush(FLUSH)
         received = collector.wait_for(800, timeout=10)
         assert len(received) == 800
         assert {p.rsplit(b" ", 1)[1] for p in received} == {
@@ -224,12 +309,14 @@ def test_many_threads_one_connection() -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_fork_child_gets_its_own_connection() -> None:
+@both_modes
+def test_fork_child_gets_its_own_connection(delivery: str) -> None:
     collector = StreamCollector()
-    handler = SyslogHandler(collector.url)
+    handler = SyslogHandler(collector.url, delivery=delivery)
     logger = logger_for(handler, "fork")
     try:
         logger.warning("parent before fork")
+        handler.flush(FLUSH)
         assert collector.wait_for(1)
         pid = os.fork()
         if pid == 0:  # child: log, close politely, leave without running test teardown
@@ -243,11 +330,13 @@ def test_fork_child_gets_its_own_connection() -> None:
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         logger.warning("parent after fork")
+        handler.flush(FLUSH)
         received = collector.wait_for(3)
         child = [p for p in received if p.endswith(b"from the child")]
         assert len(child) == 1 and b" %d - - " % pid in child[0]  # the child's PROCID
-        assert received[-1].endswith(b"parent after fork")
-        assert b" %d - - " % os.getpid() in received[-1]
+        # two connections: the collector may read the child's after the parent's
+        parent = [p.split(b" - - ", 1)[1] for p in received if b" %d - - " % os.getpid() in p]
+        assert parent == [b"parent before fork", b"parent after fork"]
         assert collector.accepted == 2  # the child did not write into the parent's stream
         assert handler.stats["reconnects"] == 0
     finally:
@@ -268,13 +357,15 @@ class _LoggingFormatter(logging.Formatter):
         return super().format(record)
 
 
-def test_reentrant_log_from_formatter_is_emitted_after() -> None:
+@both_modes
+def test_reentrant_log_from_formatter_is_emitted_after(delivery: str) -> None:
     collector = UDPCollector()
-    handler = SyslogHandler(collector.url)
+    handler = SyslogHandler(collector.url, delivery=delivery)
     logger = logger_for(handler, "reentrant")
     handler.setFormatter(_LoggingFormatter(logger))
     try:
         logger.warning("outer")
+        handler.flush(FLUSH)
         received = collector.wait_for(2)
         assert [p.rsplit(b" ", 1)[-1] for p in received] == [b"outer", b"formatter"]
         assert handler.stats["sent"] == 2 and handler.stats["dropped"] == 0
@@ -293,13 +384,15 @@ class _EndlessFormatter(logging.Formatter):
         return super().format(record)
 
 
-def test_reentrant_chain_is_bounded() -> None:
+@both_modes
+def test_reentrant_chain_is_bounded(delivery: str) -> None:
     collector = UDPCollector()
-    handler = SyslogHandler(collector.url)
+    handler = SyslogHandler(collector.url, delivery=delivery)
     logger = logger_for(handler, "endless")
     handler.setFormatter(_EndlessFormatter(logger))
     try:
         logger.warning("start")  # returns: the chain is cut
+        handler.flush(FLUSH)
         stats = handler.stats
         assert stats["sent"] == 17 and stats["dropped_reentrant"] == 1
     finally:
@@ -307,12 +400,16 @@ def test_reentrant_chain_is_bounded() -> None:
         collector.close()
 
 
+@both_modes
 def test_transport_logging_into_its_own_handler_does_not_deadlock(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, delivery: str
 ) -> None:
-    """A logger used inside the send path (here: the transport's write) feeding the handler."""
+    """A logger used inside the send path (here: the transport's write) feeding the handler:
+    no deadlock, and no endless chain (every write logs once more; 16 such records follow each
+    record from the application, in the caller's thread or in the writer's, then one is
+    dropped)."""
     collector = StreamCollector()
-    handler = SyslogHandler(collector.url)
+    handler = SyslogHandler(collector.url, delivery=delivery)
     logger = logger_for(handler, "insidewrite")
     real_write = transports.Transport.write
 
@@ -330,8 +427,12 @@ def test_transport_logging_into_its_own_handler_does_not_deadlock(
     try:
         threading.Thread(target=run, daemon=True).start()
         assert done.wait(5), "deadlocked"
-        received = collector.wait_for(2)
+        handler.flush(FLUSH)
+        received = collector.wait_for(17)
         assert received[0].endswith(b"payload") and b"writing" in received[1]
+        assert len(received) == 17 and all(b"writing" in p for p in received[1:])
+        stats = handler.stats
+        assert stats["sent"] == 17 and stats["dropped_reentrant"] == 1
     finally:
         handler.close()
         collector.close()
@@ -348,9 +449,16 @@ def test_format_errors_are_reported_not_raised() -> None:
     handler.close()
 
 
-def test_errors_are_rate_limited() -> None:
+def test_sync_errors_are_rate_limited_and_each_record_is_one_attempt() -> None:
+    """Sync: each record is one connect attempt, dropped and counted in the call; handleError
+    is called once per `error_interval`."""
     handler = SyslogHandler(
-        "tcp://127.0.0.1:1", timeout=0.5, error_interval=3600, backoff_initial=0, backoff_max=0
+        "tcp://127.0.0.1:1",
+        timeout=0.5,
+        error_interval=3600,
+        backoff_initial=0,
+        backoff_max=0,
+        delivery="sync",
     )
     seen: list[BaseException | None] = []
     handler.handleError = lambda rec: seen.append(sys.exc_info()[1])  # type: ignore[method-assign]
@@ -363,9 +471,35 @@ def test_errors_are_rate_limited() -> None:
     handler.close()
 
 
-def test_closed_handler_drops_quietly() -> None:
+def test_background_errors_are_rate_limited_and_records_wait_for_the_collector() -> None:
+    """Background: the writer keeps trying (every failure counted, handleError once per
+    `error_interval`); the records wait in the queue and are dropped and counted at close."""
+    handler = SyslogHandler(
+        "tcp://127.0.0.1:1",
+        timeout=0.5,
+        error_interval=3600,
+        backoff_initial=0.01,
+        backoff_max=0.05,
+        delivery="background",
+    )
+    seen: list[BaseException | None] = []
+    handler.handleError = lambda rec: seen.append(sys.exc_info()[1])  # type: ignore[method-assign]
+    logger = logger_for(handler, "ratelimit-bg")
+    for n in range(5):
+        logger.error("lost %d", n)
+    assert wait_until(lambda: handler.stats["errors"] >= 3)
+    stats = handler.stats
+    assert len(seen) == 1 and "refused" in str(seen[0]).lower()
+    assert stats["sent"] == 0 and stats["dropped"] == 0  # not lost while the writer retries
+    handler.close(timeout=0.5)
+    assert wait_until(lambda: handler.stats.get("dropped_unreachable") == 5)
+    assert handler.stats["sent"] == 0 and len(seen) == 1
+
+
+@both_modes
+def test_closed_handler_drops_quietly(delivery: str) -> None:
     collector = UDPCollector()
-    handler = SyslogHandler(collector.url)
+    handler = SyslogHandler(collector.url, delivery=delivery)
     handler.close()
     handler.emit(logging.LogRecord("x", logging.ERROR, "", 0, "late", None, None))
     assert handler.stats["dropped_closed"] == 1 and handler.stats["errors"] == 0
@@ -394,9 +528,10 @@ def test_backoff_jitter_stays_in_bounds() -> None:
         assert 0.9 <= backoff.failure() <= 1.0
 
 
-def test_close_and_flush_are_bounded() -> None:
+@both_modes
+def test_close_and_flush_are_bounded(delivery: str) -> None:
     collector = StreamCollector()
-    handler = SyslogHandler(collector.url)
+    handler = SyslogHandler(collector.url, delivery=delivery)
     logger_for(handler, "close").warning("x")
     assert collector.wait_for(1)
     started = time.monotonic()
@@ -407,11 +542,14 @@ def test_close_and_flush_are_bounded() -> None:
     collector.close()
 
 
-def test_tcp_keepalive_and_user_timeout() -> None:
+@both_modes
+def test_tcp_keepalive_and_user_timeout(delivery: str) -> None:
     collector = StreamCollector()
-    handler = SyslogHandler(collector.url)
+    handler = SyslogHandler(collector.url, delivery=delivery)
     try:
         logger_for(handler, "keepalive").warning("x")
+        handler.flush(FLUSH)
+        assert collector.wait_for(1)
         sock = handler._delivery.transport.sock  # type: ignore[attr-defined]
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
         if hasattr(socket, "TCP_USER_TIMEOUT"):
@@ -421,12 +559,11 @@ def test_tcp_keepalive_and_user_timeout() -> None:
         collector.close()
 
 
-def test_background_delivery_is_pluggable() -> None:
+def test_delivery_options_configure_the_background_queue() -> None:
     collector = StreamCollector()
-    handler = SyslogHandler(
-        collector.url, delivery="background", delivery_options={"queue_size": 100}
-    )
+    handler = SyslogHandler(collector.url, delivery_options={"queue_size": 100})
     try:
+        assert handler._delivery.queue_size == 100  # type: ignore[attr-defined]
         logger = logger_for(handler, "background")
         for n in range(10):
             logger.warning("queued %d", n)
@@ -435,22 +572,24 @@ def test_background_delivery_is_pluggable() -> None:
     finally:
         handler.close()
         collector.close()
-    with pytest.raises(ValueError):
-        SyslogHandler("udp://h", delivery_options={"queue_size": 1})
+    with pytest.raises(ValueError):  # sync delivery has no queue to configure
+        SyslogHandler("udp://h", delivery="sync", delivery_options={"queue_size": 1})
 
 
-def test_oversized_datagram_is_dropped_not_retried() -> None:
+@both_modes
+def test_oversized_datagram_is_dropped_not_retried(delivery: str) -> None:
     collector = UDPCollector()
-    handler = SyslogHandler(collector.url, max_size=None, error_interval=3600)
+    handler = SyslogHandler(collector.url, max_size=None, error_interval=3600, delivery=delivery)
     handler.handleError = lambda record: None  # type: ignore[method-assign]
     try:
         logger = logger_for(handler, "toolarge")
         logger.warning("x" * 70000)  # over UDP's 65507-byte limit
         logger.warning("fits")
+        handler.flush(FLUSH)
         assert collector.wait_for(1)[0].endswith(b"fits")
         stats = handler.stats
         assert stats["dropped_too_large"] == 1 and stats["sent"] == 1
-        assert stats["reconnects"] == 0
+        assert stats["reconnects"] == 0 and stats["errors"] == 1
     finally:
         handler.close()
         collector.close()

@@ -3,6 +3,9 @@
 UDP, TCP (octet counting and LF), TLS with mutual authentication (gtls, x509/certvalid), and a
 unix datagram socket served by imuxsock (the local format, and RFC 5424 with the special parser
 off). Plus a TLS refusal by gtls and a collector restart. Skips without rsyslog, fails under CI.
+
+Every test runs with both deliveries (sync, and background: the default on the network) and
+flushes (bounded) before it looks at the counters or at what rsyslog received.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ SD_WIRE = '[origin@32473 software="syslogkit" note="quote \\" bracket \\] slash 
 # imuxsock stamps messages with the time it received them unless told to keep theirs
 KEEP_TIMESTAMP = {"ignoreTimestamp": "off", "useSysTimeStamp": "off"}
 
-pytestmark = pytest.mark.interop
+FLUSH = 5.0  # seconds a test waits (at most) for handed-over records to be written
+
+pytestmark = [pytest.mark.interop, pytest.mark.parametrize("delivery", ["sync", "background"])]
 
 
 def _log(handler: SyslogHandler, name: str) -> logging.LogRecord:
@@ -43,13 +48,19 @@ def _log(handler: SyslogHandler, name: str) -> logging.LogRecord:
     logger_for(handler, name).error(
         "%s %d", TEXT, 42, extra={"msgid": "ID47", "structured_data": SD}
     )
+    handler.flush(FLUSH)
     assert handler.stats["sent"] == 1, handler.stats
     return seen[0]
 
 
-def _handler(address: Any, **options: Any) -> SyslogHandler:
+def _handler(address: Any, delivery: str, **options: Any) -> SyslogHandler:
     return SyslogHandler(
-        address, facility="local4", app_name="interop-app", hostname="sender.example", **options
+        address,
+        facility="local4",
+        app_name="interop-app",
+        hostname="sender.example",
+        delivery=delivery,
+        **options,
     )
 
 
@@ -65,9 +76,9 @@ def _assert_all_fields(parsed: dict[str, Any], record: logging.LogRecord) -> Non
     assert parsed["msg"].removeprefix(BOM) == f"{TEXT} 42"
 
 
-def test_udp(rsyslog: Any) -> None:
+def test_udp(rsyslog: Any, delivery: str) -> None:
     peer: RsyslogPeer = rsyslog(udp=True)
-    handler = _handler(f"udp://127.0.0.1:{peer.udp_port}")
+    handler = _handler(f"udp://127.0.0.1:{peer.udp_port}", delivery)
     try:
         record = _log(handler, "interop-udp")
         (parsed,) = peer.messages(1)
@@ -77,9 +88,9 @@ def test_udp(rsyslog: Any) -> None:
 
 
 @pytest.mark.parametrize("framing", ["octet", "lf"])
-def test_tcp(rsyslog: Any, framing: str) -> None:
+def test_tcp(rsyslog: Any, framing: str, delivery: str) -> None:
     peer: RsyslogPeer = rsyslog(tcp=True)
-    handler = _handler(f"tcp://127.0.0.1:{peer.tcp_port}", framing=framing)
+    handler = _handler(f"tcp://127.0.0.1:{peer.tcp_port}", delivery, framing=framing)
     try:
         record = _log(handler, f"interop-tcp-{framing}")
         (parsed,) = peer.messages(1)
@@ -88,10 +99,11 @@ def test_tcp(rsyslog: Any, framing: str) -> None:
         handler.close()
 
 
-def test_tls_mutual_authentication(rsyslog: Any, pki: Any) -> None:
+def test_tls_mutual_authentication(rsyslog: Any, pki: Any, delivery: str) -> None:
     peer: RsyslogPeer = rsyslog(tls=TLS(auth_mode="x509/certvalid"))
     handler = _handler(
         f"tls://127.0.0.1:{peer.tls_port}",
+        delivery,
         ca_file=str(pki.ca.cert),
         cert_file=str(pki.client.cert),
         key_file=str(pki.client.key),
@@ -104,30 +116,43 @@ def test_tls_mutual_authentication(rsyslog: Any, pki: Any) -> None:
         handler.close()
 
 
-def test_tls_refused_without_client_certificate(rsyslog: Any, pki: Any) -> None:
-    """gtls requires a client certificate: the session is refused after the handshake."""
+def test_tls_refused_without_client_certificate(rsyslog: Any, pki: Any, delivery: str) -> None:
+    """gtls requires a client certificate: the session is refused after the handshake. Log
+    calls return normally, nothing counts as sent, the error is counted and reported once;
+    sync drops each record in its call, background when it closes."""
     peer: RsyslogPeer = rsyslog(tls=TLS(auth_mode="x509/certvalid"))
     handler = _handler(
-        f"tls://127.0.0.1:{peer.tls_port}", ca_file=str(pki.ca.cert), error_interval=3600
+        f"tls://127.0.0.1:{peer.tls_port}",
+        delivery,
+        ca_file=str(pki.ca.cert),
+        error_interval=3600,
     )
     reported: list[logging.LogRecord] = []
     handler.handleError = reported.append  # type: ignore[method-assign]
     try:
-        logger = logger_for(handler, "interop-tls-refused")
+        logger = logger_for(handler, f"interop-tls-refused-{delivery}")
         for n in range(3):
             logger.error("refused %d", n)
+        handler.flush(1.0)  # never succeeds here: bounded
+        assert wait_until(lambda: handler.stats["errors"] >= 1)
         stats = handler.stats
-        assert stats["sent"] == 0 and stats["dropped"] == 3 and stats["dropped_tls"] == 3
-        assert stats["errors"] >= 1 and len(reported) == 1
-        assert peer.records() == []
+        assert stats["sent"] == 0 and len(reported) == 1
+        assert "tls" in str(stats["last_error"]).lower()
+        if delivery == "sync":
+            assert stats["dropped_tls"] == 3  # each in its own call
     finally:
-        handler.close()
+        handler.close(timeout=1.0)
+    assert wait_until(lambda: handler.stats["dropped"] == 3)
+    stats = handler.stats
+    assert stats["sent"] == 0 and stats["dropped_tls"] == 3 and len(reported) == 1
+    assert peer.records() == []
 
 
-def test_tls_pinned_fingerprint_in_rsyslog_form(rsyslog: Any, pki: Any) -> None:
+def test_tls_pinned_fingerprint_in_rsyslog_form(rsyslog: Any, pki: Any, delivery: str) -> None:
     peer: RsyslogPeer = rsyslog(tls=TLS(auth_mode="x509/certvalid"))
     handler = _handler(
         f"tls://127.0.0.1:{peer.tls_port}",
+        delivery,
         fingerprint=pki.server.sha256,  # "SHA256:AB:..." as rsyslog writes it
         cert_file=str(pki.client.cert),
         key_file=str(pki.client.key),
@@ -139,10 +164,10 @@ def test_tls_pinned_fingerprint_in_rsyslog_form(rsyslog: Any, pki: Any) -> None:
         handler.close()
 
 
-def test_unix_socket_local_format(rsyslog: Any) -> None:
+def test_unix_socket_local_format(rsyslog: Any, delivery: str) -> None:
     spec = UxSock(params=KEEP_TIMESTAMP)
     peer: RsyslogPeer = rsyslog(uxsock=spec)
-    handler = _handler(f"unix://{peer.uxsock_path}")
+    handler = _handler(f"unix://{peer.uxsock_path}", delivery)
     try:
         record = _log(handler, "interop-unix-local")
         (parsed,) = peer.messages(1)
@@ -156,10 +181,10 @@ def test_unix_socket_local_format(rsyslog: Any) -> None:
         handler.close()
 
 
-def test_unix_socket_rfc5424(rsyslog: Any) -> None:
+def test_unix_socket_rfc5424(rsyslog: Any, delivery: str) -> None:
     spec = UxSock(use_special_parser=False, parse_hostname=True, params=KEEP_TIMESTAMP)
     peer: RsyslogPeer = rsyslog(uxsock=spec)
-    handler = _handler(f"unix://{peer.uxsock_path}", rfc="5424")
+    handler = _handler(f"unix://{peer.uxsock_path}", delivery, rfc="5424")
     try:
         record = _log(handler, "interop-unix-5424")
         (parsed,) = peer.messages(1)
@@ -169,7 +194,9 @@ def test_unix_socket_rfc5424(rsyslog: Any) -> None:
 
 
 @pytest.mark.parametrize("kind", ["tcp", "tls"])
-def test_rsyslog_restart_first_record_arrives(rsyslog: Any, pki: Any, kind: str) -> None:
+def test_rsyslog_restart_first_record_arrives(
+    rsyslog: Any, pki: Any, kind: str, delivery: str
+) -> None:
     options: dict[str, Any] = {"tcp": True} if kind == "tcp" else {"tls": True}
     peer: RsyslogPeer = rsyslog(**options)
     settings: dict[str, Any] = {"error_interval": 3600}
@@ -178,13 +205,15 @@ def test_rsyslog_restart_first_record_arrives(rsyslog: Any, pki: Any, kind: str)
             ca_file=str(pki.ca.cert), cert_file=str(pki.client.cert), key_file=str(pki.client.key)
         )
     port = peer.tcp_port if kind == "tcp" else peer.tls_port
-    handler = _handler(f"{kind}://127.0.0.1:{port}", **settings)
+    handler = _handler(f"{kind}://127.0.0.1:{port}", delivery, **settings)
     try:
-        logger = logger_for(handler, f"interop-restart-{kind}")
+        logger = logger_for(handler, f"interop-restart-{kind}-{delivery}")
         logger.warning("before restart")
+        handler.flush(FLUSH)
         peer.messages(1)
         peer.restart()
         logger.warning("first after restart")
+        handler.flush(FLUSH)
         found = wait_until(
             lambda: any(r["msg"] == "first after restart" for r in peer.records()), 10
         )

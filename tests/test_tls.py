@@ -3,6 +3,10 @@
 The refusals run against a loopback TLS collector in a thread (Python's ssl), so they show the
 handler's side exactly: nothing counted as sent, the error counted and reported, log calls
 returning normally. The same refusal by rsyslog's gtls driver is in the interop tests.
+
+The tests against the collector run with both deliveries (sync, and background: the default on
+the network) and flush (bounded) before they look at the counters; a test named `sync` checks
+the caller's own wait in synchronous delivery.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from syslogkit.tls import (
 from test_handler_support import StreamCollector, logger_for, server_context, wait_until
 
 DER = b"not really a certificate, but bytes to hash"
+FLUSH = 5.0  # seconds a test waits (at most) for handed-over records to be written
+both_modes = pytest.mark.parametrize("delivery", ["sync", "background"])
 SHA256 = hashlib.sha256(DER).digest()
 SHA1 = hashlib.sha1(DER).digest()
 
@@ -180,11 +186,13 @@ class Reports:
         self.errors.append(error)
 
 
-def test_mutual_tls_delivers(pki: Any) -> None:
+@both_modes
+def test_mutual_tls_delivers(pki: Any, delivery: str) -> None:
     collector = _mutual(pki)
-    handler = _handler(collector.url, pki)
+    handler = _handler(collector.url, pki, delivery=delivery)
     try:
         logger_for(handler, "tls-ok").warning("over TLS ✓")
+        handler.flush(FLUSH)
         (payload,) = collector.wait_for(1)
         assert payload.endswith("over TLS ✓".encode())
         assert handler.stats["sent"] == 1 and handler.stats["errors"] == 0
@@ -193,9 +201,10 @@ def test_mutual_tls_delivers(pki: Any) -> None:
         collector.close()
 
 
-def test_close_sends_close_notify(pki: Any) -> None:
+@both_modes
+def test_close_sends_close_notify(pki: Any, delivery: str) -> None:
     collector = _mutual(pki)
-    handler = _handler(collector.url, pki)
+    handler = _handler(collector.url, pki, delivery=delivery)
     logger_for(handler, "tls-close").warning("then goodbye")
     assert collector.wait_for(1)
     started = time.monotonic()
@@ -207,11 +216,15 @@ def test_close_sends_close_notify(pki: Any) -> None:
         collector.close()
 
 
-def test_pinned_certificate_replaces_ca(pki: Any) -> None:
+@both_modes
+def test_pinned_certificate_replaces_ca(pki: Any, delivery: str) -> None:
     collector = _mutual(pki)
-    handler = _handler(collector.url, pki, ca_file=None, fingerprint=pki.server.sha256)
+    handler = _handler(
+        collector.url, pki, ca_file=None, fingerprint=pki.server.sha256, delivery=delivery
+    )
     try:
         logger_for(handler, "tls-pin").warning("pinned")
+        handler.flush(FLUSH)
         assert collector.wait_for(1)[0].endswith(b"pinned")
         assert handler.stats["sent"] == 1
     finally:
@@ -219,38 +232,55 @@ def test_pinned_certificate_replaces_ca(pki: Any) -> None:
         collector.close()
 
 
-def _assert_refused(handler: SyslogHandler, collector: StreamCollector, match: str) -> None:
+def _assert_refused(
+    handler: SyslogHandler, collector: StreamCollector, match: str, delivery: str
+) -> None:
+    """Log calls return normally, nothing counts as sent, the refusal is counted and reported.
+
+    Sync drops each record in its own call; background keeps them queued while the writer is
+    refused again and again, and drops them (counted) when the handler closes.
+    """
     reports = Reports(handler)
     logger = logger_for(handler, "tls-refused")
     started = time.monotonic()
     for n in range(3):
         logger.error("must not count %d", n)  # returns normally
     assert time.monotonic() - started < 3 * handler.timeout + 1
+    handler.flush(1.0)  # bounded: nothing can be delivered here
+    assert wait_until(lambda: bool(reports.errors)), "the refusal was not reported"
     stats = handler.stats
     assert stats["sent"] == 0
-    assert stats["dropped"] == 3 and stats["dropped_tls"] == 3
     assert stats["errors"] >= 1
-    assert reports.errors, "the refusal was not reported through handleError"
+    if delivery == "sync":
+        assert stats["dropped"] == 3 and stats["dropped_tls"] == 3
     assert match in str(reports.errors[0]).lower() or match in str(stats["last_error"]).lower()
+    handler.close(timeout=1.0)
+    assert wait_until(lambda: handler.stats["dropped"] == 3)
+    stats = handler.stats
+    assert stats["sent"] == 0 and stats["dropped_tls"] == 3
     assert collector.messages() == []
 
 
-def test_refused_other_ca(pki: Any) -> None:
+@both_modes
+def test_refused_other_ca(pki: Any, delivery: str) -> None:
     context = server_context(pki.other_server.cert, pki.other_server.key)
     collector = StreamCollector(tls=context)
-    handler = _handler(collector.url, pki)
+    handler = _handler(collector.url, pki, delivery=delivery)
     try:
-        _assert_refused(handler, collector, "certificate verif")
+        _assert_refused(handler, collector, "certificate verif", delivery)
     finally:
         handler.close()
         collector.close()
 
 
-def test_refused_wrong_hostname(pki: Any) -> None:
+@both_modes
+def test_refused_wrong_hostname(pki: Any, delivery: str) -> None:
     collector = _mutual(pki)
-    handler = _handler(collector.url, pki, server_hostname="collector.elsewhere.test")
+    handler = _handler(
+        collector.url, pki, server_hostname="collector.elsewhere.test", delivery=delivery
+    )
     try:
-        _assert_refused(handler, collector, "hostname")
+        _assert_refused(handler, collector, "hostname", delivery)
     finally:
         handler.close()
         collector.close()
@@ -269,11 +299,12 @@ def test_hostname_check_can_be_turned_off(pki: Any) -> None:
         collector.close()
 
 
-def test_refused_fingerprint_mismatch(pki: Any) -> None:
+@both_modes
+def test_refused_fingerprint_mismatch(pki: Any, delivery: str) -> None:
     collector = _mutual(pki)
-    handler = _handler(collector.url, pki, fingerprint=pki.other_server.sha256)
+    handler = _handler(collector.url, pki, fingerprint=pki.other_server.sha256, delivery=delivery)
     try:
-        _assert_refused(handler, collector, "fingerprint")
+        _assert_refused(handler, collector, "fingerprint", delivery)
         assert collector.accepted >= 1  # it got as far as the handshake, and no further
     finally:
         handler.close()
@@ -284,21 +315,25 @@ def test_refused_fingerprint_mismatch(pki: Any) -> None:
     ("version", "match"),
     [(ssl.TLSVersion.TLSv1_3, "certificate required"), (ssl.TLSVersion.TLSv1_2, "alert")],
 )
-def test_refused_missing_client_certificate(pki: Any, version: ssl.TLSVersion, match: str) -> None:
+@both_modes
+def test_refused_missing_client_certificate(
+    pki: Any, version: ssl.TLSVersion, match: str, delivery: str
+) -> None:
     """TLS 1.3 refuses after the client's handshake: the confirmation read catches it."""
     collector = _mutual(pki, maximum_version=version)
-    handler = _handler(collector.url, pki, cert_file=None, key_file=None)
+    handler = _handler(collector.url, pki, cert_file=None, key_file=None, delivery=delivery)
     try:
-        _assert_refused(handler, collector, match)
+        _assert_refused(handler, collector, match, delivery)
         assert wait_until(lambda: bool(collector.tls_errors))
     finally:
         handler.close()
         collector.close()
 
 
-def test_tls13_ticket_confirms_without_waiting(pki: Any) -> None:
+def test_sync_tls13_ticket_confirms_without_waiting(pki: Any) -> None:
+    """Sync: the caller connects, and the session ticket ends the confirmation read at once."""
     collector = _mutual(pki)
-    handler = _handler(collector.url, pki, confirm_timeout=5.0, timeout=5.0)
+    handler = _handler(collector.url, pki, confirm_timeout=5.0, timeout=5.0, delivery="sync")
     try:
         started = time.monotonic()
         logger_for(handler, "tls-ticket").warning("quick")

@@ -16,6 +16,8 @@ What happens to a record that could not be delivered at once:
   `maybe_lost` (the honest bound: TCP cannot say whether the collector kept them).
 - RELP: every message not acknowledged when a session broke is sent again on the next one
   (at-least-once; counted as `resent`). Nothing is lost silently.
+- A datagram over the path's size limit (`EMSGSIZE`) is dropped and counted (`too_large`), never
+  written again: another connection would not make it fit.
 - With a spool (`spool_dir`): while the collector is unreachable the writer moves queued
   records to disk; once it is reachable they are replayed in order, before anything newer, and a
   replayed record is removed from the disk only once written (RELP: acknowledged). Records left
@@ -27,6 +29,11 @@ the spool), `replayed` (sent from the spool), `acknowledged` (RELP), `maybe_lost
 `errors`, and `dropped` split by reason (`overflow`, `closed`, `spool_full`, `spool_error`,
 `torn`, `refused`, `timeout`, `unreachable`, ...). Once the writer is idle,
 records logged == queued + dropped at the door (`overflow`, `closed`).
+
+Records logged from inside the send path (the writer thread: a transport or the error reporter
+logging into the same handler) are queued like any other, but at most `REENTRANT_MAX` of them
+after each record from the application; more are dropped as `reentrant`, so a write that logs
+cannot feed the queue for ever.
 
 `flush(timeout)` and `close(timeout)` wait at most `timeout` seconds (5 s when None, since
 `logging.shutdown()` passes nothing). After `fork()` the child has an empty queue and starts a
@@ -49,7 +56,7 @@ from syslogkit.outq import Ledger
 from syslogkit.spool import FLAG_SENT, Spool, Ticket
 from syslogkit.transports import Transport, TransportError
 
-__all__ = ["OVERFLOW", "Acknowledging", "BackgroundDelivery"]
+__all__ = ["OVERFLOW", "REENTRANT_MAX", "Acknowledging", "BackgroundDelivery"]
 
 #: The values of `overflow`.
 OVERFLOW: Final = ("drop_newest", "drop_oldest")
@@ -59,6 +66,9 @@ _BATCH_BYTES: Final = 64 * 1024
 _BATCH_RECORDS: Final = 2048
 _IDLE: Final = 1.0  # seconds the idle writer sleeps between housekeeping rounds
 _ACK_POLL: Final = 0.02  # seconds the writer waits for RELP answers between queue checks
+#: Records the writer thread may log into its own queue after each record from the application.
+REENTRANT_MAX: Final = 16
+_get_ident: Final = threading.get_ident
 _COUNTERS: Final = (
     "queued",
     "sent",
@@ -211,6 +221,8 @@ class BackgroundDelivery:
         self._busy = False
         self._parked = False  # unreachable, and everything is on disk
         self._waiters = 0
+        self._writer_ident: int | None = None  # the writer thread's (records it logs are bounded)
+        self._inner_left = REENTRANT_MAX
 
     # -- the caller's side ---------------------------------------------------------------------
 
@@ -219,6 +231,13 @@ class BackgroundDelivery:
         if self._closed:
             self.stats.drop("closed")
             return
+        if self._writer_ident == _get_ident():  # logged from inside the send path
+            if self._inner_left <= 0:
+                self.stats.drop("reentrant")
+                return
+            self._inner_left -= 1
+        else:
+            self._inner_left = REENTRANT_MAX
         queue = self._queue
         size = len(queue)
         if size >= self.queue_size:
@@ -328,6 +347,7 @@ class BackgroundDelivery:
             self._thread = thread
 
     def _run(self) -> None:
+        self._writer_ident = threading.get_ident()
         while True:
             try:
                 if self._step():
@@ -630,38 +650,54 @@ class BackgroundDelivery:
                 if self._ledger is not None:
                     self._ledger.wrote(batch, len(data), len(frames))
             else:
+                too_large: set[int] = set()
                 for index, frame in enumerate(frames):
                     try:
                         transport.write(frame)
                     except TransportError as exc:
+                        if exc.reason == "too_large":  # this datagram only: drop it, go on
+                            self.stats.drop("too_large")
+                            self._error(exc)
+                            too_large.add(index)
+                            continue
                         items = batch.items()
-                        self._written(_Batch.of(items[:index]), commit=True)
+                        self._written(_Batch.of(items[:index]), commit=True, skip=too_large)
                         self._broken(exc, items[index:])
                         return
+                self._written(batch, commit=True, skip=too_large)
+                return
         except TransportError as exc:
             self._broken(exc, batch.items())
             return
         self._written(batch, commit=not transport.stream)
 
-    def _written(self, batch: _Batch, *, commit: bool) -> None:
-        """Count records just written; commit spooled ones when writing is delivering."""
+    def _written(
+        self, batch: _Batch, *, commit: bool, skip: set[int] | frozenset[int] = frozenset()
+    ) -> None:
+        """Count records just written; commit spooled ones when writing is delivering.
+
+        `skip`: positions in the batch of records dropped instead (not counted as written,
+        their spooled copies committed all the same: they are never to be written again).
+        """
         self._fresh = False
         stats = self.stats
         if batch.tickets is None and batch.before is None:
-            if batch.frames:
-                stats.add("sent", len(batch.frames))
+            if len(batch.frames) > len(skip):
+                stats.add("sent", len(batch.frames) - len(skip))
             return
         fresh = again = replayed = 0
         tickets: list[Ticket] = []
-        for _, ticket, before in batch.items():
+        for index, (_, ticket, before) in enumerate(batch.items()):
+            if ticket is not None:
+                tickets.append(ticket)
+            if index in skip:
+                continue
             if before:
                 again += 1
             else:
                 fresh += 1
-            if ticket is not None:
-                tickets.append(ticket)
-                if not before:
-                    replayed += 1
+            if ticket is not None and not before:
+                replayed += 1
         if fresh:
             stats.add("sent", fresh)
         if again:

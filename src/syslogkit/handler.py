@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, TypeVar, Union
@@ -36,6 +36,7 @@ from syslogkit.rfc3164 import format_3164
 from syslogkit.rfc5424 import format_5424, format_timestamp
 from syslogkit.tls import TLSConfig
 from syslogkit.transports import make_transport
+from syslogkit.transports.failover import FailoverTransport
 
 __all__ = [
     "SyslogHandler",
@@ -260,8 +261,10 @@ class SyslogHandler(logging.Handler):
         fingerprint: str | Iterable[str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         confirm_timeout: float = 0.5,
-        delivery: str = "sync",
+        delivery: str | None = None,
         delivery_options: Mapping[str, Any] | None = None,
+        failover: Sequence[AddressInput] = (),
+        relp_window: int = 128,
         backoff_initial: float = 0.1,
         backoff_max: float = 30.0,
         error_interval: float = 30.0,
@@ -270,6 +273,8 @@ class SyslogHandler(logging.Handler):
         super().__init__(level)
         self.address = parse_address(address, socktype)
         self._relp = self.address.scheme in ("relp", "relp+tls")
+        if delivery is None:  # DESIGN.md: background on the network, in the caller on unix sockets
+            delivery = "sync" if self.address.is_unix else "background"
         if self._relp and delivery != "background":
             raise ValueError("RELP needs delivery='background' (acknowledgements are read there)")
         if timeout <= 0:
@@ -292,10 +297,17 @@ class SyslogHandler(logging.Handler):
         self._stream = self.address.is_stream and not self._relp  # RELP frames by itself
         if self._stream:
             frame(b"x", framing)  # refuse an unknown framing now, not on the log path
-        tls = None
-        if self.address.scheme in ("tls", "relp+tls"):
-            tls = TLSConfig.create(
-                self.address.host,
+        addresses = [self.address, *(parse_address(a, socktype) for a in failover)]
+        if any(a.scheme != self.address.scheme for a in addresses):
+            raise ValueError("failover addresses must use the scheme of the first address")
+        if len(addresses) > 1 and not self.address.is_stream:
+            raise ValueError("failover needs stream addresses (tcp, tls, relp, unix+stream)")
+
+        def tls_for(where: Address) -> TLSConfig | None:
+            if where.scheme not in ("tls", "relp+tls"):
+                return None
+            return TLSConfig.create(
+                where.host,
                 ca_file=ca_file,
                 ca_dir=ca_dir,
                 cert_file=cert_file,
@@ -307,12 +319,18 @@ class SyslogHandler(logging.Handler):
                 ssl_context=ssl_context,
                 confirm_timeout=confirm_timeout,
             )
-        transport = make_transport(
-            self.address,
-            timeout=self.timeout,
-            backoff=Backoff(backoff_initial, backoff_max),
-            tls=tls,
-        )
+
+        transports = [
+            make_transport(
+                where,
+                timeout=self.timeout,
+                backoff=Backoff(backoff_initial, backoff_max),
+                tls=tls_for(where),
+                window=relp_window,
+            )
+            for where in addresses
+        ]
+        transport = transports[0] if len(transports) == 1 else FailoverTransport(transports)
         self._stats = Stats()
         self._delivery = make_delivery(
             delivery, transport, self._stats, self._report, **dict(delivery_options or {})

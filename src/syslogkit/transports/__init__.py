@@ -291,6 +291,7 @@ def make_transport(
     timeout: float,
     backoff: Backoff | None = None,
     tls: TLSConfig | None = None,
+    window: int = 128,
 ) -> Transport:
     """The transport for an address (udp, tcp, tls, unix, unix+stream, relp, relp+tls)."""
     from syslogkit.transports.stream import TCPTransport, TLSTransport, UnixStreamTransport
@@ -313,5 +314,7 @@ def make_transport(
     if scheme in ("relp", "relp+tls"):
         from syslogkit.transports.relp import make_relp_transport
 
-        return make_relp_transport(address, timeout=timeout, backoff=backoff, tls=tls)
+        return make_relp_transport(
+            address, timeout=timeout, backoff=backoff, tls=tls, window=window
+        )
     raise ValueError(f"no transport for {scheme}://")
