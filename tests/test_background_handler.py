@@ -7,25 +7,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from peers import RsyslogFactory
 from syslogkit.handler import SyslogHandler
 from test_background_support import Sink, first_arrivals, number_of, refused_port, wait_for
 
 
 def background_handler(address: str, **options: Any) -> SyslogHandler:
-    """The handler with background delivery: flat options, else `delivery_options`."""
-    try:
-        return SyslogHandler(address, delivery="background", **options)
-    except TypeError:
-        pass
-    except ValueError as exc:
-        pytest.skip(f"the handler does not offer background delivery here yet: {exc}")
-    try:
-        return SyslogHandler(address, delivery="background", delivery_options=options)
-    except (TypeError, ValueError) as exc:
-        pytest.skip(f"the handler does not offer background delivery yet: {exc}")
+    """The handler with background delivery, configured by its own keywords."""
+    return SyslogHandler(address, delivery="background", **options)
 
 
 def logger_for(handler: SyslogHandler, name: str) -> logging.Logger:

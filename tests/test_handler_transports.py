@@ -576,6 +576,26 @@ def test_delivery_options_configure_the_background_queue() -> None:
         SyslogHandler("udp://h", delivery="sync", delivery_options={"queue_size": 1})
 
 
+def test_queue_and_spool_are_plain_handler_keywords_for_dictconfig(tmp_path: Path) -> None:
+    handler = SyslogHandler(
+        "tcp://127.0.0.1:9",
+        queue_size=50,
+        overflow="drop_oldest",
+        spool_dir=str(tmp_path / "spool"),
+        spool_max_bytes=1 << 20,
+        delivery_options={"queue_size": 7, "batch_bytes": 4096},
+    )
+    try:
+        delivery = handler._delivery
+        assert delivery.queue_size == 50  # type: ignore[attr-defined]  # the keyword wins
+        assert delivery.overflow == "drop_oldest"  # type: ignore[attr-defined]
+        assert delivery._spool.directory == str(tmp_path / "spool")  # type: ignore[attr-defined]
+    finally:
+        handler.close(timeout=1)
+    with pytest.raises(ValueError, match="spool_dir: only with delivery='background'"):
+        SyslogHandler("udp://h", delivery="sync", spool_dir=str(tmp_path / "other"))
+
+
 @both_modes
 def test_oversized_datagram_is_dropped_not_retried(delivery: str) -> None:
     collector = UDPCollector()

@@ -220,8 +220,9 @@ class SyslogHandler(logging.Handler):
     sockets, unless `rfc` says otherwise. Per record, `extra` may set `facility`, `severity`,
     `msgid` and `structured_data` (merged with the handler's static `structured_data`).
 
-    `delivery="sync"` writes in the logging thread, every wait bounded by `timeout`;
-    `delivery="background"` hands frames to a writer thread (`delivery_options` configure it).
+    `delivery="background"` (the default on network addresses) hands frames to a writer thread;
+    `delivery="sync"` (the default on unix sockets) writes in the logging thread, every wait
+    bounded by `timeout`.
 
     Options (all plain values, for `dictConfig`):
     facility, app_name, hostname, procid, msgid, structured_data -- header defaults;
@@ -231,6 +232,9 @@ class SyslogHandler(logging.Handler):
     bom -- "auto", True, False; timeout -- seconds for resolve+connect, handshake, each write;
     ca_file, ca_dir, cert_file, key_file, key_password, server_hostname, verify_hostname,
     fingerprint (pins replace CA checks), ssl_context, confirm_timeout -- TLS;
+    queue_size, overflow ("drop_newest"/"drop_oldest"), spool_dir, spool_max_bytes --
+    background delivery (also as `delivery_options={...}`, with batch_bytes);
+    failover -- more addresses of the same scheme, used in turn; relp_window -- RELP window;
     backoff_initial, backoff_max -- reconnect waits; error_interval -- handleError rate limit.
     """
 
@@ -262,6 +266,10 @@ class SyslogHandler(logging.Handler):
         ssl_context: ssl.SSLContext | None = None,
         confirm_timeout: float = 0.5,
         delivery: str | None = None,
+        queue_size: int | None = None,
+        overflow: str | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int | None = None,
         delivery_options: Mapping[str, Any] | None = None,
         failover: Sequence[AddressInput] = (),
         relp_window: int = 128,
@@ -277,6 +285,15 @@ class SyslogHandler(logging.Handler):
             delivery = "sync" if self.address.is_unix else "background"
         if self._relp and delivery != "background":
             raise ValueError("RELP needs delivery='background' (acknowledgements are read there)")
+        background_options = _background_options(
+            queue_size=queue_size,
+            overflow=overflow,
+            spool_dir=spool_dir,
+            spool_max_bytes=spool_max_bytes,
+            delivery_options=delivery_options,
+        )
+        if background_options and delivery != "background":
+            raise ValueError(f"{', '.join(background_options)}: only with delivery='background'")
         if timeout <= 0:
             raise ValueError("timeout must be > 0 seconds")
         self.facility = Facility.coerce(facility)
@@ -333,7 +350,7 @@ class SyslogHandler(logging.Handler):
         transport = transports[0] if len(transports) == 1 else FailoverTransport(transports)
         self._stats = Stats()
         self._delivery = make_delivery(
-            delivery, transport, self._stats, self._report, **dict(delivery_options or {})
+            delivery, transport, self._stats, self._report, **background_options
         )
         self._guard = _Guard()
         self._stamp: tuple[int, str, str] | None = None
@@ -624,6 +641,15 @@ class SyslogHandler(logging.Handler):
         self._next_report = 0.0
         self._delivery.after_fork_in_child()
         self._prepare()
+
+
+def _background_options(
+    *, delivery_options: Mapping[str, Any] | None, **options: object
+) -> dict[str, Any]:
+    """The background delivery's options: the handler's keywords over `delivery_options`."""
+    merged = dict(delivery_options or {})
+    merged.update((key, value) for key, value in options.items() if value is not None)
+    return merged
 
 
 def _optional_str(value: object) -> str | None:
