@@ -11,6 +11,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import time
 from datetime import datetime
 from typing import Any
 
@@ -355,9 +356,22 @@ def test_sigkill_then_restart_serves_again_on_the_same_ports_and_socket(
         one(records, text)
 
 
+def _wait_until_stopped(pid: int | None, timeout: float = 5.0) -> None:
+    """Wait (bounded) until the kernel shows the process as stopped (state T)."""
+    assert pid is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not stop within {timeout} s")
+
+
 def test_sigstop_pauses_delivery_and_sigcont_resumes_it(rsyslog: RsyslogFactory) -> None:
     peer = rsyslog(udp=True)
     peer.kill(signal.SIGSTOP)
+    _wait_until_stopped(peer.pid)  # the signal is asynchronous: a datagram sent at once may land
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(rfc5424("while stopped"), peer.address("udp"))
     with pytest.raises(PeerError):
