@@ -9,7 +9,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, Union
+from typing import Any, Final
 
 __all__ = [
     "LIMITS",
@@ -38,14 +38,21 @@ LIMITS: Final[Mapping[str, int]] = {
 }
 
 
+def _looks_pre_shifted(kind: str, value: object, maximum: int) -> bool:
+    """A facility given as `code << 3`, as the stdlib `syslog` module's LOG_* constants are."""
+    if kind != "facility" or not isinstance(value, int) or isinstance(value, bool):
+        return False
+    return value > maximum and value % 8 == 0 and value // 8 <= maximum
+
+
 def _refuse_shifted(kind: str, value: object, maximum: int) -> ValueError:
     """The error for an out-of-range facility/severity, naming the pre-shift mistake."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > maximum:
-        if kind == "facility" and value % 8 == 0 and value // 8 <= maximum:
-            return ValueError(
-                f"facility {value} looks pre-shifted (syslog.LOG_* facilities are code << 3); "
-                f"pass {value // 8} or Facility.{Facility(value // 8).name}"
-            )
+    if _looks_pre_shifted(kind, value, maximum):
+        code = int(value) // 8  # type: ignore[call-overload]  # an int, checked above
+        return ValueError(
+            f"facility {value} looks pre-shifted (syslog.LOG_* facilities are code << 3); "
+            f"pass {code} or Facility.{Facility(code).name}"
+        )
     return ValueError(f"{value!r} is not a valid syslog {kind} (0..{maximum} or a name)")
 
 
@@ -171,11 +178,9 @@ class SDElement:
 
 
 #: What callers may pass where structured data is expected.
-StructuredDataInput = Union[
-    Iterable[SDElement],
-    Mapping[str, Union[Mapping[str, Any], Iterable[tuple[str, Any]]]],
-    None,
-]
+StructuredDataInput = (
+    Iterable[SDElement] | Mapping[str, Mapping[str, Any] | Iterable[tuple[str, Any]]] | None
+)
 
 
 def coerce_sd(value: StructuredDataInput) -> tuple[SDElement, ...]:
