@@ -92,6 +92,29 @@ def test_round_trip_keeps_every_field(store: Store, tmp_path: Path) -> None:
     assert back.error is None and back.id == 1
 
 
+def test_nil_fields_are_sql_null_and_text_minus_one_stays_text(
+    store: Store, tmp_path: Path
+) -> None:
+    raw = b"<13>1 - - -1 - - - -1"
+    message, error, msg_bytes = parse_frame(raw)
+    assert message is not None and error is None
+    record = Record(raw, time.time(), "udp", "p", "udp://x:1", message, error, msg_bytes)
+    store.insert([record])
+    store.commit()
+    [back] = store.query()
+    assert back.message == message
+    assert back.message is not None and back.message.app_name == "-1"
+    assert back.message.msg == "-1" and back.message.hostname is None
+    assert back.tls_subject is None and back.error is None and back.msg_bytes is None
+    db = sqlite3.connect(tmp_path / "s.db")
+    row = db.execute(
+        "SELECT typeof(hostname), typeof(app_name), typeof(timestamp), typeof(sd),"
+        " typeof(tls_subject), typeof(extra) FROM messages"
+    ).fetchone()
+    db.close()
+    assert row == ("null", "text", "null", "null", "null", "null")
+
+
 def test_schema_is_wal_with_indexes_and_fts(store: Store, tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "s.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
