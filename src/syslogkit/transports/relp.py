@@ -21,7 +21,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from syslogkit.backoff import Backoff
 from syslogkit.relp import (
@@ -61,21 +61,26 @@ class _Slot:
         self.answer = answer
 
 
-class _RelpSession:
-    """RELP over whatever socket the concrete transport's `_connect` returns (mixin)."""
+class _RelpSession(TCPTransport):
+    """RELP over the socket of the stream transport after it in the MRO (TCP, or TLS)."""
 
     acknowledges: ClassVar[bool] = True
     stream: ClassVar[bool] = True
 
-    # provided by the Transport base / the concrete class
-    sock: socket.socket | None
-    timeout: float
-    address: Address
-    last_failure: str
-
-    def _init_session(self, window: int, software: str | None, max_data: int) -> None:
+    def __init__(
+        self,
+        address: Address,
+        *,
+        timeout: float,
+        backoff: Backoff | None = None,
+        window: int = DEFAULT_WINDOW,
+        software: str | None = None,
+        max_data: int = DEFAULT_MAX_DATA,
+        **stream_options: Any,
+    ) -> None:
         if window < 1:
             raise ValueError("RELP window must be at least 1")
+        super().__init__(address, timeout=timeout, backoff=backoff, **stream_options)
         self.window = window
         self.software = software
         self.max_data = max_data
@@ -275,11 +280,25 @@ class _RelpSession:
             return False
         return True
 
-    def _write_failed(self, exc: OSError) -> None:  # pragma: no cover - replaced by Transport's
-        raise NotImplementedError
+    def _connect(self, deadline: float) -> socket.socket:
+        sock = super()._connect(deadline)
+        try:
+            self._open_session(sock, deadline)
+        except BaseException:
+            self._reset_session()
+            sock.close()
+            raise
+        return sock
 
-    def discard(self) -> None:  # pragma: no cover - replaced by the concrete classes
-        raise NotImplementedError
+    def discard(self) -> None:
+        super().discard()
+        self._reset_session()
+
+    def _shutdown(self, sock: socket.socket, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        self._goodbye(sock, timeout)
+        self._reset_session()
+        super()._shutdown(sock, max(deadline - time.monotonic(), 0.0))
 
     def _goodbye(self, sock: socket.socket, timeout: float) -> None:
         """Send `close` and wait (bounded) for its answer or the server's hint."""
@@ -297,48 +316,8 @@ class _RelpSession:
                 return
 
 
-class RelpTransport(_RelpSession, TCPTransport):
+class RelpTransport(_RelpSession):
     """RELP over plain TCP."""
-
-    def __init__(
-        self,
-        address: Address,
-        *,
-        timeout: float,
-        backoff: Backoff | None = None,
-        window: int = DEFAULT_WINDOW,
-        software: str | None = None,
-        max_data: int = DEFAULT_MAX_DATA,
-    ) -> None:
-        TCPTransport.__init__(self, address, timeout=timeout, backoff=backoff)
-        self._init_session(window, software, max_data)
-
-    def _connect(self, deadline: float) -> socket.socket:
-        sock = TCPTransport._connect(self, deadline)
-        try:
-            self._open_session(sock, deadline)
-        except BaseException:
-            self._reset_session()
-            sock.close()
-            raise
-        return sock
-
-    def alive(self) -> bool:
-        return _RelpSession.alive(self)
-
-    def write(self, data: bytes) -> None:
-        _RelpSession.write(self, data)
-
-    def _write_failed(self, exc: OSError) -> None:
-        TCPTransport._write_failed(self, exc)
-
-    def discard(self) -> None:
-        TCPTransport.discard(self)
-        self._reset_session()
-
-    def _shutdown(self, sock: socket.socket, timeout: float) -> None:
-        self._goodbye(sock, timeout)
-        self._reset_session()
 
 
 class RelpTLSTransport(_RelpSession, TLSTransport):
@@ -355,36 +334,15 @@ class RelpTLSTransport(_RelpSession, TLSTransport):
         software: str | None = None,
         max_data: int = DEFAULT_MAX_DATA,
     ) -> None:
-        TLSTransport.__init__(self, address, timeout=timeout, tls=tls, backoff=backoff)
-        self._init_session(window, software, max_data)
-
-    def _connect(self, deadline: float) -> socket.socket:
-        sock = TLSTransport._connect(self, deadline)
-        try:
-            self._open_session(sock, deadline)
-        except BaseException:
-            self._reset_session()
-            sock.close()
-            raise
-        return sock
-
-    def alive(self) -> bool:
-        return _RelpSession.alive(self)
-
-    def write(self, data: bytes) -> None:
-        _RelpSession.write(self, data)
-
-    def _write_failed(self, exc: OSError) -> None:
-        TLSTransport._write_failed(self, exc)
-
-    def discard(self) -> None:
-        TLSTransport.discard(self)
-        self._reset_session()
-
-    def _shutdown(self, sock: socket.socket, timeout: float) -> None:
-        self._goodbye(sock, timeout)
-        self._reset_session()
-        TLSTransport._shutdown(self, sock, timeout)
+        super().__init__(
+            address,
+            timeout=timeout,
+            backoff=backoff,
+            window=window,
+            software=software,
+            max_data=max_data,
+            tls=tls,
+        )
 
 
 def make_relp_transport(
