@@ -246,6 +246,33 @@ def test_unix_stream(tmp_path: Path) -> None:
         collector.close()
 
 
+@pytest.mark.parametrize(
+    ("scheme", "served", "hint"),
+    [
+        ("unix", "stream", "unix+stream://"),
+        ("unix+stream", "datagram", "unix://"),
+    ],
+)
+def test_unix_socket_of_the_other_kind_is_an_error_naming_the_scheme_to_use(
+    tmp_path: Path, scheme: str, served: str, hint: str
+) -> None:
+    path = tmp_path / "other.sock"
+    kind = socket.SOCK_STREAM if served == "stream" else socket.SOCK_DGRAM
+    server = socket.socket(socket.AF_UNIX, kind)
+    server.bind(str(path))
+    if served == "stream":
+        server.listen()
+    handler = SyslogHandler(f"{scheme}://{path}", delivery="sync", error_interval=3600)
+    handler.handleError = lambda record: None  # type: ignore[method-assign]
+    try:
+        logger_for(handler, f"wrongkind{served}").warning("lost, but said why")
+        assert handler.stats["sent"] == 0
+        assert f"is a {served} socket: use {hint}{path}" in str(handler.stats["last_error"])
+    finally:
+        handler.close()
+        server.close()
+
+
 def test_stdlib_style_address_over_tcp() -> None:
     collector = StreamCollector()
     handler = SyslogHandler(("127.0.0.1", collector.port), socktype=socket.SOCK_STREAM)

@@ -13,7 +13,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from syslogkit.backoff import Backoff
@@ -23,9 +23,11 @@ if TYPE_CHECKING:
     from syslogkit.tls import TLSConfig
 
 __all__ = [
+    "HostTransport",
     "Resolver",
     "Transport",
     "TransportError",
+    "connect_unix",
     "make_transport",
     "send_all",
 ]
@@ -283,6 +285,66 @@ def _describe(exc: BaseException) -> str:
         return "timed out"
     text = str(exc) or type(exc).__name__
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
+
+
+class HostTransport(Transport):
+    """A transport to a host and port, resolved (bounded) on each connect."""
+
+    def __init__(self, address: Address, *, timeout: float, backoff: Backoff | None = None) -> None:
+        super().__init__(address, timeout=timeout, backoff=backoff)
+        self._resolver = Resolver()
+
+    def _connect_host(
+        self, socktype: int, deadline: float, prepare: Callable[[socket.socket], None]
+    ) -> socket.socket:
+        """A socket connected to the first resolved address that takes it (`prepare` runs
+        before the connect); the last address's error when none does."""
+        host, port = self.address.host, self.address.port
+        assert host is not None and port is not None
+        infos = self._resolver.resolve(host, port, socktype, remaining(deadline))
+        last: OSError = OSError(f"no address found for {host!r}")
+        for family, kind, proto, _, sockaddr in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                prepare(sock)
+                sock.connect(sockaddr)
+            except OSError as exc:
+                sock.close()
+                last = exc
+                continue
+            return sock
+        raise last
+
+    def forget(self) -> None:
+        """In a forked child: drop the parent's socket and any lookup in flight."""
+        super().forget()
+        self._resolver.forget()
+
+
+#: the kind of socket a connect of this type failed on (EPROTOTYPE), and its URL scheme
+_OTHER_UNIX_KIND: Final[dict[int, tuple[str, str]]] = {
+    socket.SOCK_DGRAM: ("stream", "unix+stream"),
+    socket.SOCK_STREAM: ("datagram", "unix"),
+}
+
+
+def connect_unix(path: str, socktype: int, deadline: float) -> socket.socket:
+    """A non-blocking unix socket of `socktype` connected to `path`; a socket of the other
+    kind there is a `TransportError` that names the URL scheme to use instead."""
+    sock = socket.socket(socket.AF_UNIX, socktype)
+    try:
+        sock.settimeout(remaining(deadline))
+        sock.connect(path)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EPROTOTYPE:
+            kind, scheme = _OTHER_UNIX_KIND[socktype]
+            raise TransportError(
+                "unreachable", f"{path} is a {kind} socket: use {scheme}://{path}"
+            ) from exc
+        raise
+    return sock
 
 
 def make_transport(

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Final
 
 from syslogkit.backoff import Backoff
 from syslogkit.tls import check_fingerprint
-from syslogkit.transports import Resolver, Transport, TransportError, remaining
+from syslogkit.transports import (
+    HostTransport,
+    Transport,
+    TransportError,
+    connect_unix,
+    remaining,
+)
 
 if TYPE_CHECKING:
     from syslogkit.address import Address
@@ -114,40 +120,20 @@ class _PlainStream(Transport):
         return True
 
 
-class TCPTransport(_PlainStream):
+class TCPTransport(_PlainStream, HostTransport):
     """TCP to a host and port, resolved once per connect, with keepalive and user timeout."""
 
-    def __init__(self, address: Address, *, timeout: float, backoff: Backoff | None = None) -> None:
-        super().__init__(address, timeout=timeout, backoff=backoff)
-        self._resolver = Resolver()
-
     def _tcp_connect(self, deadline: float) -> socket.socket:
-        host, port = self.address.host, self.address.port
-        assert host is not None and port is not None
-        infos = self._resolver.resolve(host, port, socket.SOCK_STREAM, remaining(deadline))
-        last: OSError = OSError(f"no address found for {host!r}")
-        for family, kind, proto, _, sockaddr in infos:
-            sock = socket.socket(family, kind, proto)
-            try:
-                tune_tcp(sock)
-                sock.settimeout(remaining(deadline))
-                sock.connect(sockaddr)
-            except OSError as exc:
-                sock.close()
-                last = exc
-                continue
-            return sock
-        raise last
+        def prepare(sock: socket.socket) -> None:
+            tune_tcp(sock)
+            sock.settimeout(remaining(deadline))
+
+        return self._connect_host(socket.SOCK_STREAM, deadline, prepare)
 
     def _connect(self, deadline: float) -> socket.socket:
         sock = self._tcp_connect(deadline)
         sock.setblocking(False)
         return sock
-
-    def forget(self) -> None:
-        """In a forked child: drop the parent's socket and any lookup in flight."""
-        super().forget()
-        self._resolver.forget()
 
 
 class UnixStreamTransport(_PlainStream):
@@ -156,15 +142,7 @@ class UnixStreamTransport(_PlainStream):
     def _connect(self, deadline: float) -> socket.socket:
         path = self.address.path
         assert path is not None
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(remaining(deadline))
-            sock.connect(path)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        return sock
+        return connect_unix(path, socket.SOCK_STREAM, deadline)
 
 
 class TLSTransport(TCPTransport):

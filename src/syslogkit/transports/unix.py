@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import errno
 import socket
 
-from syslogkit.transports import Transport, TransportError, remaining
+from syslogkit.transports import Transport, connect_unix
 
 __all__ = ["UnixDatagramTransport"]
 
@@ -16,16 +15,4 @@ class UnixDatagramTransport(Transport):
     def _connect(self, deadline: float) -> socket.socket:
         path = self.address.path
         assert path is not None
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        try:
-            sock.settimeout(remaining(deadline))
-            sock.connect(path)
-            sock.setblocking(False)
-        except OSError as exc:
-            sock.close()
-            if exc.errno == errno.EPROTOTYPE:
-                raise TransportError(
-                    "unreachable", f"{path} is a stream socket: use unix+stream://{path}"
-                ) from exc
-            raise
-        return sock
+        return connect_unix(path, socket.SOCK_DGRAM, deadline)
