@@ -331,3 +331,14 @@ def test_writer_process(tmp_path: Path) -> None:
 def test_writer_process_reports_a_bad_path(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open"):
         SQLiteSink(tmp_path / "no" / "such" / "dir.db", process=True)
+
+
+def test_parse_frame_puts_the_transport_notes_before_the_parse_error() -> None:
+    clean = b"<13>1 2026-01-01T00:00:00Z h a - - - cut short"
+    message, error, _ = parse_frame(clean, None, "framing: truncated")
+    assert message is not None and message.msg == "cut short"
+    assert error == "framing: truncated"
+    message, error, _ = parse_frame(b"<999>garbage", "cut off", "framing: truncated")
+    assert error is not None and error.startswith("cut off; framing: truncated; ")
+    assert "column" in error  # the strict parse error follows the notes
+    assert parse_frame(clean, None) == parse_frame(clean)

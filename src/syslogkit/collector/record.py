@@ -78,15 +78,21 @@ def _msg_bytes(raw: bytes, msg: str) -> bytes | None:
     return candidate
 
 
-def parse_frame(raw: bytes) -> tuple[SyslogMessage | None, str | None, bytes | None]:
+def parse_frame(
+    raw: bytes, *notes: str | None
+) -> tuple[SyslogMessage | None, str | None, bytes | None]:
     """Parse one frame: (message, error, msg_bytes).
 
     Strict first (one parse for a clean message); on a fault the strict error is kept and the
-    lenient parse is stored. A MSG that is not valid UTF-8 comes back as bytes.
+    lenient parse is stored. A MSG that is not valid UTF-8 comes back as bytes. `notes` (what
+    the transport found wrong with the frame: truncated, cut off, ...) come first in `error`.
 
     The strict parse is `parse(raw, mode="strict")` without its argument checks: the format is
     told apart here (`is_rfc5424`) and the parser called directly.
     """
+    if any(notes):
+        parsed, fault, octets = parse_frame(raw)
+        return parsed, "; ".join(note for note in (*notes, fault) if note), octets
     error: str | None = None
     message: SyslogMessage | None
     try:

@@ -418,9 +418,10 @@ class _Connection(asyncio.Protocol):
             else:
                 raw = item
             received += 1
-            message, error, msg_bytes = parse_frame(raw)
             if framing_error or forced_error:
-                error = "; ".join(e for e in (forced_error, framing_error, error) if e)
+                message, error, msg_bytes = parse_frame(raw, forced_error, framing_error)
+            else:
+                message, error, msg_bytes = parse_frame(raw)
             if error is None:
                 parsed += 1
             append(
@@ -488,9 +489,7 @@ class _RelpConnection(_Connection):
                     framing_error = f"framing: RELP message longer than {max_frame}, truncated"
                     stats.framing["oversize"] += 1
                 stats.received += 1
-                message, error, msg_bytes = parse_frame(raw)
-                if framing_error:
-                    error = f"{framing_error}; {error}" if error else framing_error
+                message, error, msg_bytes = parse_frame(raw, framing_error)
                 if error is None:
                     stats.parsed += 1
                 else:
@@ -798,9 +797,7 @@ class _UdpListener(_Listener):
                 framing_error = f"framing: datagram of {len(data)} bytes truncated to {max_frame}"
                 text = data = data[:max_frame]
                 stats.framing["truncated"] += 1
-            message, error, msg_bytes = parse_frame(text)
-            if framing_error:
-                error = f"{framing_error}; {error}" if error else framing_error
+            message, error, msg_bytes = parse_frame(text, framing_error)
             if error is None:
                 stats.parsed += 1
             else:
