@@ -1006,7 +1006,8 @@ class Collector:
 
 
 class CollectorThread:
-    """A `Collector` on an event loop in a background thread.
+    """A `Collector` on an event loop in a background thread (`loop_factory` makes the loop:
+    asyncio's by default, `uvloop.new_event_loop` for instance).
 
     ```python
     with CollectorThread(["tcp://127.0.0.1:0"], [SQLiteSink(path)]) as c:
@@ -1014,9 +1015,16 @@ class CollectorThread:
     ```
     """
 
-    def __init__(self, listen: Sequence[str], sinks: Sequence[Sink], **options: Any) -> None:
+    def __init__(
+        self,
+        listen: Sequence[str],
+        sinks: Sequence[Sink],
+        *,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+        **options: Any,
+    ) -> None:
         self.collector = Collector(listen, sinks, **options)
-        self._loop = asyncio.new_event_loop()
+        self._loop = loop_factory()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._started = False
 
