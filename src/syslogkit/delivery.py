@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from syslogkit.transports import Transport, TransportError
+from syslogkit.transports.failover import FailoverTransport
 
 __all__ = ["Delivery", "ErrorReporter", "Stats", "SyncDelivery", "make_delivery"]
 
@@ -101,6 +102,8 @@ class SyncDelivery:
     whose peer closed is noticed before the write. A write that fails (other than by timeout)
     is followed by at most one reconnect, on which the same frame is written again. A frame that
     cannot be written is dropped and counted. The lock wait is bounded too, so no call can hang.
+    Over a failover list, a later address is left for the first one at the next record once a
+    helper thread has connected to the first one again (the caller never waits for that connect).
     """
 
     def __init__(
@@ -118,6 +121,7 @@ class SyncDelivery:
         self._lock_timeout = 3.0 * transport.timeout + 1.0
         self._pid = os.getpid()
         self._closed = False
+        self._failover = transport if isinstance(transport, FailoverTransport) else None
 
     def deliver(self, data: bytes, record: Any = None) -> None:
         """Write one frame now; never raises."""
@@ -143,6 +147,8 @@ class SyncDelivery:
         if transport.sock is None or (transport.stream and not transport.alive()):
             self._open()
             fresh = True
+        elif self._failover is not None and self._failover.switch_pending():
+            self._failover.switch()  # the first address answers again (probed in a thread)
         try:
             transport.write(data)
         except TransportError as exc:
