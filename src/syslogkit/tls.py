@@ -34,6 +34,8 @@ _ALGORITHMS: Final = {
     "sha512": 64,
 }
 _HEX_RE: Final = re.compile(r"^[0-9a-fA-F]+$")
+#: DESIGN.md: TLS 1.2 at least, client and server side
+_MINIMUM_VERSION: Final = ssl.TLSVersion.TLSv1_2
 
 
 class FingerprintMismatch(ssl.SSLError):
@@ -103,6 +105,40 @@ def _naming_files(**files: str | None) -> Iterator[None]:
         raise ValueError(f"cannot load {named}: {exc.strerror or exc}") from exc
 
 
+#: how a server asks for client certificates (`build_server_context`)
+CLIENT_AUTH: Final = {
+    "none": ssl.CERT_NONE,
+    "optional": ssl.CERT_OPTIONAL,
+    "required": ssl.CERT_REQUIRED,
+}
+
+
+def build_server_context(
+    *,
+    cert_file: str,
+    key_file: str | None = None,
+    key_password: str | None = None,
+    ca_file: str | None = None,
+    ca_dir: str | None = None,
+    client_auth: str = "optional",
+) -> ssl.SSLContext:
+    """A server SSLContext: TLS 1.2 minimum, certificate and key, and client certificates
+    `none` (not asked), `optional` (verified against the CA when sent) or `required`."""
+    if client_auth not in CLIENT_AUTH:
+        raise ValueError("client_auth must be none, optional or required")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = _MINIMUM_VERSION
+    with _naming_files(cert_file=cert_file, key_file=key_file):
+        context.load_cert_chain(cert_file, key_file, password=key_password)
+    if client_auth != "none":
+        if not ca_file and not ca_dir:
+            raise ValueError(f"client_auth={client_auth} needs a CA file or directory")
+        with _naming_files(ca_file=ca_file, ca_dir=ca_dir):
+            context.load_verify_locations(cafile=ca_file, capath=ca_dir)
+        context.verify_mode = CLIENT_AUTH[client_auth]
+    return context
+
+
 def build_context(
     *,
     ca_file: str | None = None,
@@ -118,7 +154,7 @@ def build_context(
     With `pinned`, certificate validation is left to the fingerprint check (no CA, no hostname).
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.minimum_version = _MINIMUM_VERSION
     if pinned:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -13,6 +13,8 @@ await collector.stop()       # drains and commits everything received
 its store (`Store`, `Filters`).
 """
 
+from syslogkit.tls import fingerprint
+
 from .record import Record, parse_frame, record_to_dict
 from .server import (
     Collector,
@@ -20,7 +22,6 @@ from .server import (
     Limits,
     ListenAddress,
     TLSConfig,
-    fingerprint,
     parse_listen_url,
 )
 from .sinks import (

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import select
 import socket
@@ -40,6 +39,7 @@ from urllib.parse import urlsplit
 
 from syslogkit.framing import FrameDecoder, FramingError
 from syslogkit.relp import DEFAULT_MAX_DATA, MessageReceived, ProtocolViolation, RelpServer
+from syslogkit.tls import build_server_context, fingerprint
 
 from .record import Record, parse_frame
 from .sinks import Pipeline, Sink
@@ -121,19 +121,14 @@ class TLSConfig:
     password: str | None = None
 
     def context(self) -> ssl.SSLContext:
-        if self.client_auth not in ("none", "optional", "required"):
-            raise ValueError("client_auth must be none, optional or required")
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(self.certfile, self.keyfile, self.password)
-        if self.client_auth != "none":
-            if not self.cafile and not self.capath:
-                raise ValueError(f"client_auth={self.client_auth} needs a CA file or directory")
-            ctx.load_verify_locations(cafile=self.cafile, capath=self.capath)
-            ctx.verify_mode = (
-                ssl.CERT_REQUIRED if self.client_auth == "required" else ssl.CERT_OPTIONAL
-            )
-        return ctx
+        return build_server_context(
+            cert_file=self.certfile,
+            key_file=self.keyfile,
+            key_password=self.password,
+            ca_file=self.cafile,
+            ca_dir=self.capath,
+            client_auth=self.client_auth,
+        )
 
 
 @dataclass
@@ -169,11 +164,6 @@ def _subject(cert: dict[str, Any] | None) -> str | None:
         for name, value in rdn:
             parts.append(f"{_SHORT_NAMES.get(name, name)}={value}")
     return ",".join(parts) or None
-
-
-def fingerprint(der: bytes) -> str:
-    """A certificate's SHA-256 fingerprint in the RFC 5425 form: `sha-256:AB:CD:...`."""
-    return "sha-256:" + ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
 
 
 def _peer_name(addr: Any) -> str:
