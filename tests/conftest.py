@@ -1,4 +1,5 @@
-"""Shared fixtures: real peers (`rsyslog`, `pki`) and the skip/fail policy (`need`).
+"""Shared fixtures: real peers (`rsyslog`, `pki`), the skip/fail policy (`need`), and a
+collector in a thread that keeps what arrives (`capture`).
 
 Policy (peers.Need): a test whose real peer is not installed is skipped with the reason, but
 fails under CI=true. The `rsyslog` fixture applies it by itself for the modules a peer loads.
@@ -12,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from collector_support import Capture
 from peers import PKI, TLS, Need, RsyslogFactory, RsyslogPeer, make_pki
+from syslogkit.collector import CollectorThread
 
 
 @pytest.fixture
@@ -52,6 +55,14 @@ def rsyslog(request: pytest.FixtureRequest, tmp_path: Path, need: Need) -> Itera
     for peer in reversed(started):
         peer.stop()
         print(f"=== rsyslog peer {peer.directory.name} ===\n{peer.diagnostics()}")
+
+
+@pytest.fixture
+def capture() -> Iterator[tuple[CollectorThread, Capture]]:
+    """A collector in a thread on loopback UDP and TCP (free ports) keeping what arrives."""
+    sink = Capture()
+    with CollectorThread(["udp://127.0.0.1:0", "tcp://127.0.0.1:0"], [sink]) as collector:
+        yield collector, sink
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,12 +11,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from collector_support import wait_for
 from syslogkit.cli_collect import parse_duration, parse_size, parse_time
 from syslogkit.collector import Store
 
@@ -34,17 +34,6 @@ def run(
         timeout=timeout,
         check=False,
     )
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10, what: str = "it") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Collect:

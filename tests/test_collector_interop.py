@@ -17,16 +17,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+import collector_support
+from collector_support import collector_tls, wait_for, wait_stored
 from conftest import Need, RsyslogFactory
 from peers import PKI, RsyslogPeer, free_port
-from syslogkit.collector import CollectorThread, Filters, SQLiteSink, Store, TLSConfig
+from syslogkit.collector import CollectorThread, SQLiteSink
 from syslogkit.collector.record import Record
 
 BOM = "\ufeff"
@@ -47,28 +48,10 @@ def octet(payload: bytes) -> bytes:
     return b"%d %b" % (len(payload), payload)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def stored(db: Path, filters: Filters | None = None) -> list[Record]:
-    if not db.exists():
-        return []
-    try:
-        store = Store(db, readonly=True)
-    except Exception:
-        return []
-    try:
-        return store.query(filters)
-    finally:
-        store.close()
+def stored(db: Path) -> list[Record]:
+    """What the store holds so far; [] while it cannot be opened (a collector starting up or
+    just killed)."""
+    return collector_support.stored(db, opening_may_fail=True)
 
 
 def assert_sent_fields(record: Record, text: str) -> None:
@@ -114,6 +97,29 @@ def feed(port: int, payloads: list[bytes]) -> None:
         s.sendall(b"".join(octet(p) for p in payloads))
 
 
+def forward_and_check(
+    rsyslog: RsyslogFactory,
+    action: str,
+    texts: list[str],
+    db: Path,
+    *,
+    transport: str,
+    timeout: float,
+    modules: str = "",
+) -> list[Record]:
+    """Feed `texts` (as RFC 5424 messages) to an rsyslogd forwarding them with `action`, wait
+    (at most `timeout` s) until as many are stored in `db`, and check that each stored record
+    has the fields sent and came over `transport`; the records."""
+    peer, port = forwarder(rsyslog, action, modules)
+    feed(port, [rfc5424(t) for t in texts])
+    records = wait_stored(db, len(texts), timeout, opening_may_fail=True)
+    assert len(records) == len(texts), peer.diagnostics()
+    for record, text in zip(records, texts, strict=True):
+        assert_sent_fields(record, text)
+        assert record.transport == transport
+    return records
+
+
 # -- omfwd: TCP, TLS ----------------------------------------------------------------------------
 
 
@@ -124,14 +130,8 @@ def test_rsyslog_omfwd_octet_counted_tcp(rsyslog: RsyslogFactory, tmp_path: Path
             f'action(type="omfwd" target="127.0.0.1" port="{c.port("tcp")}" protocol="tcp"'
             ' TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")'
         )
-        peer, port = forwarder(rsyslog, action)
         texts = [f"{TEXT} #{i}" for i in range(20)]
-        feed(port, [rfc5424(t) for t in texts])
-        records = wait_for(lambda: (r := stored(db)) and len(r) >= 20 and r, 15, "20 messages")
-        assert len(records) == 20, peer.diagnostics()
-        for record, text in zip(records, texts, strict=True):
-            assert_sent_fields(record, text)
-            assert record.transport == "tcp"
+        forward_and_check(rsyslog, action, texts, db, transport="tcp", timeout=15)
         # rsyslog counted the template's trailing LF in the octet count
         stats = c.stats()["listeners"][0]
         assert stats["received"] == stats["parsed"] == 20
@@ -141,12 +141,7 @@ def test_rsyslog_omfwd_tls_with_client_certificate(
     rsyslog: RsyslogFactory, pki: PKI, tmp_path: Path
 ) -> None:
     db = tmp_path / "c.db"
-    tls = TLSConfig(
-        certfile=str(pki.server.cert),
-        keyfile=str(pki.server.key),
-        cafile=str(pki.ca.cert),
-        client_auth="required",
-    )
+    tls = collector_tls(pki, "required")
     with CollectorThread(["tls://127.0.0.1:0"], [SQLiteSink(db)], tls=tls) as c:
         action = (
             f'action(type="omfwd" target="127.0.0.1" port="{c.port("tls")}" protocol="tcp"'
@@ -155,14 +150,9 @@ def test_rsyslog_omfwd_tls_with_client_certificate(
             f' streamDriver.CAFile="{pki.ca.cert}" streamDriver.CertFile="{pki.client.cert}"'
             f' streamDriver.KeyFile="{pki.client.key}")'
         )
-        peer, port = forwarder(rsyslog, action)
         texts = [f"{TEXT} tls #{i}" for i in range(10)]
-        feed(port, [rfc5424(t) for t in texts])
-        records = wait_for(lambda: (r := stored(db)) and len(r) >= 10 and r, 15, "10 messages")
-        assert len(records) == 10, peer.diagnostics()
-        for record, text in zip(records, texts, strict=True):
-            assert_sent_fields(record, text)
-            assert record.transport == "tls"
+        records = forward_and_check(rsyslog, action, texts, db, transport="tls", timeout=15)
+        for record in records:
             assert record.tls_subject is not None
             assert "CN=client.syslogkit.test" in record.tls_subject
             assert record.tls_fingerprint == "sha-256:" + pki.client.sha256.split(":", 1)[1]
@@ -238,14 +228,10 @@ def test_rsyslog_omrelp(need: Need, rsyslog: RsyslogFactory, tmp_path: Path) -> 
     need.rsyslog("omrelp")
     db = tmp_path / "c.db"
     with CollectorThread(["relp://127.0.0.1:0"], [SQLiteSink(db)]) as c:
-        peer, port = forwarder(rsyslog, omrelp_action(c.port("relp")), 'module(load="omrelp")')
+        action = omrelp_action(c.port("relp"))
         texts = [f"{TEXT} relp #{i}" for i in range(300)]
-        feed(port, [rfc5424(t) for t in texts])
-        records = wait_for(lambda: (r := stored(db)) and len(r) >= 300 and r, 20, "300 msgs")
-        assert len(records) == 300, peer.diagnostics()
-        for record, text in zip(records, texts, strict=True):
-            assert_sent_fields(record, text)
-            assert record.transport == "relp"
+        modules = 'module(load="omrelp")'
+        forward_and_check(rsyslog, action, texts, db, transport="relp", timeout=20, modules=modules)
 
 
 class CollectorProcess:

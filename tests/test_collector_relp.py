@@ -12,24 +12,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from collector_support import collector_tls, stored, wait_for
 from peers import PKI
-from syslogkit.collector import CollectorThread, Limits, Record, SQLiteSink, Store, TLSConfig
+from syslogkit.collector import CollectorThread, Limits, Record, SQLiteSink, Store
 from syslogkit.relp import Acked, RelpClient, SessionOpened
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10, what: str = "it") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 class Client:
@@ -160,12 +150,7 @@ def test_small_window_is_served_by_the_timer(tmp_path: Path) -> None:
 
 def test_relp_over_tls(pki: PKI, tmp_path: Path) -> None:
     db = tmp_path / "r.db"
-    tls = TLSConfig(
-        certfile=str(pki.server.cert),
-        keyfile=str(pki.server.key),
-        cafile=str(pki.ca.cert),
-        client_auth="required",
-    )
+    tls = collector_tls(pki, "required")
     with CollectorThread(["relp+tls://127.0.0.1:0"], [SQLiteSink(db)], tls=tls) as c:
         ctx = ssl.create_default_context(cafile=str(pki.ca.cert))
         ctx.load_cert_chain(str(pki.client.cert), str(pki.client.key))
@@ -173,9 +158,7 @@ def test_relp_over_tls(pki: PKI, tmp_path: Path) -> None:
         client.send(messages(50))
         client.wait_acked()
         client.close()
-    store = Store(db, readonly=True)
-    records = store.query()
-    store.close()
+    records = stored(db)
     assert len(records) == 50
     assert all(r.transport == "relp+tls" and r.tls_fingerprint for r in records)
     assert records[0].message is not None and records[0].message.msg == "n=000000"
@@ -200,9 +183,7 @@ def test_garbage_and_oversize_on_relp(tmp_path: Path) -> None:
         client.send([b"<13>1 - h big - - - " + b"x" * 5000, *messages(1)])
         client.wait_acked()
         client.close()
-    store = Store(db, readonly=True)
-    records = store.query()
-    store.close()
+    records = stored(db)
     assert len(records) == 2
     assert len(records[0].raw) == 1024 and records[0].error and "truncated" in records[0].error
     assert records[1].error is None

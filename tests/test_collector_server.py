@@ -8,12 +8,13 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from collector_support import collector_tls, stored, wait_for, wait_stored
 from syslogkit.collector import (
     CollectorThread,
     Filters,
@@ -22,8 +23,6 @@ from syslogkit.collector import (
     Limits,
     Record,
     SQLiteSink,
-    Store,
-    TLSConfig,
     parse_listen_url,
 )
 from syslogkit.framing import FrameDecoder
@@ -33,35 +32,6 @@ MSG_SD = (
     b'<165>1 2026-01-02T03:04:05.123456+01:00 host1 app1 77 ID47 [ex@32473 iut="3" x="a\\"b"]'
     b" caf\xc3\xa9 message"
 )
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def stored(path: Path, filters: Filters | None = None) -> list[Record]:
-    if not path.exists():
-        return []
-    store = Store(path, readonly=True)
-    try:
-        return store.query(filters)
-    finally:
-        store.close()
-
-
-def wait_stored(path: Path, count: int, timeout: float = 10.0) -> list[Record]:
-    return wait_for(
-        lambda: (lambda r: r if len(r) >= count else None)(stored(path)),
-        timeout,
-        f"{count} stored messages",
-    )
 
 
 def listener_stats(c: CollectorThread, scheme: str) -> dict[str, Any]:
@@ -225,12 +195,7 @@ def client_ctx(pki: Any, cert: Any = None) -> ssl.SSLContext:
 
 
 def test_tls_client_certificate_required(pki: Any, db: Path) -> None:
-    tls = TLSConfig(
-        certfile=str(pki.server.cert),
-        keyfile=str(pki.server.key),
-        cafile=str(pki.ca.cert),
-        client_auth="required",
-    )
+    tls = collector_tls(pki, "required")
     with CollectorThread(["tls://127.0.0.1:0"], [SQLiteSink(db)], tls=tls) as c:
         port = c.port("tls")
         good = tls_send(port, client_ctx(pki, pki.client), MSG_SD + b"\n")
@@ -261,12 +226,7 @@ def test_tls_client_certificate_required(pki: Any, db: Path) -> None:
 
 
 def test_tls_client_certificate_optional(pki: Any, db: Path) -> None:
-    tls = TLSConfig(
-        certfile=str(pki.server.cert),
-        keyfile=str(pki.server.key),
-        cafile=str(pki.ca.cert),
-        client_auth="optional",
-    )
+    tls = collector_tls(pki, "optional")
     with CollectorThread(["tls://127.0.0.1:0"], [SQLiteSink(db)], tls=tls) as c:
         assert tls_send(c.port("tls"), client_ctx(pki), b"<13>1 - - - - - - anonymous\n") == (
             b"(still open)"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ import pytest
 
 loguru = pytest.importorskip("loguru")
 
+from collector_support import Capture  # noqa: E402
 from syslogkit import SDElement, Severity, SyslogHandler, parse_5424  # noqa: E402
 from syslogkit.collector import CollectorThread, Record  # noqa: E402
 from syslogkit.integrations.loguru import SyslogSink  # noqa: E402
@@ -24,40 +23,6 @@ from test_logging_config import (  # noqa: E402
 )
 
 SD_ID = "loguru@32473"
-
-
-class Capture:
-    """A collector sink that keeps what arrived."""
-
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-        self._lock = threading.Lock()
-
-    def write(self, records: Any) -> None:
-        with self._lock:
-            self.records.extend(records)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def wait(self, count: int, timeout: float = 10.0) -> list[Record]:
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                got = list(self.records)
-            if len(got) >= count or time.monotonic() > deadline:
-                assert len(got) >= count, f"{len(got)} of {count} records arrived"
-                return got
-
-
-@pytest.fixture
-def capture() -> Iterator[tuple[CollectorThread, Capture]]:
-    sink = Capture()
-    with CollectorThread(["udp://127.0.0.1:0", "tcp://127.0.0.1:0"], [sink]) as collector:
-        yield collector, sink
 
 
 @pytest.fixture

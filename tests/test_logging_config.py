@@ -13,17 +13,16 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from collector_support import Capture
 from syslogkit import Facility, Severity, SyslogMessage, parse_5424
-from syslogkit.collector import CollectorThread, Record
+from syslogkit.collector import CollectorThread
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 DOC = DOCS / "logging-config.md"
@@ -131,39 +130,6 @@ def doc_examples(doc: Path) -> dict[str, Example]:
 EXAMPLES = doc_examples(DOC)
 
 
-class Capture:
-    """A collector sink that keeps what arrived."""
-
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-        self._lock = threading.Lock()
-
-    def write(self, records: Any) -> None:
-        with self._lock:
-            self.records.extend(records)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def wait(self, count: int, timeout: float = 10.0) -> list[Record]:
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                got = list(self.records)
-            if len(got) >= count or time.monotonic() > deadline:
-                return got
-
-
-@pytest.fixture
-def capture() -> Iterator[tuple[CollectorThread, Capture]]:
-    sink = Capture()
-    with CollectorThread(["udp://127.0.0.1:0", "tcp://127.0.0.1:0"], [sink]) as collector:
-        yield collector, sink
-
-
 def test_every_example_is_run_and_every_expectation_has_its_example() -> None:
     assert set(EXAMPLES) == set(EXPECTED)
     for example in EXAMPLES.values():
@@ -224,9 +190,9 @@ def test_documented_example_delivers_what_it_says(
     scheme, expected, expected_stderr = EXPECTED[name]
     stderr = run_example(example, scheme, collector, tmp_path / name)
     assert stderr == expected_stderr
-    records = sink.wait(len(expected))
+    records = sink.arrived(len(expected))
     time.sleep(0.3)  # anything beyond what is expected would arrive within this
-    records = sink.wait(len(expected))
+    records = sink.arrived(len(expected))
     for record in records:
         assert record.error is None, (record.error, record.raw)
     got = [fields(record.message) for record in records]
