@@ -8,12 +8,17 @@ the kernel had not handed over were written again, and logged == delivered + dro
 
 from __future__ import annotations
 
-import signal
 import time
 
 from peers import RsyslogFactory
 from syslogkit.background import BackgroundDelivery
-from test_background_support import first_arrivals, number_of, numbered, tcp_transport
+from test_background_support import (
+    deliver_killing_the_peer_midway,
+    first_arrivals,
+    number_of,
+    numbered,
+    tcp_transport,
+)
 
 
 def test_tcp_20000_records_across_sigkill_lost_records_are_within_maybe_lost(
@@ -22,15 +27,9 @@ def test_tcp_20000_records_across_sigkill_lost_records_are_within_maybe_lost(
     peer = rsyslog(tcp=True, no_loss=True)
     delivery = BackgroundDelivery(tcp_transport(peer.tcp_port), queue_size=50_000)
     n = 20_000
-    for i in range(n):
-        delivery.deliver(numbered(i))
-        if i == n // 2:
-            deadline = time.monotonic() + 10.0
-            while delivery.stats.snapshot()["sent"] < n // 4:
-                assert time.monotonic() < deadline, "the writer sent nothing"
-                time.sleep(0.005)
-            peer.kill(signal.SIGKILL)
-            peer.start()
+    deliver_killing_the_peer_midway(
+        delivery, peer, numbered, n, progress="sent", stalled="the writer sent nothing"
+    )
     assert delivery.flush(40.0), delivery.stats.snapshot()
     delivery.close(5.0)
     stats = delivery.stats.snapshot()

@@ -4,20 +4,24 @@
 syslogkit's FrameDecoder, and can stall (accept and not read) and resume. `numbered()` makes
 RFC 5424 frames with syslogkit's formatter, carrying `n=<number>` so that tests count records
 by number. `first_arrivals()` turns what arrived into (unique numbers in order of first arrival,
-duplicates).
+duplicates). `deliver_killing_the_peer_midway()` delivers a numbered stream and SIGKILLs and
+restarts a real rsyslog in the middle of it.
 """
 
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
+from peers import RsyslogPeer
 from syslogkit.address import Address
+from syslogkit.background import BackgroundDelivery
 from syslogkit.backoff import Backoff
 from syslogkit.framing import FrameDecoder, frame
 from syslogkit.message import Facility, Severity, SyslogMessage
@@ -182,6 +186,29 @@ def refused_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     return port
+
+
+def deliver_killing_the_peer_midway(
+    delivery: BackgroundDelivery,
+    peer: RsyslogPeer,
+    make: Callable[[int], bytes],
+    n: int,
+    *,
+    progress: str,
+    stalled: str,
+) -> None:
+    """Deliver `make(0)` .. `make(n - 1)`. After the middle one, wait (at most 10 s, else fail
+    with `stalled`) until the writer's `progress` counter reached n/4, so that records are in
+    flight; then SIGKILL the peer and start it again."""
+    for i in range(n):
+        delivery.deliver(make(i))
+        if i == n // 2:
+            deadline = time.monotonic() + 10.0
+            while delivery.stats.snapshot()[progress] < n // 4:
+                assert time.monotonic() < deadline, stalled
+                time.sleep(0.005)
+            peer.kill(signal.SIGKILL)
+            peer.start()
 
 
 # -- checks of the helpers themselves ------------------------------------------------------------

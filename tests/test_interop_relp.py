@@ -7,8 +7,6 @@ would be a loss of ours, not of rsyslog's queue.
 
 from __future__ import annotations
 
-import signal
-import time
 from collections.abc import Sequence
 
 from peers import PKI, RELP, RsyslogFactory
@@ -17,7 +15,12 @@ from syslogkit.background import BackgroundDelivery
 from syslogkit.backoff import Backoff
 from syslogkit.tls import TLSConfig
 from syslogkit.transports.relp import RelpTLSTransport, RelpTransport
-from test_background_support import first_arrivals, number_of, payload
+from test_background_support import (
+    deliver_killing_the_peer_midway,
+    first_arrivals,
+    number_of,
+    payload,
+)
 
 TIMEOUT = 5.0
 
@@ -51,17 +54,14 @@ def test_relp_20000_records_survive_sigkill_and_restart_of_imrelp(
     peer = rsyslog(relp=True, no_loss=True)
     delivery = BackgroundDelivery(relp(peer.relp_port), queue_size=50_000)
     n = 20_000
-    killed_at = n // 2
-    for i in range(n):
-        delivery.deliver(payload(i))
-        if i == killed_at:
-            # let the writer get well into the stream, with messages in flight
-            deadline = time.monotonic() + 10.0
-            while delivery.stats.snapshot()["acknowledged"] < n // 4:
-                assert time.monotonic() < deadline, "no acknowledgements from imrelp"
-                time.sleep(0.005)
-            peer.kill(signal.SIGKILL)
-            peer.start()
+    deliver_killing_the_peer_midway(
+        delivery,
+        peer,
+        payload,
+        n,
+        progress="acknowledged",
+        stalled="no acknowledgements from imrelp",
+    )
     assert delivery.flush(40.0), delivery.stats.snapshot()
     delivery.close(5.0)
     stats = delivery.stats.snapshot()
