@@ -4,6 +4,7 @@ background and used again once it is back."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -19,6 +20,23 @@ from test_background_support import (
     tcp_transport,
     wait_for,
 )
+
+
+def deliver_until_back_on_the_first(
+    delivery: BackgroundDelivery,
+    failover: FailoverTransport,
+    make: Callable[[int], bytes],
+    start: int,
+) -> int:
+    """Keep delivering `make(start)`, `make(start + 1)`, ... every 10 ms until the failover is
+    back on its first address, for at most 10 s; the next number to deliver."""
+    i = start
+    deadline = time.monotonic() + 10.0
+    while failover.current != 0 and time.monotonic() < deadline:
+        delivery.deliver(make(i))
+        i += 1
+        time.sleep(0.01)
+    return i
 
 
 def test_the_next_address_is_used_when_the_first_cannot_be_reached() -> None:
@@ -45,12 +63,7 @@ def test_the_first_address_is_retried_in_the_background_and_used_again() -> None
         assert failover.current == 1
         with Sink(primary_port) as primary:
             # keep logging; the writer moves back to the first address by itself
-            i = 50
-            deadline = time.monotonic() + 10.0
-            while failover.current != 0 and time.monotonic() < deadline:
-                delivery.deliver(numbered(i))
-                i += 1
-                time.sleep(0.01)
+            i = deliver_until_back_on_the_first(delivery, failover, numbered, 50)
             assert failover.current == 0
             assert failover.switches == 1
             for j in range(i, i + 50):
@@ -102,12 +115,7 @@ def test_relp_failover_moves_back_after_the_answers_came_in() -> None:
         assert failover.current == 1
         primary = FakeRelp(port=primary_port)  # the first collector is back
         try:
-            i = 100
-            deadline = time.monotonic() + 10.0
-            while failover.current != 0 and time.monotonic() < deadline:
-                delivery.deliver(payload(i))
-                i += 1
-                time.sleep(0.01)
+            i = deliver_until_back_on_the_first(delivery, failover, payload, 100)
             assert failover.current == 0
             for j in range(i, i + 50):
                 delivery.deliver(payload(j))

@@ -106,6 +106,22 @@ def test_tcp(host: str, framing: str, delivery: str) -> None:
         collector.close()
 
 
+def resolve_slow_invalid_slowly(
+    monkeypatch: pytest.MonkeyPatch, release: threading.Event, hold: float
+) -> None:
+    """Make resolving `slow.invalid` block until `release` is set (at most `hold` s) and then
+    fail with "no such host"; other names resolve as usual."""
+    real = socket.getaddrinfo
+
+    def slow(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow.invalid":
+            release.wait(hold)
+            raise socket.gaierror(socket.EAI_NONAME, "no such host")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+
+
 @both_modes
 def test_name_resolved_once_per_connection(monkeypatch: pytest.MonkeyPatch, delivery: str) -> None:
     collector = StreamCollector()
@@ -138,15 +154,7 @@ def test_sync_slow_name_resolution_is_bounded_in_the_caller(
 ) -> None:
     """Sync: the caller resolves, and waits at most the timeout; the record is dropped."""
     release = threading.Event()
-    real = socket.getaddrinfo
-
-    def slow(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host == "slow.invalid":
-            release.wait(10)
-            raise socket.gaierror(socket.EAI_NONAME, "no such host")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    resolve_slow_invalid_slowly(monkeypatch, release, hold=10)
     handler = SyslogHandler(
         "tcp://slow.invalid:514", timeout=0.3, error_interval=3600, delivery="sync"
     )
@@ -168,15 +176,7 @@ def test_background_slow_name_resolution_never_reaches_the_caller(
     """Background: the writer thread resolves; log calls return while it waits for the name
     (structural: the writer is inside the resolver the whole time, nothing is lost)."""
     release = threading.Event()
-    real = socket.getaddrinfo
-
-    def slow(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host == "slow.invalid":
-            release.wait(30)
-            raise socket.gaierror(socket.EAI_NONAME, "no such host")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    resolve_slow_invalid_slowly(monkeypatch, release, hold=30)
     handler = SyslogHandler(
         "tcp://slow.invalid:514", timeout=30.0, error_interval=3600, delivery="background"
     )

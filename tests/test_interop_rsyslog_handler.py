@@ -76,27 +76,30 @@ def _assert_all_fields(parsed: dict[str, Any], record: logging.LogRecord) -> Non
     assert parsed["msg"].removeprefix(BOM) == f"{TEXT} 42"
 
 
-def test_udp(rsyslog: Any, delivery: str) -> None:
-    peer: RsyslogPeer = rsyslog(udp=True)
-    handler = _handler(f"udp://127.0.0.1:{peer.udp_port}", delivery)
+def _assert_one_record_arrives_intact(
+    handler: SyslogHandler, peer: RsyslogPeer, logger_name: str
+) -> None:
+    """Log the test record through `handler` (closed afterwards): rsyslog received exactly one
+    record, and parsed every field as logged."""
     try:
-        record = _log(handler, "interop-udp")
+        record = _log(handler, logger_name)
         (parsed,) = peer.messages(1)
         _assert_all_fields(parsed, record)
     finally:
         handler.close()
+
+
+def test_udp(rsyslog: Any, delivery: str) -> None:
+    peer: RsyslogPeer = rsyslog(udp=True)
+    handler = _handler(f"udp://127.0.0.1:{peer.udp_port}", delivery)
+    _assert_one_record_arrives_intact(handler, peer, "interop-udp")
 
 
 @pytest.mark.parametrize("framing", ["octet", "lf"])
 def test_tcp(rsyslog: Any, framing: str, delivery: str) -> None:
     peer: RsyslogPeer = rsyslog(tcp=True)
     handler = _handler(f"tcp://127.0.0.1:{peer.tcp_port}", delivery, framing=framing)
-    try:
-        record = _log(handler, f"interop-tcp-{framing}")
-        (parsed,) = peer.messages(1)
-        _assert_all_fields(parsed, record)
-    finally:
-        handler.close()
+    _assert_one_record_arrives_intact(handler, peer, f"interop-tcp-{framing}")
 
 
 def test_tls_mutual_authentication(rsyslog: Any, pki: Any, delivery: str) -> None:
@@ -108,12 +111,7 @@ def test_tls_mutual_authentication(rsyslog: Any, pki: Any, delivery: str) -> Non
         cert_file=str(pki.client.cert),
         key_file=str(pki.client.key),
     )
-    try:
-        record = _log(handler, "interop-tls")
-        (parsed,) = peer.messages(1)
-        _assert_all_fields(parsed, record)
-    finally:
-        handler.close()
+    _assert_one_record_arrives_intact(handler, peer, "interop-tls")
 
 
 def test_tls_refused_without_client_certificate(rsyslog: Any, pki: Any, delivery: str) -> None:
@@ -185,12 +183,7 @@ def test_unix_socket_rfc5424(rsyslog: Any, delivery: str) -> None:
     spec = UxSock(use_special_parser=False, parse_hostname=True, params=KEEP_TIMESTAMP)
     peer: RsyslogPeer = rsyslog(uxsock=spec)
     handler = _handler(f"unix://{peer.uxsock_path}", delivery, rfc="5424")
-    try:
-        record = _log(handler, "interop-unix-5424")
-        (parsed,) = peer.messages(1)
-        _assert_all_fields(parsed, record)
-    finally:
-        handler.close()
+    _assert_one_record_arrives_intact(handler, peer, "interop-unix-5424")
 
 
 @pytest.mark.parametrize("kind", ["tcp", "tls"])
