@@ -12,7 +12,7 @@ import pytest
 structlog = pytest.importorskip("structlog")
 
 from collector_support import Capture  # noqa: E402
-from syslogkit import SDElement, Severity, SyslogHandler, parse_5424  # noqa: E402
+from syslogkit import SDElement, Severity, SyslogHandler  # noqa: E402
 from syslogkit.collector import CollectorThread, Record  # noqa: E402
 from syslogkit.integrations.structlog import (  # noqa: E402
     SyslogProcessor,
@@ -21,8 +21,7 @@ from syslogkit.integrations.structlog import (  # noqa: E402
 from test_logging_config import (  # noqa: E402
     INTEGRATIONS,
     doc_examples,
-    run_example,
-    same_but_origin,
+    run_shop_integration_example,
 )
 
 SD_ID = "structlog@32473"
@@ -317,15 +316,6 @@ def test_structured_data_from_event_dict() -> None:
 
 def test_documented_example(capture: tuple[CollectorThread, Capture], tmp_path: Path) -> None:
     """docs/integrations.md's structlog example, run as a program, delivers what it shows."""
-    collector, sink = capture
     example = doc_examples(INTEGRATIONS)["structlog"]
-    assert run_example(example, "tcp", collector, tmp_path / "structlog") == ""
-    placed, failed = sink.wait(2)
-    assert example.arrives is not None
-    same_but_origin(parse_5424(example.arrives, "strict"), placed.message)
-    message = failed.message
-    assert message is not None and message.msg is not None
-    assert message.severity == Severity.ERR and message.app_name == "shop"
-    assert message.msg.startswith("payment failed\nTraceback (most recent call last):")
-    assert message.msg.rstrip().endswith("ZeroDivisionError: division by zero")
+    failed = run_shop_integration_example(example, capture, tmp_path / "structlog")
     assert sd_of(failed) == [("customer", "c-17"), ("order_id", "42"), ("logger", "shop.orders")]

@@ -22,7 +22,7 @@ import pytest
 
 from collector_support import Capture
 from syslogkit import Facility, Severity, SyslogMessage, parse_5424
-from syslogkit.collector import CollectorThread
+from syslogkit.collector import CollectorThread, Record
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 DOC = DOCS / "logging-config.md"
@@ -166,6 +166,25 @@ def run_example(example: Example, scheme: str, collector: CollectorThread, folde
     )
     assert done.returncode == 0, done.stderr
     return done.stderr
+
+
+def run_shop_integration_example(
+    example: Example, capture: tuple[CollectorThread, Capture], folder: Path
+) -> Record:
+    """Run a docs/integrations.md example that logs an order placed (shown on the page as it
+    arrives) and then a failed payment of the app "shop" with its traceback, over TCP to the
+    `capture` collector; check both, and return the failed payment's record."""
+    collector, sink = capture
+    assert run_example(example, "tcp", collector, folder) == ""
+    placed, failed = sink.wait(2)
+    assert example.arrives is not None
+    same_but_origin(parse_5424(example.arrives, "strict"), placed.message)
+    message = failed.message
+    assert message is not None and message.msg is not None
+    assert message.severity == Severity.ERR and message.app_name == "shop"
+    assert message.msg.startswith("payment failed\nTraceback (most recent call last):")
+    assert message.msg.rstrip().endswith("ZeroDivisionError: division by zero")
+    return failed
 
 
 def fields(message: SyslogMessage | None) -> Expected:
