@@ -3,19 +3,29 @@
 `wait_for()` polls until a condition holds and fails the test when it does not in time.
 `stored()` and `wait_stored()` read what a collector put into its SQLite store. `Capture` is a
 collector sink that keeps the records in memory. `collector_tls()` is the collector's TLS
-configuration from the `pki` fixture's server certificate.
+configuration from the `pki` fixture's server certificate. `EVENT_LOOPS` are the loops the
+collector runs on (the `loop_factory` fixture gives each in turn).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 from peers import PKI
 from syslogkit.collector import Filters, Record, Store, TLSConfig
+
+#: asyncio's loop, and uvloop's: `syslogkit collect` takes uvloop when it is installed
+EVENT_LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop,
+    "uvloop": uvloop.new_event_loop,
+}
 
 
 def wait_for(
@@ -100,6 +110,7 @@ class Capture:
                 got = list(self.records)
             if len(got) >= count or time.monotonic() > deadline:
                 return got
+            time.sleep(0.01)
 
     def wait(self, count: int, timeout: float = 10.0) -> list[Record]:
         """What arrived once `count` records did; fail if they do not within `timeout` seconds."""

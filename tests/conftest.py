@@ -7,15 +7,22 @@ fails under CI=true. The `rsyslog` fixture applies it by itself for the modules 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from collector_support import Capture
+from collector_support import EVENT_LOOPS, Capture
 from peers import PKI, TLS, Need, RsyslogFactory, RsyslogPeer, make_pki
 from syslogkit.collector import CollectorThread
+
+
+@pytest.fixture(params=sorted(EVENT_LOOPS))
+def loop_factory(request: pytest.FixtureRequest) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The collector's event loop, each in turn: asyncio's, and uvloop's."""
+    return EVENT_LOOPS[request.param]
 
 
 @pytest.fixture

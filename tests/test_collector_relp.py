@@ -3,6 +3,7 @@ acknowledged only after the commit, window-full commits, RELP over TLS, hostile 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +105,13 @@ class GatedSink:
         self.gate.set()
 
 
-def test_acknowledged_only_after_commit() -> None:
+def test_acknowledged_only_after_commit(
+    loop_factory: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
     sink = GatedSink()
-    with CollectorThread(["relp://127.0.0.1:0"], [sink], commit_interval=0.0) as c:
+    with CollectorThread(
+        ["relp://127.0.0.1:0"], [sink], commit_interval=0.0, loop_factory=loop_factory
+    ) as c:
         client = Client(c.port("relp"))
         client.send(messages(5))
         time.sleep(0.5)
@@ -148,10 +153,14 @@ def test_small_window_is_served_by_the_timer(tmp_path: Path) -> None:
         assert stats["received"] == stats["parsed"] == 200
 
 
-def test_relp_over_tls(pki: PKI, tmp_path: Path) -> None:
+def test_relp_over_tls(
+    pki: PKI, tmp_path: Path, loop_factory: Callable[[], asyncio.AbstractEventLoop]
+) -> None:
     db = tmp_path / "r.db"
     tls = collector_tls(pki, "required")
-    with CollectorThread(["relp+tls://127.0.0.1:0"], [SQLiteSink(db)], tls=tls) as c:
+    with CollectorThread(
+        ["relp+tls://127.0.0.1:0"], [SQLiteSink(db)], tls=tls, loop_factory=loop_factory
+    ) as c:
         ctx = ssl.create_default_context(cafile=str(pki.ca.cert))
         ctx.load_cert_chain(str(pki.client.cert), str(pki.client.key))
         client = Client(c.port("relp+tls"), ctx=ctx)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,14 @@ def db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def collector(db: Path) -> Iterator[CollectorThread]:
+def collector(
+    db: Path, loop_factory: Callable[[], asyncio.AbstractEventLoop]
+) -> Iterator[CollectorThread]:
     c = CollectorThread(
         ["udp://127.0.0.1:0", "tcp://127.0.0.1:0"],
         [SQLiteSink(db)],
         limits=Limits(frame_timeout=1.0, max_connections=8),
+        loop_factory=loop_factory,
     )
     with c:
         yield c
@@ -194,9 +198,13 @@ def client_ctx(pki: Any, cert: Any = None) -> ssl.SSLContext:
     return ctx
 
 
-def test_tls_client_certificate_required(pki: Any, db: Path) -> None:
+def test_tls_client_certificate_required(
+    pki: Any, db: Path, loop_factory: Callable[[], asyncio.AbstractEventLoop]
+) -> None:
     tls = collector_tls(pki, "required")
-    with CollectorThread(["tls://127.0.0.1:0"], [SQLiteSink(db)], tls=tls) as c:
+    with CollectorThread(
+        ["tls://127.0.0.1:0"], [SQLiteSink(db)], tls=tls, loop_factory=loop_factory
+    ) as c:
         port = c.port("tls")
         good = tls_send(port, client_ctx(pki, pki.client), MSG_SD + b"\n")
         assert good == b"(still open)"
@@ -223,6 +231,27 @@ def test_tls_client_certificate_required(pki: Any, db: Path) -> None:
         )
         time.sleep(0.2)
     assert len(stored(db)) == 1  # nothing from the refused clients
+
+
+def test_tls_handshakes_do_not_stall_when_the_client_hello_comes_at_once(
+    pki: Any, db: Path, loop_factory: Callable[[], asyncio.AbstractEventLoop]
+) -> None:
+    """Every client sends its ClientHello right after connecting; none may be read as plain
+    bytes before the TLS layer takes the connection (it was, under uvloop)."""
+    tls = collector_tls(pki, "required")
+    with CollectorThread(
+        ["tls://127.0.0.1:0"], [SQLiteSink(db)], tls=tls, loop_factory=loop_factory
+    ) as c:
+        port = c.port("tls")
+        ctx = client_ctx(pki, pki.client)
+        sent = [
+            tls_send(port, ctx, b"<13>1 - - - - - - n=%d\n" % i, confirm=False) for i in range(20)
+        ]
+        assert sent == [b""] * 20  # a stalled handshake fails the client's connect (timeout)
+        records = wait_stored(db, 20)
+    assert sorted(r.message.msg for r in records if r.message) == sorted(
+        f"n={i}" for i in range(20)
+    )
 
 
 def test_tls_client_certificate_optional(pki: Any, db: Path) -> None:
@@ -354,9 +383,13 @@ def test_random_datagrams_while_serving_another_client(db: Path) -> None:
             assert len(truncated) == sum(1 for n in sizes if n > 2048)
 
 
-def test_slow_client_is_cut_off(db: Path) -> None:
+def test_slow_client_is_cut_off(
+    db: Path, loop_factory: Callable[[], asyncio.AbstractEventLoop]
+) -> None:
     limits = Limits(frame_timeout=1.0)
-    with CollectorThread(["tcp://127.0.0.1:0"], [SQLiteSink(db)], limits=limits) as c:
+    with CollectorThread(
+        ["tcp://127.0.0.1:0"], [SQLiteSink(db)], limits=limits, loop_factory=loop_factory
+    ) as c:
         port = c.port("tcp")
         steady = Steady(port)
         slow = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -431,9 +464,13 @@ class SlowSink:
         pass
 
 
-def test_back_pressure_pauses_reading(db: Path) -> None:
+def test_back_pressure_pauses_reading(
+    db: Path, loop_factory: Callable[[], asyncio.AbstractEventLoop]
+) -> None:
     sink = SlowSink()
-    c = CollectorThread(["tcp://127.0.0.1:0"], [sink], high_water=2000, max_batch=500)
+    c = CollectorThread(
+        ["tcp://127.0.0.1:0"], [sink], high_water=2000, max_batch=500, loop_factory=loop_factory
+    )
     with c:
         port = c.port("tcp")
         msg = b"<13>1 - h a - - - " + b"x" * 100

@@ -10,6 +10,7 @@ import pytest
 
 from syslogkit.address import Address
 from syslogkit.background import BackgroundDelivery
+from syslogkit.delivery import SyncDelivery
 from syslogkit.transports import TransportError, make_transport
 from syslogkit.transports.failover import FailoverTransport
 from test_background_support import (
@@ -23,7 +24,7 @@ from test_background_support import (
 
 
 def deliver_until_back_on_the_first(
-    delivery: BackgroundDelivery,
+    delivery: BackgroundDelivery | SyncDelivery,
     failover: FailoverTransport,
     make: Callable[[int], bytes],
     start: int,
@@ -52,11 +53,14 @@ def test_the_next_address_is_used_when_the_first_cannot_be_reached() -> None:
         delivery.close(2.0)
 
 
-def test_the_first_address_is_retried_in_the_background_and_used_again() -> None:
+@pytest.mark.parametrize("mode", [BackgroundDelivery, SyncDelivery])
+def test_the_first_address_is_retried_in_the_background_and_used_again(
+    mode: type[BackgroundDelivery | SyncDelivery],
+) -> None:
     primary_port = refused_port()
     with Sink() as secondary:
         failover = FailoverTransport([tcp_transport(primary_port), tcp_transport(secondary.port)])
-        delivery = BackgroundDelivery(failover)
+        delivery = mode(failover)
         for i in range(50):
             delivery.deliver(numbered(i))
         assert delivery.flush(5.0)

@@ -25,6 +25,7 @@ from syslogkit.tls import (
     Pin,
     TLSConfig,
     build_context,
+    build_server_context,
     check_fingerprint,
     fingerprint,
     parse_fingerprint,
@@ -111,6 +112,37 @@ def test_context_defaults(pki: Any) -> None:
 def test_context_with_ca_dir(pki: Any) -> None:
     context = build_context(ca_dir=str(pki.ca.cert.parent))
     assert context.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_server_context_modes(pki: Any) -> None:
+    files = {"cert_file": str(pki.server.cert), "key_file": str(pki.server.key)}
+    for mode, verify in (("optional", ssl.CERT_OPTIONAL), ("required", ssl.CERT_REQUIRED)):
+        context = build_server_context(**files, ca_file=str(pki.ca.cert), client_auth=mode)
+        assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+        assert context.verify_mode == verify
+    assert build_server_context(**files, client_auth="none").verify_mode == ssl.CERT_NONE
+    with pytest.raises(ValueError, match="needs a CA"):
+        build_server_context(**files, client_auth="required")
+    with pytest.raises(ValueError, match="none, optional or required"):
+        build_server_context(**files, client_auth="sometimes")
+
+
+def test_server_context_file_errors_name_the_files(pki: Any, tmp_path: Any) -> None:
+    missing = str(tmp_path / "nowhere.pem")
+    with pytest.raises(ValueError, match=r"nowhere\.pem"):
+        build_server_context(cert_file=missing, client_auth="none")
+    with pytest.raises(ValueError, match=r"key_file="):
+        # a key that is not the certificate's
+        build_server_context(
+            cert_file=str(pki.server.cert), key_file=str(pki.client.key), client_auth="none"
+        )
+    with pytest.raises(ValueError, match=r"nowhere\.pem"):
+        build_server_context(
+            cert_file=str(pki.server.cert),
+            key_file=str(pki.server.key),
+            ca_file=missing,
+            client_auth="required",
+        )
 
 
 def test_config_server_hostname_and_ready_context(pki: Any) -> None:

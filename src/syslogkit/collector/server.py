@@ -184,6 +184,31 @@ def _buffered(decoder: FrameDecoder) -> int:
 # -- stream connections -------------------------------------------------------------------------
 
 
+_BACKLOG = 1024
+
+
+def _listening_sockets(host: str | None, port: int) -> list[socket.socket]:
+    """Bound, listening, non-blocking TCP sockets for host and port, one per address, set up
+    as `loop.create_server` sets up its own (SO_REUSEADDR, IPv6 sockets IPv6-only)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, sockaddr in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(sockaddr)
+            sock.listen(_BACKLOG)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 class _Connection(asyncio.Protocol):
     """One TCP or TLS connection: bytes -> frames -> records -> pipeline."""
 
@@ -192,7 +217,6 @@ class _Connection(asyncio.Protocol):
         self.stats = listener.stats
         self.limits = listener.limits
         self.transport: asyncio.Transport | None = None
-        self.raw_transport: asyncio.Transport | None = None
         self.peer = "-"
         self.tls_subject: str | None = None
         self.tls_fingerprint: str | None = None
@@ -212,58 +236,72 @@ class _Connection(asyncio.Protocol):
     # lifecycle
 
     def connection_made(self, base: asyncio.BaseTransport) -> None:
-        listener = self.listener
         transport = cast(asyncio.Transport, base)
-        self.raw_transport = transport
-        self.peer = _peer_name(transport.get_extra_info("peername"))
-        loop = listener.loop
-        self.last_activity = loop.time()
+        if self.admitted:  # TLS: `handshake()` admitted it; the handshake is done
+            self._secured(transport)
+            return
+        if self._admit(transport.get_extra_info("peername")):
+            self._ready(transport)
+        else:
+            transport.abort()
+
+    def _admit(self, peername: Any) -> bool:
+        """Count a new connection; False (refused, counted) beyond the limit or when stopping."""
+        listener = self.listener
+        self.peer = _peer_name(peername)
+        self.last_activity = listener.loop.time()
         if self.stats.active >= self.limits.max_connections or listener.stopping:
             self.stats.refused += 1
             self._released = True
-            transport.abort()
-            return
+            return False
         self.admitted = True
         self.stats.connections += 1
         self.stats.active += 1
         listener.connections.add(self)
-        if listener.ssl_context is not None:
-            transport.pause_reading()
-            self._handshake = loop.create_task(self._start_tls(transport))
-        else:
-            self._ready(transport)
+        return True
 
-    async def _start_tls(self, transport: asyncio.Transport) -> None:
+    def handshake(self, sock: socket.socket, peername: Any) -> None:
+        """Serve an accepted socket over TLS: admit it, then shake hands in a task of its own.
+
+        The loop's own TLS (`connect_accepted_socket(ssl=...)`) gets the socket before any byte
+        is read from it. Upgrading a connection that already has a plain protocol
+        (`start_tls`) can lose the ClientHello to that protocol when the loop starts reading
+        before the upgrade (uvloop does; so does asyncio before Python 3.12, python/cpython#103607).
+        """
+        if not self._admit(peername):
+            sock.close()
+            return
+        self._handshake = self.listener.loop.create_task(self._shake_hands(sock))
+
+    async def _shake_hands(self, sock: socket.socket) -> None:
         listener = self.listener
         assert listener.ssl_context is not None
         try:
-            tls = await listener.loop.start_tls(
-                transport,
-                self,
-                listener.ssl_context,
-                server_side=True,
+            await listener.loop.connect_accepted_socket(
+                lambda: self,
+                sock,
+                ssl=listener.ssl_context,
                 ssl_handshake_timeout=self.limits.handshake_timeout,
             )
         except asyncio.CancelledError:
-            transport.abort()
+            sock.close()
+            self._release()
             raise
         except (OSError, ssl.SSLError, asyncio.TimeoutError, ConnectionError, EOFError) as exc:
             reason = getattr(exc, "reason", None) or type(exc).__name__
             self.stats.dropped[f"tls_handshake:{reason}"] += 1
             listener.last_error = f"TLS handshake with {self.peer}: {exc}"
-            transport.abort()
+            sock.close()
             self._release()
-            return
-        if tls is None:  # the connection went away during the handshake
-            self._release()
-            return
-        sslobj = tls.get_extra_info("ssl_object")
+
+    def _secured(self, transport: asyncio.Transport) -> None:
+        sslobj = transport.get_extra_info("ssl_object")
         if sslobj is not None:
             der = sslobj.getpeercert(binary_form=True)
             if der:
                 self.tls_fingerprint = fingerprint(der)
                 self.tls_subject = _subject(sslobj.getpeercert())
-        self._ready(tls)
+        self._ready(transport)
 
     def _ready(self, transport: asyncio.Transport) -> None:
         self.transport = transport
@@ -315,8 +353,6 @@ class _Connection(asyncio.Protocol):
         self.closing = True
         if self.transport is not None:
             self.transport.close()
-        elif self.raw_transport is not None:
-            self.raw_transport.close()
         if self._handshake is not None and not self._handshake.done():
             self._handshake.cancel()
 
@@ -593,6 +629,8 @@ class _StreamListener(_Listener):
         self.connections: set[_Connection] = set()
         self.stats = ListenerStats(self.url)
         self.server: asyncio.AbstractServer | None = None
+        self._sockets: list[socket.socket] = []  # TLS: the listening sockets accepted from here
+        self._accepting: list[asyncio.Task[None]] = []
         self.paused = False
         self.stopping = False
         self.max_buffered = 0
@@ -600,17 +638,33 @@ class _StreamListener(_Listener):
         self._all_closed = asyncio.Event()
 
     async def start(self) -> None:
-        self.server = await self.loop.create_server(
-            lambda: self.protocol(self),
-            self.address.host,
-            self.address.port,
-            reuse_address=True,
-            backlog=1024,
-        )
-        sockname = self.server.sockets[0].getsockname()
+        host, port = self.address.host, self.address.port
+        if self.ssl_context is None:
+            self.server = await self.loop.create_server(
+                lambda: self.protocol(self), host, port, reuse_address=True, backlog=_BACKLOG
+            )
+            sockets = list(self.server.sockets)
+        else:
+            sockets = _listening_sockets(host, port)
+            self._sockets = sockets
+            self._accepting = [self.loop.create_task(self._accept(sock)) for sock in sockets]
+        sockname = sockets[0].getsockname()
         self.address = ListenAddress(self.address.scheme, self.address.host, int(sockname[1]))
         self.url = str(self.address)
         self.stats.url = self.url
+
+    async def _accept(self, sock: socket.socket) -> None:
+        """Accept TLS connections and hand each to a new connection's `handshake`."""
+        loop = self.loop
+        while not self.stopping:
+            try:
+                client, peername = await loop.sock_accept(sock)
+            except OSError as exc:  # EMFILE and the like: say so, breathe, go on
+                self.last_error = f"accept: {exc}"
+                await asyncio.sleep(0.1)
+                continue
+            client.setblocking(False)
+            self.protocol(self).handshake(client, peername)
 
     def on_connection_closed(self, conn: _Connection) -> None:
         if not self.connections:
@@ -646,6 +700,10 @@ class _StreamListener(_Listener):
         self.stopping = True
         if self.server is not None:
             self.server.close()
+        for task in self._accepting:
+            task.cancel()
+        for sock in self._sockets:
+            sock.close()
 
     async def close_connections(self, timeout: float) -> None:
         if not self.connections:
@@ -656,9 +714,8 @@ class _StreamListener(_Listener):
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._all_closed.wait(), timeout)
         for conn in list(self.connections):
-            transport = conn.transport or conn.raw_transport
-            if transport is not None:
-                transport.abort()
+            if conn.transport is not None:
+                conn.transport.abort()
 
     def stats_dict(self) -> dict[str, Any]:
         out = self.stats.as_dict()
