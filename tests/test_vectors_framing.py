@@ -74,7 +74,7 @@ _FILLER = "".join(chr(c) for c in range(ord("a"), ord("z") + 1))
 
 def _load() -> list[Any]:
     if not FRAMING_JSON.is_file():
-        return [pytest.param(None, id="framing.json-missing")]
+        return [pytest.param(None, "auto", False, id="framing.json-missing")]
     cases = json.loads(FRAMING_JSON.read_text(encoding="utf-8"))
     params = []
     for index, case in enumerate(cases):
