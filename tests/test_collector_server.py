@@ -254,6 +254,23 @@ def test_tls_handshakes_do_not_stall_when_the_client_hello_comes_at_once(
     )
 
 
+def test_tls_listener_is_closed_after_stop(
+    pki: Any, db: Path, loop_factory: Callable[[], asyncio.AbstractEventLoop]
+) -> None:
+    c = CollectorThread(
+        ["tls://127.0.0.1:0"],
+        [SQLiteSink(db)],
+        tls=collector_tls(pki, "optional"),
+        loop_factory=loop_factory,
+    ).start()
+    port = c.port("tls")
+    assert tls_send(port, client_ctx(pki), b"<13>1 - - - - - - before stop\n", confirm=False) == b""
+    c.stop()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    assert [r.message.msg for r in stored(db) if r.message] == ["before stop"]
+
+
 def test_tls_client_certificate_optional(pki: Any, db: Path) -> None:
     tls = collector_tls(pki, "optional")
     with CollectorThread(["tls://127.0.0.1:0"], [SQLiteSink(db)], tls=tls) as c:

@@ -209,6 +209,10 @@ def _listening_sockets(host: str | None, port: int) -> list[socket.socket]:
     return sockets
 
 
+def _closer(sock: socket.socket) -> Callable[[asyncio.Task[None]], None]:
+    return lambda _task: sock.close()
+
+
 class _Connection(asyncio.Protocol):
     """One TCP or TLS connection: bytes -> frames -> records -> pipeline."""
 
@@ -700,10 +704,10 @@ class _StreamListener(_Listener):
         self.stopping = True
         if self.server is not None:
             self.server.close()
-        for task in self._accepting:
+        for task, sock in zip(self._accepting, self._sockets, strict=True):
+            # closed once the accept has let go of it (no reader left on a reused descriptor)
+            task.add_done_callback(_closer(sock))
             task.cancel()
-        for sock in self._sockets:
-            sock.close()
 
     async def close_connections(self, timeout: float) -> None:
         if not self.connections:
