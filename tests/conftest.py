@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from collector_support import EVENT_LOOPS, Capture
-from peers import PKI, TLS, Need, RsyslogFactory, RsyslogPeer, make_pki
+from peers import PKI, TLS, Need, RsyslogFactory, RsyslogPeer, SyslogNgPeer, SyslogNgTLS, make_pki
 from syslogkit.collector import CollectorThread
 
 
@@ -27,7 +27,7 @@ def loop_factory(request: pytest.FixtureRequest) -> Callable[[], asyncio.Abstrac
 
 @pytest.fixture
 def need() -> Need:
-    """`need(ok, reason)`, `need.rsyslog(*modules)`, `need.logger()`."""
+    """`need(ok, reason)`, `need.rsyslog(*modules)`, `need.syslog_ng()`, `need.logger()`."""
     return Need()
 
 
@@ -64,6 +64,30 @@ def rsyslog(request: pytest.FixtureRequest, tmp_path: Path, need: Need) -> Itera
         print(f"=== rsyslog peer {peer.directory.name} ===\n{peer.diagnostics()}")
 
 
+#: `syslog_ng(udp=True, tcp=True, tls=True, extra_config=...)`: a started SyslogNgPeer
+SyslogNgFactory = Callable[..., SyslogNgPeer]
+
+
+@pytest.fixture
+def syslog_ng(tmp_path: Path, need: Need, pki: PKI) -> Iterator[SyslogNgFactory]:
+    """Start real syslog-ng peers (`tls=True`: the `pki` server certificate, client
+    certificates chained to its CA). Skips (fails under CI) without syslog-ng. Every peer is
+    stopped at teardown and its diagnostics printed (pytest shows them on failure)."""
+    need.syslog_ng()
+    started: list[SyslogNgPeer] = []
+
+    def start(*, tls: bool = False, **options: Any) -> SyslogNgPeer:
+        spec = SyslogNgTLS(pki.ca.cert, pki.server.cert, pki.server.key) if tls else None
+        peer = SyslogNgPeer(tmp_path / f"syslog-ng-{len(started)}", tls=spec, **options)
+        started.append(peer)
+        return peer.start()
+
+    yield start
+    for peer in reversed(started):
+        peer.stop()
+        print(f"=== syslog-ng peer {peer.directory.name} ===\n{peer.diagnostics()}")
+
+
 @pytest.fixture
 def capture() -> Iterator[tuple[CollectorThread, Capture]]:
     """A collector in a thread on loopback UDP and TCP (free ports) keeping what arrives."""
@@ -73,7 +97,7 @@ def capture() -> Iterator[tuple[CollectorThread, Capture]]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that start an rsyslog peer carry the `interop` marker."""
+    """Tests that start an rsyslog or syslog-ng peer carry the `interop` marker."""
     for item in items:
-        if "rsyslog" in getattr(item, "fixturenames", ()):
+        if {"rsyslog", "syslog_ng"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.interop)

@@ -1,4 +1,5 @@
-"""Real syslog peers for interop, fault and collector tests (see rsyslog.py, certs.py, ports.py).
+"""Real syslog peers for interop, fault and collector tests (see rsyslog.py, syslogng.py,
+certs.py, ports.py).
 
 Tests import from here (`from peers import RsyslogPeer, TLS`); pytest puts `tests/` on sys.path
 because `tests/conftest.py` sits there without an `__init__.py`.
@@ -28,6 +29,7 @@ from .rsyslog import (
     UxSock,
     missing,
 )
+from .syslogng import SyslogNgPeer, SyslogNgTLS, missing_syslog_ng
 
 
 def in_ci() -> bool:
@@ -50,6 +52,11 @@ class Need:
         why = missing(modules)
         self(why is None, why or "")
 
+    def syslog_ng(self) -> None:
+        """syslog-ng must be runnable (unpacked by .ci/run, or installed)."""
+        why = missing_syslog_ng()
+        self(why is None, why or "")
+
     def logger(self) -> str:
         """logger(1) must be installed; returns its path."""
         path = shutil.which("logger") or "/usr/bin/logger"
@@ -68,6 +75,8 @@ __all__ = [
     "PeerError",
     "RsyslogFactory",
     "RsyslogPeer",
+    "SyslogNgPeer",
+    "SyslogNgTLS",
     "UxSock",
     "client_context",
     "fingerprint",
@@ -76,4 +85,5 @@ __all__ = [
     "in_ci",
     "make_pki",
     "missing",
+    "missing_syslog_ng",
 ]
