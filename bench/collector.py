@@ -4,11 +4,13 @@
     .venv/bin/python bench/collector.py --quick    # smaller, for a smoke test
 
 TCP: N octet-counted RFC 5424 messages with structured data, written as fast as one socket takes
-them, into (a) `syslogkit collect` storing into SQLite, (b) `syslogkit collect --no-db --jsonl`
-and (c) rsyslogd (imtcp -> omfile, RSYSLOG_FileFormat). Each receiver is a fresh process per
-run; a run is timed from the connect until the receiver has committed (SQLite), written
-(JSON lines, counted by the collector once flushed) or written to its file (rsyslog) every
-message. Median of 3 runs, msgs/s and ratios to rsyslog.
+them, into (a) `syslogkit collect` storing into SQLite, (b) `syslogkit collect --no-db --jsonl`,
+(c) rsyslogd (imtcp -> omfile, RSYSLOG_FileFormat) and, where it is unpacked (.ci/run) or
+installed, (d) syslog-ng (`syslog()` source -> JSON lines of its parse, the JSON-lines sink's
+work). Each receiver is a fresh process per run; a run is timed from the connect until the
+receiver has committed (SQLite), written (JSON lines, counted by the collector once flushed) or
+written to its file (rsyslog, syslog-ng) every message. Median of 3 runs, msgs/s and ratios to
+rsyslog (and to syslog-ng).
 
 UDP: the collector into SQLite at fixed rates for `--udp-seconds` (>= 10 s) each; loss per rate
 from what was stored and from the kernel's drop counter of the collector's socket
@@ -133,30 +135,14 @@ class Collector:
         return self.stats()
 
 
-class Rsyslog:
-    def __init__(self, work: Path) -> None:
-        exe = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
-        self.port = free_port()
-        self.out = work / "rsyslog-out.log"
-        conf = work / "rsyslog.conf"
-        (work / "rs-work").mkdir(exist_ok=True)
-        conf.write_text(
-            f'global(workDirectory="{work}/rs-work" maxMessageSize="8192"'
-            ' net.enableDNS="off" processInternalMessages="on")\n'
-            'module(load="imtcp")\n'
-            f'ruleset(name="bench") {{ action(type="omfile" file="{self.out}"'
-            ' template="RSYSLOG_FileFormat") }\n'
-            f'input(type="imtcp" port="{self.port}" address="127.0.0.1" ruleset="bench")\n'
-            f'*.* action(type="omfile" file="{work}/rsyslog-internal.log")\n'
-        )
-        self.proc = subprocess.Popen(
-            [exe, "-n", "-f", str(conf), "-i", str(work / "rsyslogd.pid")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_port(self.port)
-        self._offset = 0
-        self._lines = 0
+class FileReceiver:
+    """A daemon writing one line per message into `self.out`; `lines()` counts them so far."""
+
+    port: int
+    out: Path
+    proc: subprocess.Popen[bytes]
+    _offset = 0
+    _lines = 0
 
     def lines(self) -> int:
         try:
@@ -179,17 +165,84 @@ class Rsyslog:
             self.proc.wait()
 
 
+class Rsyslog(FileReceiver):
+    def __init__(self, work: Path) -> None:
+        exe = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+        self.port = free_port()
+        self.out = work / "rsyslog-out.log"
+        conf = work / "rsyslog.conf"
+        (work / "rs-work").mkdir(exist_ok=True)
+        conf.write_text(
+            f'global(workDirectory="{work}/rs-work" maxMessageSize="8192"'
+            ' net.enableDNS="off" processInternalMessages="on")\n'
+            'module(load="imtcp")\n'
+            f'ruleset(name="bench") {{ action(type="omfile" file="{self.out}"'
+            ' template="RSYSLOG_FileFormat") }\n'
+            f'input(type="imtcp" port="{self.port}" address="127.0.0.1" ruleset="bench")\n'
+            f'*.* action(type="omfile" file="{work}/rsyslog-internal.log")\n'
+        )
+        self.proc = subprocess.Popen(
+            [exe, "-n", "-f", str(conf), "-i", str(work / "rsyslogd.pid")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_port(self.port)
+
+
+def syslog_ng_root() -> Path | None:
+    """syslog-ng unpacked by .ci/run (SYSLOG_NG_ROOT, /opt/syslog-ng), or installed."""
+    for root in (Path(os.environ.get("SYSLOG_NG_ROOT", "/opt/syslog-ng")), Path("/")):
+        if (root / "usr/sbin/syslog-ng").is_file():
+            return root
+    return None
+
+
+class SyslogNg(FileReceiver):
+    """syslog-ng: `syslog()` TCP source (octet counting, RFC 5424) into a JSON-lines file of
+    its parse, the work of syslogkit's JSON-lines sink."""
+
+    def __init__(self, work: Path, root: Path) -> None:
+        self.port = free_port()
+        self.out = work / "syslog-ng-out.jsonl"
+        conf = work / "syslog-ng.conf"
+        conf.write_text(
+            "@version: 3.38\n"
+            "options { use-dns(no); dns-cache(no); stats-freq(0); log-msg-size(8192); };\n"
+            f'source s {{ syslog(ip("127.0.0.1") port({self.port}) transport("tcp")); }};\n'
+            f'destination d {{ file("{self.out}"'
+            ' template("$(format-json --scope rfc5424 --scope sdata)\\n")); };\n'
+            "log { source(s); destination(d); };\n"
+        )
+        env = dict(os.environ)
+        command = [str(root / "usr/sbin/syslog-ng"), "-F", "--no-caps", "-f", str(conf)]
+        command += [f"--pidfile={work}/sng.pid", f"--persist-file={work}/sng.persist"]
+        command += [f"--control={work}/sng.ctl"]
+        if root != Path("/"):
+            libs = root / "usr/lib/syslog-ng"
+            env["LD_LIBRARY_PATH"] = str(libs)
+            command.append(f"--module-path={sorted(libs.glob('3.*'))[-1]}")
+        self.proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_port(self.port)
+
+
 def tcp_run(kind: str, stream: bytes, n: int, work: Path) -> float:
     """One run; returns msgs/s."""
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    rsyslog: Rsyslog | None = None
+    daemon: FileReceiver | None = None
     collector: Collector | None = None
-    if kind == "rsyslog":
-        rsyslog = Rsyslog(work)
-        port = rsyslog.port
-        count: Callable[[], int] = rsyslog.lines
+    if kind in ("rsyslog", "syslog-ng"):
+        if kind == "rsyslog":
+            daemon = Rsyslog(work)
+        else:
+            root = syslog_ng_root()
+            assert root is not None
+            daemon = SyslogNg(work, root)
+        port = daemon.port
+        count: Callable[[], int] = daemon.lines
     else:
         sinks = (
             ["--db", str(work / "c.db")] if kind == "sqlite" else ["--no-db", "--jsonl", "c.jsonl"]
@@ -208,8 +261,8 @@ def tcp_run(kind: str, stream: bytes, n: int, work: Path) -> float:
             raise RuntimeError(f"{kind}: only {count()} of {n} messages arrived")
         return n / elapsed
     finally:
-        if rsyslog is not None:
-            rsyslog.stop()
+        if daemon is not None:
+            daemon.stop()
         if collector is not None:
             collector.stop()
 
@@ -296,12 +349,14 @@ def main() -> int:
     )
     results: dict[str, Any] = {"tcp": {}, "udp": []}
     kinds = (["rsyslog"] if have_rsyslog else []) + ["sqlite", "jsonl"]
+    if syslog_ng_root() is not None:
+        kinds.append("syslog-ng")
     runs: dict[str, list[float]] = {k: [] for k in kinds}
     for i in range(args.runs):  # interleaved, so a busy moment hits every receiver alike
         for kind in kinds:
             rate = tcp_run(kind, stream, n, base / f"tcp-{kind}-{i}")
             runs[kind].append(rate)
-            print(f"  run {i + 1} {kind:8s} {rate:10.0f} msgs/s", flush=True)
+            print(f"  run {i + 1} {kind:9s} {rate:10.0f} msgs/s", flush=True)
     medians = {k: statistics.median(v) for k, v in runs.items()}
     print()
     print(f"{'receiver':34s} {'msgs/s':>10s} {'vs rsyslog':>11s}")
@@ -309,11 +364,17 @@ def main() -> int:
         "rsyslog": "rsyslogd imtcp -> omfile",
         "sqlite": "syslogkit collect -> SQLite",
         "jsonl": "syslogkit collect -> JSON lines",
+        "syslog-ng": "syslog-ng syslog() -> JSON lines",
     }
     for kind in kinds:
         ratio = medians[kind] / medians["rsyslog"] if "rsyslog" in medians else float("nan")
         print(f"{labels[kind]:34s} {medians[kind]:10.0f} {ratio:10.2f}x")
         results["tcp"][kind] = {"runs": runs[kind], "median": medians[kind], "ratio": ratio}
+    if "syslog-ng" in medians:
+        for kind in ("sqlite", "jsonl"):
+            ratio = medians[kind] / medians["syslog-ng"]
+            print(f"{labels[kind]:34s} {'':10s} {ratio:10.2f}x syslog-ng")
+            results["tcp"][kind]["ratio_syslog_ng"] = ratio
     print()
     print(f"UDP into SQLite, {args.udp_seconds:.0f} s per rate:")
     print(
