@@ -4,15 +4,19 @@
 `stored()` and `wait_stored()` read what a collector put into its SQLite store. `Capture` is a
 collector sink that keeps the records in memory. `collector_tls()` is the collector's TLS
 configuration from the `pki` fixture's server certificate. `EVENT_LOOPS` are the loops the
-collector runs on (the `loop_factory` fixture gives each in turn).
+collector runs on (the `loop_factory` fixture gives each in turn). `rfc5424()`, `feed()` and
+`assert_sent_fields()` are the message real senders (rsyslog, syslog-ng) get to forward into the
+collector, and the check that it was stored as sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +121,50 @@ class Capture:
         got = self.arrived(count, timeout)
         assert len(got) >= count, f"{len(got)} of {count} records arrived"
         return got
+
+
+# -- what real senders forward into the collector ------------------------------------------------
+
+BOM = "\ufeff"
+SD = '[exampleSDID@32473 iut="3" eventSource="App \\"x\\" \\]"][meta sequenceId="7"]'
+SD_PARSED = [
+    ("exampleSDID@32473", (("iut", "3"), ("eventSource", 'App "x" ]'))),
+    ("meta", (("sequenceId", "7"),)),
+]
+TIMESTAMP = "2003-10-11T22:14:15.003Z"
+
+
+def rfc5424(text: str, *, pri: int = 165, host: str = "mymachine.example.com") -> bytes:
+    """An RFC 5424 message with SD (escapes included) and a BOM before `text`."""
+    return f"<{pri}>1 {TIMESTAMP} {host} evntslog 42 ID47 {SD} {BOM}{text}".encode()
+
+
+def octet(payload: bytes) -> bytes:
+    return b"%d %b" % (len(payload), payload)
+
+
+def feed(port: int, payloads: list[bytes]) -> None:
+    """The payloads, octet-counted, over one TCP connection to `port`."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"".join(octet(p) for p in payloads))
+
+
+def assert_sent_fields(record: Record, text: str) -> None:
+    """The stored record holds every field of `rfc5424(text)`, parsed cleanly, and its raw
+    bytes end with the text (a forwarder's trailing LF is framing, dropped once)."""
+    m = record.message
+    assert m is not None, record
+    assert record.error is None, (record.error, record.raw)
+    assert (m.facility, m.severity, m.version) == (20, 5, 1)
+    assert m.timestamp == datetime(2003, 10, 11, 22, 14, 15, 3000, tzinfo=timezone.utc)
+    assert m.timestamp is not None and m.timestamp.utcoffset() is not None
+    assert (m.hostname, m.app_name, m.procid, m.msgid) == (
+        "mymachine.example.com",
+        "evntslog",
+        "42",
+        "ID47",
+    )
+    assert [(e.id, e.params) for e in m.structured_data] == SD_PARSED
+    assert m.bom is True
+    assert m.msg == text
+    assert record.raw.endswith(text.encode())

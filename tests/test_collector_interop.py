@@ -18,59 +18,31 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 import collector_support
-from collector_support import collector_tls, wait_for, wait_stored
+from collector_support import (
+    assert_sent_fields,
+    collector_tls,
+    feed,
+    rfc5424,
+    wait_for,
+    wait_stored,
+)
 from conftest import Need, RsyslogFactory
 from peers import PKI, RsyslogPeer, free_port
 from syslogkit.collector import CollectorThread, SQLiteSink
 from syslogkit.collector.record import Record
 
-BOM = "\ufeff"
 TEXT = "grüße ✓ 日本語"
-SD = '[exampleSDID@32473 iut="3" eventSource="App \\"x\\" \\]"][meta sequenceId="7"]'
-SD_PARSED = [
-    ("exampleSDID@32473", (("iut", "3"), ("eventSource", 'App "x" ]'))),
-    ("meta", (("sequenceId", "7"),)),
-]
-TIMESTAMP = "2003-10-11T22:14:15.003Z"
-
-
-def rfc5424(text: str, *, pri: int = 165, host: str = "mymachine.example.com") -> bytes:
-    return f"<{pri}>1 {TIMESTAMP} {host} evntslog 42 ID47 {SD} {BOM}{text}".encode()
-
-
-def octet(payload: bytes) -> bytes:
-    return b"%d %b" % (len(payload), payload)
 
 
 def stored(db: Path) -> list[Record]:
     """What the store holds so far; [] while it cannot be opened (a collector starting up or
     just killed)."""
     return collector_support.stored(db, opening_may_fail=True)
-
-
-def assert_sent_fields(record: Record, text: str) -> None:
-    m = record.message
-    assert m is not None, record
-    assert record.error is None, record.error
-    assert (m.facility, m.severity, m.version) == (20, 5, 1)
-    assert m.timestamp == datetime(2003, 10, 11, 22, 14, 15, 3000, tzinfo=timezone.utc)
-    assert m.timestamp is not None and m.timestamp.utcoffset() is not None
-    assert (m.hostname, m.app_name, m.procid, m.msgid) == (
-        "mymachine.example.com",
-        "evntslog",
-        "42",
-        "ID47",
-    )
-    assert [(e.id, e.params) for e in m.structured_data] == SD_PARSED
-    assert m.bom is True
-    assert m.msg == text
-    assert not record.raw.endswith(b"\n")  # the template's LF is framing, dropped once
 
 
 def forwarder(rsyslog: RsyslogFactory, action: str, modules: str = "") -> tuple[RsyslogPeer, int]:
@@ -90,11 +62,6 @@ def forwarder(rsyslog: RsyslogFactory, action: str, modules: str = "") -> tuple[
 
     wait_for(accepting, 10, "rsyslog's forwarding input")
     return peer, port
-
-
-def feed(port: int, payloads: list[bytes]) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"".join(octet(p) for p in payloads))
 
 
 def forward_and_check(

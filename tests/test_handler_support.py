@@ -16,8 +16,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from peers.ports import free_port
+from syslogkit.handler import SyslogHandler
 
 __all__ = [
     "StreamCollector",
@@ -268,6 +270,44 @@ class StreamCollector(_Collector):
             self.clean_closes += 1  # with ragged EOFs not suppressed, b"" means close_notify
         with contextlib.suppress(OSError):
             conn.close()
+
+
+def interop_handler(address: Any, delivery: str, **options: Any) -> SyslogHandler:
+    """The handler the interop tests log through: local4, app `interop-app`, host
+    `sender.example`, the given delivery and options."""
+    return SyslogHandler(
+        address,
+        facility="local4",
+        app_name="interop-app",
+        hostname="sender.example",
+        delivery=delivery,
+        **options,
+    )
+
+
+def assert_tls_refusal_is_counted(handler: SyslogHandler, delivery: str, name: str) -> None:
+    """Log three records through `handler`, whose TLS session the collector refuses (closing
+    the handler afterwards): the log calls return, nothing counts as sent, the error is
+    counted and reported once, and all three are dropped as `tls` (sync: each in its own call;
+    background: when it closes)."""
+    reported: list[logging.LogRecord] = []
+    handler.handleError = reported.append  # type: ignore[method-assign]
+    try:
+        logger = logger_for(handler, name)
+        for n in range(3):
+            logger.error("refused %d", n)
+        handler.flush(1.0)  # never succeeds here: bounded
+        assert wait_until(lambda: handler.stats["errors"] >= 1)
+        stats = handler.stats
+        assert stats["sent"] == 0 and len(reported) == 1
+        assert "tls" in str(stats["last_error"]).lower()
+        if delivery == "sync":
+            assert stats["dropped_tls"] == 3  # each in its own call
+    finally:
+        handler.close(timeout=1.0)
+    assert wait_until(lambda: handler.stats["dropped"] == 3)
+    stats = handler.stats
+    assert stats["sent"] == 0 and stats["dropped_tls"] == 3 and len(reported) == 1
 
 
 def _chunks(

@@ -20,7 +20,12 @@ import pytest
 from peers import TLS, RsyslogPeer, UxSock
 from syslogkit.handler import SyslogHandler, to_datetime
 from syslogkit.message import Facility, Severity
-from test_handler_support import logger_for, wait_until
+from test_handler_support import (
+    assert_tls_refusal_is_counted,
+    interop_handler,
+    logger_for,
+    wait_until,
+)
 
 BOM = "\ufeff"
 TEXT = "Grüße ✓ 日本語 — naïve"
@@ -53,17 +58,6 @@ def _log(handler: SyslogHandler, name: str) -> logging.LogRecord:
     return seen[0]
 
 
-def _handler(address: Any, delivery: str, **options: Any) -> SyslogHandler:
-    return SyslogHandler(
-        address,
-        facility="local4",
-        app_name="interop-app",
-        hostname="sender.example",
-        delivery=delivery,
-        **options,
-    )
-
-
 def _assert_all_fields(parsed: dict[str, Any], record: logging.LogRecord) -> None:
     assert parsed["pri"] == Facility.LOCAL4 * 8 + Severity.ERR
     assert parsed["protocol-version"] == 1
@@ -91,20 +85,20 @@ def _assert_one_record_arrives_intact(
 
 def test_udp(rsyslog: Any, delivery: str) -> None:
     peer: RsyslogPeer = rsyslog(udp=True)
-    handler = _handler(f"udp://127.0.0.1:{peer.udp_port}", delivery)
+    handler = interop_handler(f"udp://127.0.0.1:{peer.udp_port}", delivery)
     _assert_one_record_arrives_intact(handler, peer, "interop-udp")
 
 
 @pytest.mark.parametrize("framing", ["octet", "lf"])
 def test_tcp(rsyslog: Any, framing: str, delivery: str) -> None:
     peer: RsyslogPeer = rsyslog(tcp=True)
-    handler = _handler(f"tcp://127.0.0.1:{peer.tcp_port}", delivery, framing=framing)
+    handler = interop_handler(f"tcp://127.0.0.1:{peer.tcp_port}", delivery, framing=framing)
     _assert_one_record_arrives_intact(handler, peer, f"interop-tcp-{framing}")
 
 
 def test_tls_mutual_authentication(rsyslog: Any, pki: Any, delivery: str) -> None:
     peer: RsyslogPeer = rsyslog(tls=TLS(auth_mode="x509/certvalid"))
-    handler = _handler(
+    handler = interop_handler(
         f"tls://127.0.0.1:{peer.tls_port}",
         delivery,
         ca_file=str(pki.ca.cert),
@@ -119,36 +113,19 @@ def test_tls_refused_without_client_certificate(rsyslog: Any, pki: Any, delivery
     calls return normally, nothing counts as sent, the error is counted and reported once;
     sync drops each record in its call, background when it closes."""
     peer: RsyslogPeer = rsyslog(tls=TLS(auth_mode="x509/certvalid"))
-    handler = _handler(
+    handler = interop_handler(
         f"tls://127.0.0.1:{peer.tls_port}",
         delivery,
         ca_file=str(pki.ca.cert),
         error_interval=3600,
     )
-    reported: list[logging.LogRecord] = []
-    handler.handleError = reported.append  # type: ignore[method-assign]
-    try:
-        logger = logger_for(handler, f"interop-tls-refused-{delivery}")
-        for n in range(3):
-            logger.error("refused %d", n)
-        handler.flush(1.0)  # never succeeds here: bounded
-        assert wait_until(lambda: handler.stats["errors"] >= 1)
-        stats = handler.stats
-        assert stats["sent"] == 0 and len(reported) == 1
-        assert "tls" in str(stats["last_error"]).lower()
-        if delivery == "sync":
-            assert stats["dropped_tls"] == 3  # each in its own call
-    finally:
-        handler.close(timeout=1.0)
-    assert wait_until(lambda: handler.stats["dropped"] == 3)
-    stats = handler.stats
-    assert stats["sent"] == 0 and stats["dropped_tls"] == 3 and len(reported) == 1
+    assert_tls_refusal_is_counted(handler, delivery, f"interop-tls-refused-{delivery}")
     assert peer.records() == []
 
 
 def test_tls_pinned_fingerprint_in_rsyslog_form(rsyslog: Any, pki: Any, delivery: str) -> None:
     peer: RsyslogPeer = rsyslog(tls=TLS(auth_mode="x509/certvalid"))
-    handler = _handler(
+    handler = interop_handler(
         f"tls://127.0.0.1:{peer.tls_port}",
         delivery,
         fingerprint=pki.server.sha256,  # "SHA256:AB:..." as rsyslog writes it
@@ -165,7 +142,7 @@ def test_tls_pinned_fingerprint_in_rsyslog_form(rsyslog: Any, pki: Any, delivery
 def test_unix_socket_local_format(rsyslog: Any, delivery: str) -> None:
     spec = UxSock(params=KEEP_TIMESTAMP)
     peer: RsyslogPeer = rsyslog(uxsock=spec)
-    handler = _handler(f"unix://{peer.uxsock_path}", delivery)
+    handler = interop_handler(f"unix://{peer.uxsock_path}", delivery)
     try:
         record = _log(handler, "interop-unix-local")
         (parsed,) = peer.messages(1)
@@ -182,7 +159,7 @@ def test_unix_socket_local_format(rsyslog: Any, delivery: str) -> None:
 def test_unix_socket_rfc5424(rsyslog: Any, delivery: str) -> None:
     spec = UxSock(use_special_parser=False, parse_hostname=True, params=KEEP_TIMESTAMP)
     peer: RsyslogPeer = rsyslog(uxsock=spec)
-    handler = _handler(f"unix://{peer.uxsock_path}", delivery, rfc="5424")
+    handler = interop_handler(f"unix://{peer.uxsock_path}", delivery, rfc="5424")
     _assert_one_record_arrives_intact(handler, peer, "interop-unix-5424")
 
 
@@ -198,7 +175,7 @@ def test_rsyslog_restart_first_record_arrives(
             ca_file=str(pki.ca.cert), cert_file=str(pki.client.cert), key_file=str(pki.client.key)
         )
     port = peer.tcp_port if kind == "tcp" else peer.tls_port
-    handler = _handler(f"{kind}://127.0.0.1:{port}", delivery, **settings)
+    handler = interop_handler(f"{kind}://127.0.0.1:{port}", delivery, **settings)
     try:
         logger = logger_for(handler, f"interop-restart-{kind}-{delivery}")
         logger.warning("before restart")

@@ -18,7 +18,6 @@ import contextlib
 import ctypes
 import dataclasses
 import glob
-import json
 import os
 import re
 import shutil
@@ -35,6 +34,7 @@ from types import TracebackType
 from typing import Any
 
 from . import ports
+from .records import PeerError, read_json_lines, wait_for_records
 
 ParamValue = str | int | Sequence[str]
 
@@ -65,10 +65,6 @@ MODULE_PACKAGES = {
     "lmnsd_ossl": "rsyslog-openssl",
 }
 TLS_AUTH_MODES = ("anon", "x509/certvalid", "x509/name", "x509/fingerprint")
-
-
-class PeerError(RuntimeError):
-    """rsyslogd did not start, did not become ready, or did not deliver what was awaited."""
 
 
 class _PortTaken(PeerError):
@@ -655,34 +651,11 @@ class RsyslogPeer:
 
         A line that does not parse (torn by a SIGKILL) is kept as {"_unparsed": line}.
         """
-        try:
-            data = self.output_path.read_bytes()
-        except FileNotFoundError:
-            return []
-        out: list[dict[str, Any]] = []
-        for line in data.split(b"\n")[:-1]:
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                out.append({"_unparsed": line.decode("utf-8", "replace")})
-        return out
+        return read_json_lines(self.output_path)
 
     def messages(self, n: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Wait (at most `timeout` s) until at least `n` records are written; return them all."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.records()
-            if len(found) >= n:
-                return found
-            if time.monotonic() > deadline:
-                shown = "\n".join(json.dumps(r, ensure_ascii=False) for r in found[-20:])
-                raise PeerError(
-                    f"waited {timeout} s for {n} records, got {len(found)}"
-                    f" (last ones below)\n{shown}\n" + self.diagnostics()
-                )
-            time.sleep(0.02)
+        return wait_for_records(self.records, n, timeout, self.diagnostics)
 
     def internal_log(self) -> str:
         """rsyslogd's own messages (start, errors, TLS refusals)."""

@@ -15,7 +15,6 @@ syslog-ng's own parse: `$(format-json --scope rfc5424 --scope sdata ...)`, so a 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import threading
@@ -25,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from .ports import free_ports
-from .rsyslog import _TCP_LISTEN, PeerError, _die_with_parent, _inet_sockets, _socket_inodes
+from .records import PeerError, read_json_lines, wait_for_records
+from .rsyslog import _TCP_LISTEN, _die_with_parent, _inet_sockets, _socket_inodes
 
 UNPACKED = "/opt/syslog-ng"
 _SBIN = Path("usr/sbin/syslog-ng")
@@ -219,24 +219,11 @@ class SyslogNgPeer:
 
     def records(self) -> list[dict[str, Any]]:
         """The JSON records syslog-ng wrote so far (complete lines), in file order."""
-        try:
-            data = self.output_path.read_bytes()
-        except FileNotFoundError:
-            return []
-        return [json.loads(line) for line in data.split(b"\n")[:-1] if line.strip()]
+        return read_json_lines(self.output_path)
 
     def messages(self, n: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Wait (at most `timeout` s) until at least `n` records are written; return them all."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.records()
-            if len(found) >= n:
-                return found
-            if time.monotonic() > deadline:
-                raise PeerError(
-                    f"waited {timeout} s for {n} records, got {len(found)}\n" + self.diagnostics()
-                )
-            time.sleep(0.02)
+        return wait_for_records(self.records, n, timeout, self.diagnostics)
 
     def diagnostics(self) -> str:
         """Ports, config, stderr and internal log: what to show when a test fails."""
