@@ -202,7 +202,9 @@ class SyslogNgPeer:
             if bound:
                 return
             if time.monotonic() > deadline:
-                raise PeerError(f"syslog-ng not ready after {self.ready_timeout} s\n")
+                raise PeerError(
+                    f"syslog-ng not ready after {self.ready_timeout} s\n" + self.diagnostics()
+                )
             time.sleep(0.02)
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -633,8 +633,7 @@ class _StreamListener(_Listener):
         self.connections: set[_Connection] = set()
         self.stats = ListenerStats(self.url)
         self.server: asyncio.AbstractServer | None = None
-        self._sockets: list[socket.socket] = []  # TLS: the listening sockets accepted from here
-        self._accepting: list[asyncio.Task[None]] = []
+        self._accepting: list[asyncio.Task[None]] = []  # TLS: one accept loop per socket
         self.paused = False
         self.stopping = False
         self.max_buffered = 0
@@ -650,8 +649,12 @@ class _StreamListener(_Listener):
             sockets = list(self.server.sockets)
         else:
             sockets = _listening_sockets(host, port)
-            self._sockets = sockets
-            self._accepting = [self.loop.create_task(self._accept(sock)) for sock in sockets]
+            for sock in sockets:
+                task = self.loop.create_task(self._accept(sock))
+                # the socket is closed once its accept loop has let go of it (no reader is
+                # left on a descriptor the system may hand out again)
+                task.add_done_callback(_closer(sock))
+                self._accepting.append(task)
         sockname = sockets[0].getsockname()
         self.address = ListenAddress(self.address.scheme, self.address.host, int(sockname[1]))
         self.url = str(self.address)
@@ -704,10 +707,8 @@ class _StreamListener(_Listener):
         self.stopping = True
         if self.server is not None:
             self.server.close()
-        for task, sock in zip(self._accepting, self._sockets, strict=True):
-            # closed once the accept has let go of it (no reader left on a reused descriptor)
-            task.add_done_callback(_closer(sock))
-            task.cancel()
+        for task in self._accepting:
+            task.cancel()  # its socket is closed when it has ended
 
     async def close_connections(self, timeout: float) -> None:
         if not self.connections:
