@@ -61,7 +61,7 @@ def test_collector_down_at_start_then_up(kind: str, delivery: str, pki: Any) -> 
         started = time.monotonic()
         for n in range(5):
             logger.error("while down n=%d", n)
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 3 * handler.timeout + 1  # a bound, not a speed
         assert handler.stats["sent"] == 0
         if delivery == "sync":
             assert handler.stats["dropped_unreachable"] == 5
@@ -305,5 +305,5 @@ def test_background_collector_that_never_reads_log_calls_return_while_the_writer
     finally:
         closing = time.monotonic()
         handler.close(timeout=1.0)
-        assert time.monotonic() - closing < 3
+        assert time.monotonic() - closing < 3 * 1.0 + 1
         collector.close()

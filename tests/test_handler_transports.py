@@ -162,7 +162,7 @@ def test_sync_slow_name_resolution_is_bounded_in_the_caller(
     try:
         started = time.monotonic()
         logger_for(handler, "slowdns").error("waits at most the timeout")
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 3 * 0.3 + 1
         assert handler.stats["dropped_unreachable"] == 1
         assert "resolving" in str(handler.stats["last_error"])
     finally:
@@ -564,7 +564,8 @@ def test_close_and_flush_are_bounded(delivery: str) -> None:
     started = time.monotonic()
     handler.flush()
     handler.close()
-    assert time.monotonic() - started < 2.5
+    wait = min(handler.timeout, 2.0)  # what flush() and close() wait at most by default
+    assert time.monotonic() - started < 2 * (3 * wait + 1)
     assert wait_until(lambda: not any(True for _ in collector.messages()[1:]))
     collector.close()
 
