@@ -254,6 +254,31 @@ def test_tls_handshakes_do_not_stall_when_the_client_hello_comes_at_once(
     )
 
 
+def test_tls_client_that_closes_without_reading_loses_nothing(
+    pki: Any, db: Path, loop_factory: Callable[[], asyncio.AbstractEventLoop]
+) -> None:
+    """A sender that writes a burst and closes without reading or a TLS goodbye (as loggen and
+    many devices do): a session ticket left unread in its buffer would make its kernel reset
+    the connection, and ours drop what the collector had not read yet."""
+    tls = collector_tls(pki, "optional")
+    count = 20_000
+    burst = b"".join(
+        b"%d %s" % (len(p), p)
+        for p in (b"<13>1 - h app - - - abrupt n=%d" % i for i in range(count))
+    )
+    with CollectorThread(
+        ["tls://127.0.0.1:0"], [SQLiteSink(db)], tls=tls, loop_factory=loop_factory
+    ) as c:
+        raw = socket.create_connection(("127.0.0.1", c.port("tls")), timeout=10)
+        s = client_ctx(pki).wrap_socket(raw, server_hostname="127.0.0.1")
+        s.sendall(burst)
+        s.close()  # no unwrap(), nothing read
+        wait_for(lambda: listener_stats(c, "tls")["received"] >= count, 30, f"{count} received")
+        records = wait_stored(db, count, timeout=30)
+    assert len(records) == count
+    assert {r.message.msg for r in records if r.message} == {f"abrupt n={i}" for i in range(count)}
+
+
 def test_tls_listener_is_closed_after_stop(
     pki: Any, db: Path, loop_factory: Callable[[], asyncio.AbstractEventLoop]
 ) -> None:

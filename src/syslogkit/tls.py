@@ -122,12 +122,17 @@ def build_server_context(
     ca_dir: str | None = None,
     client_auth: str = "optional",
 ) -> ssl.SSLContext:
-    """A server SSLContext: TLS 1.2 minimum, certificate and key, and client certificates
-    `none` (not asked), `optional` (verified against the CA when sent) or `required`."""
+    """A server SSLContext: TLS 1.2 minimum, certificate and key, client certificates `none`
+    (not asked), `optional` (verified against the CA when sent) or `required`, and no TLS 1.3
+    session tickets (a sender that never reads must not lose what it wrote)."""
     if client_auth not in CLIENT_AUTH:
         raise ValueError("client_auth must be none, optional or required")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = _MINIMUM_VERSION
+    # No TLS 1.3 session tickets: a client that writes and closes without reading would have
+    # them unread in its receive buffer, so its kernel would answer our data with a reset and
+    # ours would discard what we had not read yet (most of a burst, with loggen).
+    context.num_tickets = 0
     with _naming_files(cert_file=cert_file, key_file=key_file):
         context.load_cert_chain(cert_file, key_file, password=key_password)
     if client_auth != "none":
