@@ -125,7 +125,7 @@ def caller_stdlib(n: int) -> float:
 
 def syslogkit_background(port: int, queue_size: int) -> logging.Handler:
     """SyslogHandler with background delivery (the option once wired, else swapped in)."""
-    from syslogkit.handler import SyslogHandler
+    from syslogkit.sender.handler import SyslogHandler
 
     address = f"tcp://127.0.0.1:{port}"
     attempts: list[dict[str, Any]] = [
@@ -138,7 +138,7 @@ def syslogkit_background(port: int, queue_size: int) -> logging.Handler:
         except (TypeError, ValueError):
             continue
     # not wired into the handler yet: swap the delivery in
-    from syslogkit.background import BackgroundDelivery
+    from syslogkit.delivery.background import BackgroundDelivery
 
     handler = SyslogHandler(address)
     old: Any = handler._delivery

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from syslogkit.framing import FrameDecoder, frame
+from syslogkit.codec.framing import FrameDecoder, frame
 
 MESSAGE = b"<134>1 2026-01-01T00:00:00.000000+00:00 host.example app 4242 - - request handled %06d"
 N_FRAMES = 200_000

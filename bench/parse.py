@@ -27,10 +27,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from syslogkit.rfc5424 import format_5424, parse_5424
+from syslogkit.codec.rfc5424 import format_5424, parse_5424
 
 try:
-    from syslogkit.parse import parse
+    from syslogkit.codec.detect import parse
 except ImportError:  # parse.py (auto-detect 3164/5424) not there yet
     parse = None  # type: ignore[assignment]
 

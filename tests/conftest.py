@@ -14,8 +14,17 @@ from typing import Any
 
 import pytest
 
-from collector_support import EVENT_LOOPS, Capture
-from peers import PKI, TLS, Need, RsyslogFactory, RsyslogPeer, SyslogNgPeer, SyslogNgTLS, make_pki
+from support.collector import EVENT_LOOPS, Capture
+from support.peers import (
+    PKI,
+    TLS,
+    Need,
+    RsyslogFactory,
+    RsyslogPeer,
+    SyslogNgPeer,
+    SyslogNgTLS,
+    make_pki,
+)
 from syslogkit.collector import CollectorThread
 
 

@@ -1,11 +1,12 @@
 """syslogkit: Python logging to syslog, a syslog codec, and a collector."""
 
-from syslogkit.framing import FrameDecoder, FramingError, frame
-from syslogkit.handler import SyslogHandler
-from syslogkit.message import Facility, ParseError, SDElement, Severity, SyslogMessage
-from syslogkit.parse import parse
-from syslogkit.rfc3164 import format_3164, parse_3164
-from syslogkit.rfc5424 import format_5424, parse_5424
+from syslogkit._version import __version__
+from syslogkit.codec.detect import parse
+from syslogkit.codec.framing import FrameDecoder, FramingError, frame
+from syslogkit.codec.message import Facility, ParseError, SDElement, Severity, SyslogMessage
+from syslogkit.codec.rfc3164 import format_3164, parse_3164
+from syslogkit.codec.rfc5424 import format_5424, parse_5424
+from syslogkit.sender.handler import SyslogHandler
 
 __all__ = [
     "Facility",
@@ -16,6 +17,7 @@ __all__ = [
     "Severity",
     "SyslogHandler",
     "SyslogMessage",
+    "__version__",
     "format_3164",
     "format_5424",
     "frame",
@@ -23,5 +25,3 @@ __all__ = [
     "parse_3164",
     "parse_5424",
 ]
-
-__version__ = "0.1.0"

@@ -2,6 +2,6 @@
 
 import sys
 
-from syslogkit.cli import main
+from syslogkit.cli.main import main
 
 sys.exit(main())

@@ -13,7 +13,7 @@ await collector.stop()       # drains and commits everything received
 its store (`Store`, `Filters`).
 """
 
-from syslogkit.tls import fingerprint
+from syslogkit.transports.tls import fingerprint
 
 from .record import Record, parse_frame, record_to_dict
 from .server import (

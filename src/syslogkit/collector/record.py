@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from syslogkit.message import ParseError, SDElement, SyslogMessage
-from syslogkit.parse import is_rfc5424, parse
-from syslogkit.rfc3164 import parse_3164
-from syslogkit.rfc5424 import parse_5424
+from syslogkit.codec.detect import is_rfc5424, parse
+from syslogkit.codec.message import ParseError, SDElement, SyslogMessage
+from syslogkit.codec.rfc3164 import parse_3164
+from syslogkit.codec.rfc5424 import parse_5424
 
 __all__ = [
     "Record",

@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from syslogkit.framing import FrameDecoder, FramingError
-from syslogkit.relp import DEFAULT_MAX_DATA, MessageReceived, ProtocolViolation, RelpServer
-from syslogkit.tls import build_server_context, fingerprint
+from syslogkit.codec.framing import FrameDecoder, FramingError
+from syslogkit.codec.relp import DEFAULT_MAX_DATA, MessageReceived, ProtocolViolation, RelpServer
+from syslogkit.transports.tls import build_server_context, fingerprint
 
 from .record import Record, parse_frame
 from .sinks import Pipeline, Sink

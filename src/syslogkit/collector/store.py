@@ -27,7 +27,7 @@ from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
-from syslogkit.message import Facility, Severity, SyslogMessage
+from syslogkit.codec.message import Facility, Severity, SyslogMessage
 
 from .record import Record, sd_from_json, sd_to_json
 
@@ -580,11 +580,9 @@ class StoreProcess:
         self._start()
 
     def _start(self) -> None:
-        import syslogkit
-
         self._stderr.seek(0)
         self._stderr.truncate()
-        root = str(Path(syslogkit.__file__).resolve().parent.parent)
+        root = str(Path(__file__).resolve().parents[2])  # the folder that holds syslogkit/
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
         self._proc = subprocess.Popen(

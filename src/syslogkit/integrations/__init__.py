@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Final
 
-from syslogkit.message import LIMITS, SDElement
+from syslogkit.codec.message import LIMITS, SDElement
 
 __all__ = [
     "OVERRIDE_FIELDS",

@@ -39,8 +39,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
+from syslogkit.codec.message import SDElement, coerce_sd
 from syslogkit.integrations import check_overrides, check_sd_id, sd_element, to_text
-from syslogkit.message import SDElement, coerce_sd
 
 if TYPE_CHECKING:
     from loguru import Message, Record

@@ -43,13 +43,13 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
+from syslogkit.codec.message import SDElement, coerce_sd
 from syslogkit.integrations import (
     check_overrides,
     check_sd_id,
     sd_element,
     to_text,
 )
-from syslogkit.message import SDElement, coerce_sd
 
 if TYPE_CHECKING:
     from structlog.typing import EventDict, WrappedLogger

@@ -17,8 +17,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from syslogkit.backoff import Backoff
-from syslogkit.transports import Transport, TransportError
+from syslogkit.transports.backoff import Backoff
+from syslogkit.transports.base import Transport, TransportError
 
 __all__ = ["FailoverTransport"]
 

@@ -1,6 +1,6 @@
 """RELP client transport (`relp://host:2514`, `relp+tls://host:2514`).
 
-Drives the sans-I/O `syslogkit.relp.RelpClient` over a TCP (or TLS) socket: each connection
+Drives the sans-I/O `syslogkit.codec.relp.RelpClient` over a TCP (or TLS) socket: each connection
 opens a RELP session (offering `relp_version=0`, which is what rsyslog's imrelp/librelp speaks),
 each message is a `syslog` command the server answers with an `rsp`, and up to `window`
 messages (128 by default, librelp's) may be unanswered at once.
@@ -23,8 +23,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from syslogkit.backoff import Backoff
-from syslogkit.relp import (
+from syslogkit.codec.relp import (
     DEFAULT_MAX_DATA,
     DEFAULT_WINDOW,
     Acked,
@@ -36,12 +35,13 @@ from syslogkit.relp import (
     ServerClose,
     SessionOpened,
 )
-from syslogkit.transports import TransportError, send_all
+from syslogkit.transports.backoff import Backoff
+from syslogkit.transports.base import TransportError, send_all
 from syslogkit.transports.stream import TCPTransport, TLSTransport
 
 if TYPE_CHECKING:
-    from syslogkit.address import Address
-    from syslogkit.tls import TLSConfig
+    from syslogkit.transports.address import Address
+    from syslogkit.transports.tls import TLSConfig
 
 __all__ = ["DEFAULT_PORT", "RelpTLSTransport", "RelpTransport", "make_relp_transport"]
 

@@ -15,19 +15,19 @@ import ssl
 import time
 from typing import TYPE_CHECKING, Final
 
-from syslogkit.backoff import Backoff
-from syslogkit.tls import check_fingerprint
-from syslogkit.transports import (
+from syslogkit.transports.backoff import Backoff
+from syslogkit.transports.base import (
     HostTransport,
     Transport,
     TransportError,
     connect_unix,
     remaining,
 )
+from syslogkit.transports.tls import check_fingerprint
 
 if TYPE_CHECKING:
-    from syslogkit.address import Address
-    from syslogkit.tls import TLSConfig
+    from syslogkit.transports.address import Address
+    from syslogkit.transports.tls import TLSConfig
 
 __all__ = ["TCPTransport", "TLSTransport", "UnixStreamTransport"]
 

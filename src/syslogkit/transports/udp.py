@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from syslogkit.transports import HostTransport
+from syslogkit.transports.base import HostTransport
 
 __all__ = ["UDPTransport"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from syslogkit.transports import Transport, connect_unix
+from syslogkit.transports.base import Transport, connect_unix
 
 __all__ = ["UnixDatagramTransport"]
 

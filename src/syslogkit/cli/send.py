@@ -1,0 +1,196 @@
+"""`syslogkit send`: a logger(1) for every transport, built on SyslogHandler."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from syslogkit.cli.main import CliError
+from syslogkit.codec.message import Facility, SDElement, Severity
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5514"
+
+EXAMPLES = f"""examples:
+  syslogkit send "disk almost full"                       # to {DEFAULT_ADDRESS}
+  syslogkit send -a udp://logs.example:514 -p local3.err -t backup "job failed"
+  syslogkit send --sd 'job@32473 id="42" state="done"' --msgid JOB "finished"
+  syslogkit send -a tls://logs.example:6514 --ca-file pki/ca.pem \\
+                 --cert-file pki/client.pem --key-file pki/client-key.pem "over mutual TLS"
+  journalctl -f | syslogkit send -t journal                # one message per stdin line
+
+The exit status is 0 when every message was delivered (written to the transport; over RELP,
+acknowledged), 1 when some were not, 2 on a usage error."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="syslogkit send",
+        description="Send syslog messages, like logger(1), over UDP, TCP, TLS, RELP or a "
+        "unix socket. Messages come from the arguments, else from standard input, one per line.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("message", nargs="*", help="the message (words are joined by spaces)")
+    parser.add_argument(
+        "-a",
+        "--address",
+        default=DEFAULT_ADDRESS,
+        help=f"udp:// tcp:// tls:// relp://HOST:PORT or unix:///PATH (default {DEFAULT_ADDRESS})",
+    )
+    parser.add_argument(
+        "-p",
+        "--priority",
+        default="user.notice",
+        help="facility.severity as logger(1) names them (default user.notice)",
+    )
+    parser.add_argument("-t", "--tag", help="APP-NAME / TAG (default: your login name)")
+    parser.add_argument("-i", "--procid", help="PROCID (default: this process's pid)")
+    parser.add_argument("--hostname", help="HOSTNAME (default: this machine's name)")
+    parser.add_argument("--msgid", help="MSGID (RFC 5424)")
+    parser.add_argument(
+        "--sd",
+        action="append",
+        default=[],
+        metavar="'ID K=\"V\" ...'",
+        help="a structured data element, e.g. 'id@32473 key=\"v\"' (repeatable)",
+    )
+    rfc = parser.add_mutually_exclusive_group()
+    rfc.add_argument("--rfc5424", dest="rfc", action="store_const", const="5424")
+    rfc.add_argument("--rfc3164", dest="rfc", action="store_const", const="3164")
+    parser.add_argument(
+        "--framing", default="octet", help="octet (default), lf, nul or crlf, on streams"
+    )
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per network step")
+    tls = parser.add_argument_group("TLS")
+    tls.add_argument("--ca-file", help="CA certificates to verify the collector with")
+    tls.add_argument("--cert-file", help="client certificate (mutual TLS)")
+    tls.add_argument("--key-file", help="client key (mutual TLS)")
+    tls.add_argument("--server-hostname", help="name to check in the collector's certificate")
+    tls.add_argument(
+        "--fingerprint", help="pin the collector's certificate, e.g. SHA256:AB:CD:... or sha-256:.."
+    )
+    tls.add_argument(
+        "--no-verify-hostname", action="store_true", help="do not check the collector's name"
+    )
+    return parser
+
+
+def parse_priority(text: str) -> tuple[Facility, Severity]:
+    """`local3.err` (or a number, as logger(1) accepts) -> facility and severity."""
+    if text.isdigit():
+        pri = int(text)
+        if pri > 191:
+            raise CliError(f"priority {pri} is out of range (0..191)")
+        return Facility(pri >> 3), Severity(pri & 7)
+    facility, dot, severity = text.partition(".")
+    try:
+        if not dot:
+            return Facility.USER, Severity.coerce(facility)
+        return Facility.coerce(facility), Severity.coerce(severity)
+    except ValueError as exc:
+        raise CliError(f"bad priority {text!r}: {exc}") from None
+
+
+def parse_sd(texts: list[str]) -> tuple[SDElement, ...]:
+    """SD elements written as on the wire without brackets, parsed by the RFC 5424 parser."""
+    if not texts:
+        return ()
+    from syslogkit.codec.message import ParseError
+    from syslogkit.codec.rfc5424 import parse_5424
+
+    head = "<13>1 - - - - - "
+    wire = head + "".join(f"[{text.strip().strip('[]')}]" for text in texts)
+    try:
+        return parse_5424(wire.encode(), mode="strict").structured_data
+    except ParseError as exc:
+        column = max(exc.column - len(head), 1)
+        raise CliError(f"bad --sd {texts!r}: {exc.reason} at column {column}") from None
+
+
+def _messages(words: list[str]) -> Iterator[str]:
+    if words:
+        yield " ".join(words)
+        return
+    for line in sys.stdin:
+        line = line.rstrip("\r\n")
+        if line:
+            yield line
+
+
+def _handler(args: argparse.Namespace) -> Any:
+    from syslogkit.sender.handler import SyslogHandler
+
+    try:
+        return SyslogHandler(
+            args.address,
+            app_name=args.tag if args.tag is not None else _login_name(),
+            hostname=args.hostname,
+            procid=args.procid,
+            rfc=args.rfc,
+            framing=args.framing,
+            timeout=args.timeout,
+            ca_file=args.ca_file,
+            cert_file=args.cert_file,
+            key_file=args.key_file,
+            server_hostname=args.server_hostname,
+            verify_hostname=not args.no_verify_hostname,
+            fingerprint=args.fingerprint,
+            delivery="sync",
+        )
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def _login_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "syslogkit"
+
+
+def _quiet(record: logging.LogRecord) -> None:
+    """Errors are summed up in one line at the end, not printed per record."""
+
+
+def send_main(argv: list[str]) -> int:
+    """Entry point of `syslogkit send`."""
+    args = _parser().parse_args(argv)
+    facility, severity = parse_priority(args.priority)
+    sd = parse_sd(args.sd)
+    handler = _handler(args)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.handleError = _quiet  # reported once, below
+    count = 0
+    try:
+        for text in _messages(args.message):
+            record = logging.makeLogRecord(
+                {
+                    "msg": text,
+                    "levelno": logging.INFO,
+                    "levelname": "INFO",
+                    "facility": facility,
+                    "severity": severity,
+                    "msgid": args.msgid,
+                    "structured_data": sd,
+                }
+            )
+            handler.handle(record)
+            count += 1
+        handler.flush()
+    finally:
+        handler.close()
+    stats = handler.stats
+    delivered = int(stats.get("acknowledged") or stats.get("sent", 0))
+    if delivered < count:
+        reason = stats.get("last_error") or "not delivered"
+        print(
+            f"syslogkit send: {count - delivered} of {count} not delivered: {reason}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

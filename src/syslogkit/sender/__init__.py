@@ -1,0 +1,1 @@
+"""The sending side: `SyslogHandler` for `logging`, and its asyncio variant in `aio`."""

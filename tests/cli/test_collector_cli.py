@@ -1,0 +1,289 @@
+"""`syslogkit collect`, `tail` and `query` as a user runs them (subprocesses, real sockets)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.collector import wait_for
+from syslogkit.cli.collect import parse_duration, parse_size, parse_time
+from syslogkit.collector import Store
+
+PY = sys.executable
+
+
+def run(
+    *args: str, cwd: Path | None = None, timeout: float = 20
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PY, "-m", "syslogkit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class Collect:
+    """`python -m syslogkit collect ARGS` in a folder; `urls` from its 'listening on' lines."""
+
+    def __init__(self, cwd: Path, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [PY, "-m", "syslogkit", "collect", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+        self.out: list[str] = []
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.out.append(line.rstrip("\n"))
+            if line.startswith("try:"):
+                break
+        else:
+            self.proc.kill()
+        if not self.out or not self.out[-1].startswith("try:"):
+            self.proc.kill()
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise AssertionError(f"collect did not start: {self.out} {err}")
+        self.urls = [line.split()[-1] for line in self.out if line.startswith("listening on ")]
+
+    def port(self, scheme: str) -> int:
+        return int(next(u for u in self.urls if u.startswith(scheme)).rsplit(":", 1)[1])
+
+    def terminate(self, sig: int = signal.SIGTERM) -> tuple[int, str, str]:
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=20)
+        return self.proc.returncode, out, err
+
+
+def port_free(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def send_tcp(port: int, *messages: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"".join(b"%d %b" % (len(m), m) for m in messages))
+
+
+def send_udp(port: int, *messages: bytes) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for m in messages:
+            s.sendto(m, ("127.0.0.1", port))
+
+
+def test_collect_without_arguments(tmp_path: Path) -> None:
+    if not port_free(5514):
+        pytest.skip("127.0.0.1:5514 is in use (another collector?)")
+    c = Collect(tmp_path)
+    assert c.urls == ["udp://127.0.0.1:5514", "tcp://127.0.0.1:5514"]
+    assert "storing into syslog.db" in c.out
+    assert c.out[-1] == 'try: syslogkit send "hello"'
+    send_udp(5514, b"<13>1 - h app - - - over udp")
+    send_tcp(5514, b"<13>1 - h app - - - over tcp")
+    db = tmp_path / "syslog.db"
+    wait_for(lambda: db.exists() and Store(db, readonly=True).count() == 2, what="2 stored")
+    code, _out, err = c.terminate(signal.SIGINT)  # Ctrl-C
+    assert code == 0, err
+    assert "stored=2" in err
+
+
+def test_collect_sigterm_drains_and_exits_0(tmp_path: Path) -> None:
+    c = Collect(
+        tmp_path,
+        "-l",
+        "tcp://127.0.0.1:0",
+        "-l",
+        "udp://127.0.0.1:0",
+        "--db",
+        "x.db",
+        "--commit-interval",
+        "30",  # nothing is committed by the timer: only the shutdown drain commits
+        "--stats-file",
+        "stats.json",
+    )
+    msgs = [b"<13>1 - h app - - - m%05d" % i for i in range(3000)]
+    sender = threading.Thread(target=send_tcp, args=(c.port("tcp"), *msgs))
+    sender.start()
+    send_udp(c.port("udp"), *msgs[:50])
+    sender.join(10)
+    code, _out, err = c.terminate()
+    assert code == 0, err
+    store = Store(tmp_path / "x.db", readonly=True)
+    assert store.count() == 3050
+    store.close()
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    by_scheme = {entry["url"].split(":")[0]: entry for entry in stats["listeners"]}
+    assert by_scheme["tcp"]["received"] == 3000 and by_scheme["udp"]["received"] == 50
+    assert stats["pipeline"]["committed"] == 3050
+
+
+def test_collect_usage_errors(tmp_path: Path) -> None:
+    bad = run("collect", "-l", "smtp://127.0.0.1:25", cwd=tmp_path)
+    assert bad.returncode == 2 and "scheme must be one of" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    tls = run("collect", "-l", "tls://127.0.0.1:0", cwd=tmp_path)
+    assert tls.returncode == 2 and "--tls-cert" in tls.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = run("collect", "-l", f"tcp://127.0.0.1:{s.getsockname()[1]}", cwd=tmp_path)
+    assert busy.returncode == 2 and "cannot listen" in busy.stderr
+
+
+@pytest.fixture
+def filled_db(tmp_path: Path) -> Iterator[Path]:
+    c = Collect(tmp_path, "-l", "tcp://127.0.0.1:0", "--db", "q.db")
+    send_tcp(
+        c.port("tcp"),
+        b"<11>1 2026-01-01T10:00:00Z web1 nginx 1 - - upstream timed out",
+        b"<14>1 2026-01-01T11:00:00Z web1 nginx 1 - - GET / 200",
+        b"<12>1 2026-01-01T12:00:00Z db1 postgres 2 - - disk almost full",
+        b"<15>1 2026-01-01T13:00:00Z db1 postgres 2 - - checkpoint done",
+        b"<13>1 2026-01-01T14:00:00Z db1 app - - - latin1 caf\xe9",
+        b"\x00\x01 not syslog at all \xff",
+    )
+    db = tmp_path / "q.db"
+    wait_for(lambda: db.exists() and Store(db, readonly=True).count() == 6, what="6 stored")
+    code, _out, err = c.terminate()
+    assert code == 0, err
+    yield db
+
+
+def test_query_json(filled_db: Path) -> None:
+    result = run("query", "--db", str(filled_db), "--json")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 6
+    first = rows[0]
+    for key in ("received_at", "peer", "transport", "hostname", "app_name", "severity", "raw"):
+        assert key in first
+    assert first["transport"] == "tcp" and first["peer"].startswith("127.0.0.1:")
+    assert first["msg"] == "upstream timed out" and first["severity"] == 3
+    assert first["timestamp"] == "2026-01-01T10:00:00+00:00"
+    latin1 = rows[4]
+    assert base64.b64decode(latin1["msg_b64"]) == b"latin1 caf\xe9"
+    junk = rows[5]
+    assert junk["error"] and base64.b64decode(junk["raw_b64"]) == b"\x00\x01 not syslog at all \xff"
+
+
+def msgs_of(result: subprocess.CompletedProcess[str]) -> list[str]:
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line)["msg"] for line in result.stdout.splitlines()]
+
+
+def test_query_filters(filled_db: Path) -> None:
+    db = str(filled_db)
+    assert msgs_of(run("query", "--db", db, "--json", "-p", "warning")) == [
+        "upstream timed out",
+        "disk almost full",
+    ]
+    assert msgs_of(run("query", "--db", db, "--json", "--host", "db1", "--app", "postgres")) == [
+        "disk almost full",
+        "checkpoint done",
+    ]
+    assert msgs_of(run("query", "--db", db, "--json", "--search", "disk")) == ["disk almost full"]
+    assert msgs_of(
+        run(
+            "query",
+            "--db",
+            db,
+            "--json",
+            "--since",
+            "2026-01-01T10:30:00Z",
+            "--until",
+            "2026-01-01T12:30:00Z",
+        )
+    ) == ["GET / 200", "disk almost full"]
+    newest = run("query", "--db", db, "--json", "--limit", "1", "--newest-first")
+    [row] = [json.loads(line) for line in newest.stdout.splitlines()]
+    assert row["error"] and row["id"] == 6
+    count = run("query", "--db", db, "--count", "--errors")
+    assert count.returncode == 0 and count.stdout.strip() == "1"
+
+
+def test_query_table_and_colour(filled_db: Path) -> None:
+    table = run("query", "--db", str(filled_db), "--host", "web1")
+    assert table.returncode == 0
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["ID", "TIME", "HOST", "APP", "SEVERITY", "MESSAGE"]
+    assert "upstream timed out" in lines[1] and "err" in lines[1]
+    assert "\x1b[" not in table.stdout  # not a terminal
+    coloured = run("query", "--db", str(filled_db), "--host", "web1", "--color", "always")
+    assert "\x1b[91m" in coloured.stdout  # err in red
+
+
+def test_query_missing_store(tmp_path: Path) -> None:
+    result = run("query", "--db", str(tmp_path / "none.db"))
+    assert result.returncode == 2
+    assert "no store at" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_tail_follows(tmp_path: Path) -> None:
+    c = Collect(tmp_path, "-l", "tcp://127.0.0.1:0", "--db", "t.db")
+    try:
+        send_tcp(c.port("tcp"), *(b"<14>1 - h app - - - early %d" % i for i in range(5)))
+        db = tmp_path / "t.db"
+        wait_for(lambda: db.exists() and Store(db, readonly=True).count() == 5, what="5")
+        once = run("tail", "--db", str(db), "-n", "2", "--no-follow")
+        assert once.returncode == 0
+        assert [line.split(": ", 1)[1] for line in once.stdout.splitlines()] == [
+            "early 3",
+            "early 4",
+        ]
+        tail = subprocess.Popen(
+            [PY, "-m", "syslogkit", "tail", "--db", str(db), "-n", "1", "--json", "-p", "err"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert tail.stdout is not None
+        time.sleep(0.5)
+        send_tcp(
+            c.port("tcp"),
+            b"<14>1 - h app - - - info, filtered out",
+            b"<11>1 - h app - - - an error",
+            b"<10>1 - h app - - - critical",
+        )
+        got = [json.loads(tail.stdout.readline())["msg"] for _ in range(2)]
+        assert got == ["an error", "critical"]
+        tail.send_signal(signal.SIGTERM)
+        assert tail.wait(10) == 0
+    finally:
+        c.terminate()
+
+
+def test_time_size_duration_parsing() -> None:
+    assert parse_duration("90") == 90 and parse_duration("1h30m") == 5400
+    assert parse_duration("7d") == 7 * 86400
+    assert parse_size("64M") == 64 << 20 and parse_size("2G") == 2 << 30
+    assert parse_size("1048576") == 1 << 20
+    now = 1_800_000_000.0
+    assert parse_time("10m", now) == now - 600
+    assert parse_time("2h ago", now) == now - 7200
+    assert parse_time("2026-01-31T12:00:00Z") == 1769860800.0
+    assert parse_time("2026-01-31T13:00:00+01:00") == 1769860800.0
+    assert parse_time("1769860800") == 1769860800.0

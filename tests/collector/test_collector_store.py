@@ -1,0 +1,344 @@
+"""The SQLite store, the record form and the sinks, without the network."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import sqlite3
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from syslogkit.codec.message import Facility, SDElement, Severity, SyslogMessage
+from syslogkit.collector import (
+    Filters,
+    JsonLinesSink,
+    Pipeline,
+    Record,
+    SQLiteSink,
+    StdoutSink,
+    Store,
+    StoreError,
+    format_human,
+    parse_frame,
+    record_to_dict,
+)
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
+
+
+def make_record(
+    msg: str = "hello",
+    *,
+    host: str = "web1",
+    app: str = "nginx",
+    severity: Severity = Severity.INFO,
+    timestamp: datetime | None = T0,
+    received_at: float | None = None,
+    raw: bytes | None = None,
+) -> Record:
+    message = SyslogMessage(
+        facility=Facility.LOCAL3,
+        severity=severity,
+        version=1,
+        timestamp=timestamp,
+        hostname=host,
+        app_name=app,
+        procid="42",
+        msgid="ID7",
+        structured_data=(
+            SDElement("a@32473", (("k", 'quote " and ] \\'), ("k", "again"))),
+            SDElement("a@32473", ()),
+        ),
+        msg=msg,
+    )
+    return Record(
+        raw=raw if raw is not None else f"<155>1 - {host} {app} 42 ID7 - {msg}".encode(),
+        received_at=time.time() if received_at is None else received_at,
+        transport="tls",
+        peer="127.0.0.1:40000",
+        listener="tls://127.0.0.1:6514",
+        message=message,
+        tls_subject="CN=client.syslogkit.test",
+        tls_fingerprint="sha-256:AA:BB",
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "s.db")
+    yield s
+    s.close()
+
+
+def test_round_trip_keeps_every_field(store: Store, tmp_path: Path) -> None:
+    record = make_record("héllo wörld")
+    store.insert([record])
+    store.commit()
+    reader = Store(tmp_path / "s.db", readonly=True)
+    [back] = reader.query()
+    reader.close()
+    assert back.message == record.message
+    assert back.message is not None and record.message is not None
+    assert back.message.timestamp == T0
+    assert back.message.timestamp.utcoffset() == timedelta(hours=2)
+    assert back.raw == record.raw
+    assert back.transport == "tls" and back.peer == "127.0.0.1:40000"
+    assert back.tls_subject == "CN=client.syslogkit.test"
+    assert back.tls_fingerprint == "sha-256:AA:BB"
+    assert back.error is None and back.id == 1
+
+
+def test_nil_fields_are_sql_null_and_text_minus_one_stays_text(
+    store: Store, tmp_path: Path
+) -> None:
+    raw = b"<13>1 - - -1 - - - -1"
+    message, error, msg_bytes = parse_frame(raw)
+    assert message is not None and error is None
+    record = Record(raw, time.time(), "udp", "p", "udp://x:1", message, error, msg_bytes)
+    store.insert([record])
+    store.commit()
+    [back] = store.query()
+    assert back.message == message
+    assert back.message is not None and back.message.app_name == "-1"
+    assert back.message.msg == "-1" and back.message.hostname is None
+    assert back.tls_subject is None and back.error is None and back.msg_bytes is None
+    db = sqlite3.connect(tmp_path / "s.db")
+    row = db.execute(
+        "SELECT typeof(hostname), typeof(app_name), typeof(timestamp), typeof(sd),"
+        " typeof(tls_subject), typeof(extra) FROM messages"
+    ).fetchone()
+    db.close()
+    assert row == ("null", "text", "null", "null", "null", "null")
+
+
+def test_schema_is_wal_with_indexes_and_fts(store: Store, tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert {"messages_time", "messages_host", "messages_app", "messages_severity"} <= names
+    assert "messages_fts" in names
+    db.close()
+
+
+def test_non_utf8_msg_is_kept_as_bytes(store: Store) -> None:
+    raw = b"<13>1 2026-01-01T00:00:00Z h a - - - caf\xe9 \xff end"
+    message, error, msg_bytes = parse_frame(raw)
+    assert message is not None
+    assert msg_bytes == b"caf\xe9 \xff end"
+    record = Record(raw, time.time(), "udp", "p", "udp://x:1", message, error, msg_bytes)
+    store.insert([record])
+    store.commit()
+    [back] = store.query()
+    assert back.msg_bytes == b"caf\xe9 \xff end"
+    assert back.raw == raw
+    as_json = record_to_dict(back)
+    assert base64.b64decode(as_json["msg_b64"]) == b"caf\xe9 \xff end"
+    assert base64.b64decode(as_json["raw_b64"]) == raw
+    assert "raw" not in as_json
+    json.dumps(as_json)  # serialisable
+
+
+def test_unparseable_frame_is_stored_with_its_error(store: Store) -> None:
+    raw = bytes(range(256))
+    message, error, msg_bytes = parse_frame(raw)
+    assert error  # the strict parse error is recorded
+    record = Record(raw, time.time(), "tcp", "p", "tcp://x:1", message, error, msg_bytes)
+    store.insert([record])
+    store.commit()
+    [back] = store.query(Filters(errors_only=True))
+    assert back.raw == raw and back.error == error
+
+
+def test_filters(store: Store) -> None:
+    now = time.time()
+    store.insert(
+        [
+            make_record("disk full on sda", host="db1", app="kernel", severity=Severity.CRIT),
+            make_record("user logged in", host="web1", app="sshd", severity=Severity.INFO),
+            make_record("config reloaded", host="web2", app="nginx", severity=Severity.WARNING),
+            make_record("no time", host="web2", app="nginx", timestamp=None, received_at=now),
+        ]
+    )
+    store.commit()
+
+    def msgs(**kw: object) -> list[str]:
+        return [r.message.msg for r in store.query(Filters(**kw)) if r.message and r.message.msg]
+
+    assert msgs(hosts=["web1", "db1"]) == ["disk full on sda", "user logged in"]
+    assert msgs(apps=["nginx"]) == ["config reloaded", "no time"]
+    # at or above warning, as rsyslog's *.warning: emerg..warning
+    assert msgs(severity=Severity.WARNING) == ["disk full on sda", "config reloaded"]
+    assert msgs(search="disk") == ["disk full on sda"]
+    assert msgs(search="logged AND user") == ["user logged in"]
+    assert msgs(search='"unbalanced') == []  # not FTS5 syntax: searched as a phrase
+    assert msgs(facilities=[int(Facility.LOCAL3)], hosts=["web2"]) == [
+        "config reloaded",
+        "no time",
+    ]
+    t0 = T0.timestamp()
+    assert msgs(since=t0 - 1, until=t0 + 1) == [
+        "disk full on sda",
+        "user logged in",
+        "config reloaded",
+    ]
+    assert msgs(since=now - 5) == ["no time"]  # no timestamp: the time it was received
+    assert msgs(after_id=3) == ["no time"]
+    assert [r.id for r in store.query(limit=2, newest_first=True)] == [4, 3]
+    assert store.count(Filters(apps=["nginx"])) == 2
+
+
+def test_retention_by_age(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db", max_age=3600)
+    now = time.time()
+    store.insert([make_record(f"old {i}", received_at=now - 7200 + i) for i in range(50)])
+    store.insert([make_record(f"new {i}", received_at=now - 10 + i) for i in range(5)])
+    store.commit()
+    assert store.retain(now) == 50
+    assert [r.message.msg for r in store.query() if r.message] == [f"new {i}" for i in range(5)]
+    assert store.query(Filters(search="old")) == []  # the FTS index follows
+    store.close()
+
+
+def test_retention_by_size(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db", max_bytes=400_000)
+    for chunk in range(10):
+        store.insert([make_record(f"{chunk}-{i} " + "x" * 500) for i in range(100)])
+        store.commit()
+        store.retain()
+    db = sqlite3.connect(tmp_path / "r.db")
+    pages, free, size = (
+        db.execute(f"PRAGMA {p}").fetchone()[0]
+        for p in ("page_count", "freelist_count", "page_size")
+    )
+    db.close()
+    assert (pages - free) * size <= 400_000 * 1.3
+    remaining = store.query()
+    assert remaining and remaining[-1].message and remaining[-1].message.msg.startswith("9-99 ")
+    assert store.deleted > 0
+    assert remaining[0].id and remaining[0].id > 1  # oldest went first
+    store.close()
+
+
+def test_readonly_missing_store(tmp_path: Path) -> None:
+    with pytest.raises(StoreError):
+        Store(tmp_path / "nothing.db", readonly=True)
+    (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StoreError):
+        Store(tmp_path / "junk.db", readonly=True)
+
+
+def test_json_lines_sink_is_lossless(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    sink = JsonLinesSink(path)
+    raw = b"<13>1 - h a - - - bin\x00\xff"
+    message, error, msg_bytes = parse_frame(raw)
+    sink.write([make_record("text"), Record(raw, 1.0, "udp", "p", "u", message, error, msg_bytes)])
+    sink.close()
+    lines = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+    assert lines[0]["msg"] == "text" and lines[0]["hostname"] == "web1"
+    assert lines[0]["structured_data"][0] == {
+        "id": "a@32473",
+        "params": [["k", 'quote " and ] \\'], ["k", "again"]],
+    }
+    assert lines[0]["timestamp"] == T0.isoformat()
+    assert base64.b64decode(lines[1]["raw_b64"]) == raw
+    assert base64.b64decode(lines[1]["msg_b64"]) == b"bin\x00\xff"
+    assert lines[1]["received_at"] == "1970-01-01T00:00:01.000000+00:00"
+
+
+def test_stdout_sink_and_colour() -> None:
+    out = io.StringIO()
+    sink = StdoutSink(out, color=False)
+    sink.write([make_record("two\nlines", severity=Severity.ERR)])
+    sink.flush()
+    line = out.getvalue()
+    assert line.count("\n") == 1 and "two\\nlines" in line and " err:" in line
+    assert "web1 nginx[42]" in line and "\x1b[" not in line
+    assert format_human(make_record(severity=Severity.ERR), color=True).startswith("\x1b[91m")
+
+
+def test_pipeline_commits_then_calls_back(tmp_path: Path) -> None:
+    sink = SQLiteSink(tmp_path / "p.db")
+    seen: list[tuple[bool, int]] = []
+    reader_path = tmp_path / "p.db"
+    pipeline = Pipeline([sink], commit_interval=0.01)
+    pipeline.start()
+
+    def done(ok: bool) -> None:
+        # committed before the callback runs: another connection sees the rows
+        with sqlite3.connect(reader_path) as db:
+            seen.append((ok, db.execute("SELECT count(*) FROM messages").fetchone()[0]))
+
+    pipeline.submit([make_record(str(i)) for i in range(10)], done)
+    assert pipeline.drain(10)
+    pipeline.close()
+    assert seen == [(True, 10)]
+    assert pipeline.stats.committed == 10
+
+
+def test_pipeline_reports_a_failing_sink() -> None:
+    class Broken:
+        def write(self, records: object) -> None:
+            raise OSError("disk full")
+
+        def flush(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    results: list[bool] = []
+    pipeline = Pipeline([Broken()], commit_interval=0.0)
+    pipeline.start()
+    pipeline.submit([make_record()], results.append)
+    pipeline.drain(10)
+    pipeline.close()
+    assert results == [False]
+    assert pipeline.stats.errors == 1 and "disk full" in (pipeline.stats.last_error or "")
+
+
+def test_writer_process(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    sink = SQLiteSink(path, process=True)
+    assert sink.writer is not None
+    sink.write([make_record(f"in a child {i}") for i in range(100)])
+    sink.flush()  # returns once committed by the child
+    reader = Store(path, readonly=True)
+    assert reader.count() == 100
+    back = reader.query(Filters(search="child"), limit=1)[0]
+    assert back.message == make_record("in a child 0").message
+    # a child that dies is noticed (the batch fails) and replaced on the next batch
+    proc = sink.writer._proc
+    assert proc is not None
+    proc.kill()
+    proc.wait()
+    sink.write([make_record("lost with the child")])
+    with pytest.raises(StoreError):
+        sink.flush()
+    sink.write([make_record("after the restart")])
+    sink.flush()
+    sink.close()
+    assert [r.message.msg for r in reader.query(Filters(after_id=100)) if r.message] == [
+        "after the restart"
+    ]
+    reader.close()
+
+
+def test_writer_process_reports_a_bad_path(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot open"):
+        SQLiteSink(tmp_path / "no" / "such" / "dir.db", process=True)
+
+
+def test_parse_frame_puts_the_transport_notes_before_the_parse_error() -> None:
+    clean = b"<13>1 2026-01-01T00:00:00Z h a - - - cut short"
+    message, error, _ = parse_frame(clean, None, "framing: truncated")
+    assert message is not None and message.msg == "cut short"
+    assert error == "framing: truncated"
+    message, error, _ = parse_frame(b"<999>garbage", "cut off", "framing: truncated")
+    assert error is not None and error.startswith("cut off; framing: truncated; ")
+    assert "column" in error  # the strict parse error follows the notes
+    assert parse_frame(clean, None) == parse_frame(clean)
