@@ -17,7 +17,7 @@ from support.delivery import (
     wait_for,
 )
 from syslogkit.delivery.background import BackgroundDelivery
-from syslogkit.delivery.base import SyncDelivery
+from syslogkit.delivery.sync import SyncDelivery
 from syslogkit.transports.address import Address
 from syslogkit.transports.base import TransportError, make_transport
 from syslogkit.transports.failover import FailoverTransport

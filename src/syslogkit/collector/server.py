@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from syslogkit.codec.framing import FrameDecoder, FramingError
 from syslogkit.codec.relp import DEFAULT_MAX_DATA, MessageReceived, ProtocolViolation, RelpServer
+from syslogkit.transports.schemes import NETWORK_SCHEMES, SCHEMES
 from syslogkit.transports.tls import build_server_context, fingerprint
 
 from .record import Record, parse_frame
@@ -55,7 +56,7 @@ __all__ = [
     "parse_listen_url",
 ]
 
-DEFAULT_PORTS = {"udp": 514, "tcp": 514, "tls": 6514, "relp": 2514, "relp+tls": 2514}
+DEFAULT_PORTS = NETWORK_SCHEMES
 _SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 
 
@@ -72,11 +73,11 @@ class ListenAddress:
 
     @property
     def is_tls(self) -> bool:
-        return self.scheme in ("tls", "relp+tls")
+        return SCHEMES[self.scheme].tls
 
     @property
     def is_relp(self) -> bool:
-        return self.scheme.startswith("relp")
+        return SCHEMES[self.scheme].relp
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host

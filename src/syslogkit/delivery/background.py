@@ -46,12 +46,11 @@ import contextlib
 import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
-from syslogkit.delivery.base import ErrorReporter, Stats
+from syslogkit.delivery.base import REENTRANT_MAX, ErrorReporter, Stats, reset_after_fork
 from syslogkit.delivery.outq import Ledger
 from syslogkit.delivery.spool import FLAG_SENT, Spool, Ticket
 from syslogkit.transports.base import Transport, TransportError
@@ -66,8 +65,6 @@ _BATCH_BYTES: Final = 64 * 1024
 _BATCH_RECORDS: Final = 2048
 _IDLE: Final = 1.0  # seconds the idle writer sleeps between housekeeping rounds
 _ACK_POLL: Final = 0.02  # seconds the writer waits for RELP answers between queue checks
-#: Records the writer thread may log into its own queue after each record from the application.
-REENTRANT_MAX: Final = 16
 _get_ident: Final = threading.get_ident
 _COUNTERS: Final = (
     "queued",
@@ -140,18 +137,6 @@ class Acknowledging(Protocol):
         True for taken, False for refused. TransportError when the session broke."""
 
 
-_INSTANCES: weakref.WeakSet[BackgroundDelivery] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for delivery in list(_INSTANCES):
-        delivery.after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 class BackgroundDelivery:
     """A bounded queue and one writer thread (see the module docstring)."""
 
@@ -200,7 +185,7 @@ class BackgroundDelivery:
         self._closed = False
         self._closing = False
         self._deadline = 0.0
-        _INSTANCES.add(self)
+        reset_after_fork(self)
         if spool is not None:
             self._start()  # records left by an earlier run are replayed without waiting for one
 

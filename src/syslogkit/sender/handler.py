@@ -14,7 +14,6 @@ import ssl
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -31,7 +30,8 @@ from syslogkit.codec.message import (
 )
 from syslogkit.codec.rfc3164 import format_3164
 from syslogkit.codec.rfc5424 import format_5424, format_timestamp
-from syslogkit.delivery.base import Stats, make_delivery
+from syslogkit.delivery.base import REENTRANT_MAX, Stats, reset_after_fork
+from syslogkit.delivery.sync import make_delivery
 from syslogkit.transports.address import Address, AddressInput, parse_address
 from syslogkit.transports.backoff import Backoff
 from syslogkit.transports.base import make_transport
@@ -48,8 +48,6 @@ __all__ = [
 _T = TypeVar("_T")
 
 SEQUENCE_MAX: Final = 2147483647
-#: Records logged from inside the send path (re-entrant) that are emitted after the outer one.
-REENTRANT_MAX: Final = 16
 #: Fields of `extra` that override the handler's settings for one record.
 OVERRIDES: Final = ("facility", "severity", "msgid", "structured_data")
 _MARK_US: Final = 123456
@@ -122,18 +120,6 @@ class _Guard(threading.local):
     def __init__(self) -> None:
         self.busy = False
         self.pending: list[logging.LogRecord] = []
-
-
-_HANDLERS: weakref.WeakSet[SyslogHandler] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for handler in list(_HANDLERS):
-        handler._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _coerce_rfc(rfc: str | int | None, address: Address) -> tuple[str, bool]:
@@ -355,7 +341,7 @@ class SyslogHandler(logging.Handler):
         self._guard = _Guard()
         self._stamp: tuple[int, str, str] | None = None
         self._prepare()
-        _HANDLERS.add(self)
+        reset_after_fork(self)
 
     # -- public --------------------------------------------------------------------------------
 
@@ -465,7 +451,6 @@ class SyslogHandler(logging.Handler):
         try:
             self._delivery.close(self._bounded(timeout))
         finally:
-            _HANDLERS.discard(self)
             super().close()
 
     def __repr__(self) -> str:
@@ -635,7 +620,7 @@ class SyslogHandler(logging.Handler):
     def _bounded(self, timeout: float | None) -> float:
         return min(self.timeout, 2.0) if timeout is None else max(0.0, timeout)
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:
         """In a forked child: own socket, own locks, the child's pid in PROCID."""
         self._guard = _Guard()
         self._next_report = 0.0

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Union
 
+from syslogkit.transports.schemes import NETWORK_SCHEMES, SCHEMES
+
 __all__ = [
     "DEFAULT_PORTS",
     "LOCAL_SOCKET",
@@ -25,16 +27,15 @@ __all__ = [
     "parse_address",
 ]
 
-#: Default port per scheme (RELP has no registered port; 2514 is rsyslog's documented one).
-DEFAULT_PORTS: Final = {"udp": 514, "tcp": 514, "tls": 6514, "relp": 2514, "relp+tls": 2514}
+#: Default port per network scheme (from the one table in `transports.schemes`).
+DEFAULT_PORTS: Final = NETWORK_SCHEMES
 
 #: The local syslog daemon's socket, where it exists.
 LOCAL_SOCKET: Final = "/dev/log"
 
-_NETWORK: Final = frozenset(DEFAULT_PORTS)
-_UNIX: Final = frozenset({"unix", "unix+stream"})
+_NETWORK: Final = frozenset(NETWORK_SCHEMES)
+_UNIX: Final = frozenset(name for name, s in SCHEMES.items() if s.unix)
 _SCHEME_ALIASES: Final = {"unix+dgram": "unix", "unixgram": "unix", "unixstream": "unix+stream"}
-_STREAM_SCHEMES: Final = frozenset({"tcp", "tls", "relp", "relp+tls", "unix+stream"})
 _HOSTNAME_RE: Final = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?$")
 
 #: What `parse_address` accepts.
@@ -58,7 +59,7 @@ class Address:
     @property
     def is_stream(self) -> bool:
         """True for stream transports (framed), False for datagrams."""
-        return self.scheme in _STREAM_SCHEMES
+        return SCHEMES[self.scheme].stream
 
     def __str__(self) -> str:
         if self.is_unix:

@@ -1,0 +1,148 @@
+"""Synchronous delivery: the caller writes each frame, bounded by timeouts."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, Final
+
+from syslogkit.delivery.base import Delivery, ErrorReporter, Stats
+from syslogkit.transports.base import Transport, TransportError
+from syslogkit.transports.failover import FailoverTransport
+
+__all__ = ["SyncDelivery", "make_delivery"]
+
+#: Write failures that another connection would not cure.
+_NO_RETRY: Final = frozenset({"timeout", "too_large"})
+
+
+class SyncDelivery:
+    """Writes each frame in the calling thread, one caller at a time.
+
+    A connection is opened when needed (subject to the transport's backoff); an idle stream
+    whose peer closed is noticed before the write. A write that fails (other than by timeout)
+    is followed by at most one reconnect, on which the same frame is written again. A frame that
+    cannot be written is dropped and counted. The lock wait is bounded too, so no call can hang.
+    Over a failover list, a later address is left for the first one at the next record once a
+    helper thread has connected to the first one again (the caller never waits for that connect).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        stats: Stats | None = None,
+        report: ErrorReporter | None = None,
+    ) -> None:
+        self.transport = transport
+        self.stats = stats if stats is not None else Stats()
+        self._report = report
+        self._lock = threading.Lock()
+        # a caller waits at most for one other caller's worst case (write, reconnect, write)
+        self._lock_timeout = 3.0 * transport.timeout + 1.0
+        self._pid = os.getpid()
+        self._closed = False
+        self._failover = transport if isinstance(transport, FailoverTransport) else None
+
+    def deliver(self, data: bytes, record: Any = None) -> None:
+        """Write one frame now; never raises."""
+        if not self._lock.acquire(timeout=self._lock_timeout):
+            self._fail(
+                TransportError("busy", "another thread held the connection too long"), record
+            )
+            return
+        try:
+            self._send(data)
+        except TransportError as exc:
+            self._fail(exc, record)
+        except Exception as exc:  # a bug must not reach the application
+            self._fail(TransportError("error", f"unexpected {type(exc).__name__}: {exc}"), record)
+        else:
+            self.stats.counts["sent"] += 1
+        finally:
+            self._lock.release()
+
+    def _send(self, data: bytes) -> None:
+        transport = self.transport
+        fresh = False
+        if transport.sock is None or (transport.stream and not transport.alive()):
+            self._open()
+            fresh = True
+        elif self._failover is not None and self._failover.switch_pending():
+            self._failover.switch()  # the first address answers again (probed in a thread)
+        try:
+            transport.write(data)
+        except TransportError as exc:
+            if fresh or exc.reason in _NO_RETRY or self._closed:
+                raise
+            self.stats.error(exc)
+            self._open()
+            transport.write(data)
+
+    def _open(self) -> None:
+        if self._closed:
+            raise TransportError("closed", "the handler is closed", attempted=False)
+        transport = self.transport
+        transport.open()
+        if transport.opened > 1:
+            self.stats.add("reconnects")
+
+    def _fail(self, exc: TransportError, record: Any) -> None:
+        self.stats.drop(exc.reason)
+        if exc.attempted:
+            self.stats.error(exc)
+            if self._report is not None:
+                self._report(exc, record)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Nothing is buffered: every deliver() call has finished its write."""
+        return True
+
+    def close(self, timeout: float | None = None) -> None:
+        """Close the connection (TLS close_notify), within `timeout` seconds."""
+        wait = self.transport.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        self._closed = True
+        if not self._lock.acquire(timeout=max(wait, 0.0)):
+            return  # a writer is stuck until its own timeout; it finds the handler closed
+        try:
+            if self._pid != os.getpid():
+                self._forget_parent()
+            self.transport.close(max(0.0, deadline - time.monotonic()))
+        finally:
+            self._lock.release()
+
+    def after_fork_in_child(self) -> None:
+        """A fresh lock, and no use of the parent's connection."""
+        self._lock = threading.Lock()
+        self.stats.reset_lock()
+        self._forget_parent()
+
+    def _forget_parent(self) -> None:
+        self.transport.forget()
+        self.transport.opened = 0
+        self._pid = os.getpid()
+
+
+def make_delivery(
+    kind: str,
+    transport: Transport,
+    stats: Stats,
+    report: ErrorReporter | None = None,
+    **options: Any,
+) -> Delivery:
+    """The delivery named by the handler's `delivery` option: `"sync"` or `"background"`.
+
+    `options` go to the delivery's constructor (background: queue_size, overflow, spool_dir...).
+    """
+    if kind == "sync":
+        if options:
+            raise ValueError(f"sync delivery takes no options: {sorted(options)}")
+        return SyncDelivery(transport, stats=stats, report=report)
+    if kind == "background":
+        from syslogkit.delivery.background import BackgroundDelivery
+
+        options.setdefault("timeout", transport.timeout)
+        return BackgroundDelivery(transport, stats=stats, report=report, **options)
+    raise ValueError(f"unknown delivery {kind!r}: 'sync' or 'background'")
