@@ -165,7 +165,7 @@ def _factories(ca: str) -> dict[str, dict[str, Factory]]:
     from rfc5424logging import Rfc5424SysLogHandler
     from tlssysloghandler import TLSSysLogHandler
 
-    from syslogkit import handler as syslogkit_handler
+    from syslogkit.sender import handler as syslogkit_handler
 
     def kit(scheme: str, delivery: str = "sync") -> Factory:
         extra = {"ca_file": ca} if scheme == "tls" else {}

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from syslogkit.codec._rfc3339 import tz_for_minutes
 from syslogkit.codec.message import Facility, ParseError, SDElement, Severity, SyslogMessage
-from syslogkit.codec.rfc5424 import _Strict, format_5424, parse_5424
+from syslogkit.codec.rfc5424 import format_5424, parse_5424
+from syslogkit.codec.rfc5424.scanner import StrictScanner
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -124,7 +125,7 @@ def near_valid(draw: st.DrawFn) -> bytes:
 @given(near_valid(), st.booleans())
 def test_fast_path_and_scanner_agree_on_every_input(data: bytes, optional: bool) -> None:
     fast = _outcome(lambda: parse_5424(data, optional_priority=optional))
-    slow = _outcome(lambda: _Strict(data, False).run(optional, False))
+    slow = _outcome(lambda: StrictScanner(data, False).run(optional, False))
     assert fast == slow
     lenient = parse_5424(data, "lenient")
     if isinstance(fast, SyslogMessage) and data == data.strip():

@@ -9,12 +9,12 @@ import pytest
 from syslogkit.codec._rfc3339 import TimestampError, scan_timestamp, tz_for_minutes
 from syslogkit.codec.message import Facility, ParseError, SDElement, Severity, SyslogMessage
 from syslogkit.codec.rfc5424 import (
-    _Strict,
     format_5424,
     format_timestamp,
     parse_5424,
     sanitize_field,
 )
+from syslogkit.codec.rfc5424.scanner import StrictScanner
 
 UTC = timezone.utc
 T0 = datetime(2003, 10, 11, 22, 14, 15, 3000, UTC)
@@ -486,7 +486,7 @@ def test_lenient_sd_that_is_neither_nil_nor_bracket_starts_msg() -> None:
     ],
 )
 def test_fast_path_and_scanner_build_the_same_message(data: bytes) -> None:
-    assert _Strict(data, False).run(False, False) == parse_5424(data)
+    assert StrictScanner(data, False).run(False, False) == parse_5424(data)
 
 
 def test_timestamp_text_is_the_same_from_the_per_second_cache() -> None:

@@ -17,6 +17,7 @@ __all__ = [
     "format_timestamp",
     "fromisoformat",
     "scan_timestamp",
+    "timestamp_parts",
     "tz_for_minutes",
 ]
 
@@ -55,6 +56,14 @@ _SECONDS: dict[tuple[object, ...], tuple[str, str]] = {}
 _SECONDS_MAX: Final = 512
 
 
+def timestamp_parts(dt: datetime) -> tuple[str, str] | None:
+    """The text `format_timestamp` writes for every moment of `dt`'s second, split around the
+    six fraction digits: (before, after). None when the microseconds change more than those
+    digits (an offset with microseconds, converted to UTC)."""
+    text, whole_second = _format_slow(dt.replace(microsecond=0))
+    return (text[:20], text[26:]) if whole_second else None
+
+
 def format_timestamp(dt: datetime | None) -> str:
     """RFC 3339 text for RFC 5424: always 6 fraction digits, the datetime's real UTC offset.
 
@@ -71,14 +80,12 @@ def format_timestamp(dt: datetime | None) -> str:
     except TypeError:  # a tzinfo that cannot be hashed
         return _format_slow(dt)[0]
     if parts is None:
-        text, whole_second = _format_slow(dt)
-        if not whole_second:  # an offset with microseconds moved them: no caching
-            return text
-        parts = (text[:20], text[26:])
+        parts = timestamp_parts(dt)
+        if parts is None:  # an offset with microseconds moved them: no caching
+            return _format_slow(dt)[0]
         if len(_SECONDS) >= _SECONDS_MAX:
             _SECONDS.clear()
         _SECONDS[key] = parts
-        return text
     return parts[0] + "%06d" % dt.microsecond + parts[1]  # noqa: UP031
 
 
