@@ -82,9 +82,9 @@ def wait_stored(
 def collector_tls(pki: PKI, client_auth: str) -> TLSConfig:
     """The collector's TLS settings: the server certificate and the CA of `pki`."""
     return TLSConfig(
-        certfile=str(pki.server.cert),
-        keyfile=str(pki.server.key),
-        cafile=str(pki.ca.cert),
+        cert_file=str(pki.server.cert),
+        key_file=str(pki.server.key),
+        ca_file=str(pki.ca.cert),
         client_auth=client_auth,
     )
 

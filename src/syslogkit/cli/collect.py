@@ -1,6 +1,6 @@
-"""`syslogkit collect`, `syslogkit tail` and `syslogkit query`.
+"""`syslogkit collect` (and the time, duration and size forms `tail` and `query` share).
 
-Each `*_main(argv)` takes the arguments after the subcommand and returns the exit status; a
+`collect_main(argv)` takes the arguments after the subcommand and returns the exit status; a
 user's mistake raises `CliError` (one line, exit status 2, printed by `syslogkit.cli.main`).
 """
 
@@ -17,20 +17,18 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 from syslogkit.cli.main import CliError
-from syslogkit.codec.message import Facility, Severity
 
 __all__ = [
+    "DEFAULT_DB",
     "collect_main",
     "parse_duration",
     "parse_size",
     "parse_time",
-    "query_main",
-    "tail_main",
 ]
 
 DEFAULT_LISTEN = ("udp://127.0.0.1:5514", "tcp://127.0.0.1:5514")
@@ -93,23 +91,6 @@ def parse_time(text: str, now: float | None = None) -> float:
     return parsed.timestamp()
 
 
-def _severity(text: str) -> int:
-    value = text.strip().lower()
-    value = value.removeprefix("*.")
-    try:
-        return int(Severity.coerce(int(value) if value.isdigit() else value))
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-
-
-def _facility(text: str) -> int:
-    value = text.strip().lower()
-    try:
-        return int(Facility.coerce(int(value) if value.isdigit() else value))
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-
-
 # -- collect ------------------------------------------------------------------------------------
 
 COLLECT_EPILOG = f"""examples:
@@ -120,8 +101,14 @@ COLLECT_EPILOG = f"""examples:
   syslogkit collect -l relp://0.0.0.0:2514 --retention-age 7d --retention-size 2G
   syslogkit collect --no-db --stdout                 # print what arrives, store nothing
   syslogkit collect --jsonl messages.jsonl --forward tcp://central:514
+  syslogkit collect --forward relp+tls://central:2514 --forward-ca-file ca.pem \\
+                    --forward-spool /var/spool/syslogkit
+  syslogkit collect -l udp://0.0.0.0:514?tz=Europe/Paris --timezone UTC
 
-listener URLs: udp:// tcp:// tls:// relp:// relp+tls:// host:port (port 0: any free port)."""
+listener URLs: udp:// tcp:// tls:// relp:// relp+tls:// host:port (port 0: any free port),
+optionally ?tz=ZONE: the zone of timestamps without a UTC offset on that listener.
+counts: parsed (cleanly), noted (parsed with a note: lenient or assumed fields), unparsed
+(stored raw); `syslogkit query --noted` and `--errors` show the last two."""
 
 
 def _collect_parser() -> argparse.ArgumentParser:
@@ -141,7 +128,16 @@ def _collect_parser() -> argparse.ArgumentParser:
     out.add_argument("--stdout", action="store_true", help="also print messages, human-readable")
     out.add_argument("--stdout-json", action="store_true", help="also print JSON lines")
     out.add_argument(
-        "--forward", action="append", metavar="URL", help="relay raw to udp:// or tcp:// URL"
+        "--forward",
+        action="append",
+        metavar="URL",
+        help="relay raw to a udp, tcp, tls, relp or relp+tls URL (repeatable)",
+    )
+    out.add_argument("--forward-ca-file", metavar="PEM", help="CA for tls forward destinations")
+    out.add_argument("--forward-cert-file", metavar="PEM", help="client certificate to forward")
+    out.add_argument("--forward-key-file", metavar="PEM", help="its private key")
+    out.add_argument(
+        "--forward-spool", metavar="DIR", help="keep what cannot be forwarded yet on disk there"
     )
     out.add_argument(
         "--sync",
@@ -167,6 +163,12 @@ def _collect_parser() -> argparse.ArgumentParser:
         "--client-cert",
         choices=("none", "optional", "required"),
         help="client certificates (default: optional with --tls-ca, else none)",
+    )
+    p.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="zone of timestamps without a UTC offset: local (default), UTC, +05:30, "
+        "Europe/Paris (a listener's ?tz= overrides it)",
     )
     lim = p.add_argument_group("limits")
     lim.add_argument("--max-frame", type=int, default=8192, metavar="BYTES")
@@ -217,8 +219,9 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         SQLiteSink,
         StdoutSink,
         StoreError,
-        TLSConfig,
+        zone_of,
     )
+    from syslogkit.transports.tls import ServerTLSConfig
 
     listen = args.listen or list(DEFAULT_LISTEN)
     try:
@@ -227,7 +230,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         addresses = [parse_listen_url(u) for u in listen]
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    tls: TLSConfig | None = None
+    tls: ServerTLSConfig | None = None
     if any(a.is_tls for a in addresses) or args.tls_cert:
         if not args.tls_cert:
             raise CliError("a tls:// or relp+tls:// listener needs --tls-cert (and --tls-key)")
@@ -235,11 +238,11 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             if path and not Path(path).is_file():
                 raise CliError(f"no such file: {path}")
         client_auth = args.client_cert or ("optional" if args.tls_ca or args.tls_capath else "none")
-        tls = TLSConfig(
-            certfile=args.tls_cert,
-            keyfile=args.tls_key,
-            cafile=args.tls_ca,
-            capath=args.tls_capath,
+        tls = ServerTLSConfig(
+            cert_file=args.tls_cert,
+            key_file=args.tls_key,
+            ca_file=args.tls_ca,
+            ca_dir=args.tls_capath,
             client_auth=client_auth,
         )
     limits = Limits(
@@ -270,10 +273,22 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         if args.stdout or args.stdout_json:
             sinks.append(StdoutSink(out, json_lines=args.stdout_json))
         for url in args.forward or ():
-            sinks.append(ForwardSink(url))
+            sinks.append(
+                ForwardSink(
+                    url,
+                    ca_file=args.forward_ca_file,
+                    cert_file=args.forward_cert_file,
+                    key_file=args.forward_key_file,
+                    spool_dir=args.forward_spool,
+                )
+            )
     except (StoreError, OSError, ValueError) as exc:
         for sink in sinks:
             sink.close()
+        raise CliError(str(exc)) from None
+    try:
+        zone = zone_of(args.timezone)
+    except ValueError as exc:
         raise CliError(str(exc)) from None
     if not sinks:
         raise CliError("nothing to do: --no-db without --jsonl, --stdout or --forward")
@@ -283,6 +298,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             sinks,
             tls=tls,
             limits=limits,
+            zone=zone,
             commit_interval=args.commit_interval,
             high_water=args.high_water,
         )
@@ -298,6 +314,12 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
                 sink.close()
         raise CliError(f"cannot listen: {exc.strerror or exc}") from None
 
+    # handlers before the first line: a supervisor (or a test) may signal as soon as it reads it
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
     info = sys.stderr if (args.stdout or args.stdout_json) else out
     if not args.quiet:
         for url in urls:
@@ -308,11 +330,6 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             print(f"appending JSON lines to {args.jsonl}", file=info)
         print(f"try: {_send_hint(urls)}", file=info, flush=True)
 
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
     stats_interval = max(0.1, args.stats_interval)
     try:
         while not stop.is_set():
@@ -340,16 +357,20 @@ def ssl_error() -> type[Exception]:
 
 
 def _stats(collector: Any, sinks: Sequence[Any]) -> dict[str, Any]:
+    from syslogkit.collector.sinks import HasStats
+
     stats: dict[str, Any] = collector.stats()
     stats["time"] = time.time()
     stats["started_at"] = collector.started_at
-    forwards = [s.stats() for s in sinks if hasattr(s, "stats") and callable(s.stats)]
+    forwards = [s.stats() for s in sinks if isinstance(s, HasStats)]
     if forwards:
         stats["forward"] = forwards
     return stats
 
 
 def _print_summary(stats: dict[str, Any], out: IO[str]) -> None:
+    """One line per listener (received, and how: parsed, noted, unparsed; dropped, refused),
+    then what was stored."""
     for listener in stats["listeners"]:
         dropped = listener.get("dropped") or {}
         extra = f" dropped={dropped}" if dropped else ""
@@ -357,7 +378,7 @@ def _print_summary(stats: dict[str, Any], out: IO[str]) -> None:
             extra += f" refused={listener['refused']}"
         print(
             f"{listener['url']}: received={listener['received']} parsed={listener['parsed']}"
-            f" failed={listener['failed']}{extra}",
+            f" noted={listener['noted']} unparsed={listener['unparsed']}{extra}",
             file=out,
         )
     pipe = stats["pipeline"]
@@ -395,260 +416,3 @@ def collect_main(argv: Sequence[str]) -> int:
     finally:
         asyncio.set_event_loop(None)
         loop.close()
-
-
-# -- tail and query -----------------------------------------------------------------------------
-
-
-def _filter_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help=f"default ./{DEFAULT_DB}")
-    f = p.add_argument_group("filters (all must match; repeat --host/--app for any of several)")
-    f.add_argument("--host", action="append", metavar="NAME", help="HOSTNAME equals")
-    f.add_argument("--app", action="append", metavar="NAME", help="APP-NAME (tag) equals")
-    f.add_argument(
-        "-p",
-        "--severity",
-        metavar="LEVEL",
-        help="at or above this importance, as rsyslog's *.LEVEL (warning: emerg..warning)",
-    )
-    f.add_argument("--facility", action="append", metavar="NAME", help="facility (local0, ...)")
-    f.add_argument(
-        "--transport", action="append", choices=("udp", "tcp", "tls", "relp", "relp+tls")
-    )
-    f.add_argument("-s", "--search", metavar="TEXT", help="full-text search in MSG (FTS5 query)")
-    f.add_argument("--errors", action="store_true", help="only messages with a parse error")
-    p.add_argument("--json", action="store_true", help="one JSON object per message")
-    p.add_argument(
-        "--color",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="colour by severity (auto: on a terminal, unless NO_COLOR is set)",
-    )
-
-
-def _filters(args: argparse.Namespace) -> Any:
-    from syslogkit.collector import Filters
-
-    return Filters(
-        hosts=tuple(args.host or ()),
-        apps=tuple(args.app or ()),
-        severity=_severity(args.severity) if args.severity else None,
-        facilities=tuple(_facility(f) for f in args.facility or ()),
-        transports=tuple(args.transport or ()),
-        search=args.search,
-        errors_only=args.errors,
-    )
-
-
-def _colour(args: argparse.Namespace, stream: IO[str]) -> bool:
-    if args.color == "always":
-        return True
-    if args.color == "never":
-        return False
-    return stream.isatty() and os.environ.get("NO_COLOR") is None
-
-
-def _open_store(path: str) -> Any:
-    from syslogkit.collector import Store, StoreError
-
-    try:
-        return Store(path, readonly=True)
-    except StoreError as exc:
-        raise CliError(str(exc)) from None
-
-
-def _emit(records: Sequence[Any], args: argparse.Namespace, out: IO[str], colour: bool) -> None:
-    from syslogkit.collector import format_human, record_to_dict
-
-    if args.json:
-        text = "".join(
-            json.dumps(record_to_dict(r), ensure_ascii=False, default=str) + "\n" for r in records
-        )
-    else:
-        text = "".join(format_human(r, color=colour) + "\n" for r in records)
-    out.write(text)
-    out.flush()
-
-
-TAIL_EPILOG = """examples:
-  syslogkit tail                          # the last 10 messages of ./syslog.db, then follow
-  syslogkit tail -p warning --app sshd    # warning and more important, from sshd
-  syslogkit tail -n 0 --json | jq .msg
-  syslogkit tail --no-follow -n 100 --host web1"""
-
-
-def tail_main(argv: Sequence[str]) -> int:
-    """`syslogkit tail`: the last messages of a store, then new ones as they are committed."""
-    p = argparse.ArgumentParser(
-        prog="syslogkit tail",
-        description="Show the last messages of a syslogkit store and follow new ones.",
-        epilog=TAIL_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _filter_arguments(p)
-    p.add_argument("-n", "--lines", type=int, default=10, metavar="N", help="start with the last N")
-    p.add_argument("--no-follow", action="store_true", help="print and exit")
-    p.add_argument("--interval", type=float, default=0.25, metavar="SECONDS", help="poll period")
-    args = p.parse_args(list(argv))
-    out = sys.stdout
-    colour = _colour(args, out)
-    filters = _filters(args)
-    stop = False
-
-    def on_term(_signum: int, _frame: Any) -> None:
-        nonlocal stop
-        stop = True
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        if not args.no_follow:
-            while not Path(args.db).exists() and not stop:
-                time.sleep(args.interval)
-        if stop:
-            return 0
-        store = _open_store(args.db)
-        try:
-            last = store.last_id()
-            if args.lines > 0:
-                recent = store.query(filters, limit=args.lines, newest_first=True)
-                recent.reverse()
-                _emit(recent, args, out, colour)
-            if args.no_follow:
-                return 0
-            while not stop:
-                filters.after_id = last
-                new = store.query(filters, limit=1000)
-                if new:
-                    _emit(new, args, out, colour)
-                    last = new[-1].id or last
-                    continue
-                last = max(last, store.last_id())
-                time.sleep(args.interval)
-        finally:
-            store.close()
-    except KeyboardInterrupt:
-        return 0
-    except BrokenPipeError:
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-        return 0
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return 0
-
-
-QUERY_EPILOG = """examples:
-  syslogkit query --since 1h -p err                   # errors of the last hour
-  syslogkit query --search 'disk AND full' --host db1
-  syslogkit query --since 2026-01-31T00:00:00Z --until 2026-02-01 --json
-  syslogkit query --errors --json                     # what did not parse, with the raw bytes
-  syslogkit query --count --app nginx
-
-times: RFC 3339 / ISO 8601 (local time without a zone), 10m, 2h ago, today, epoch seconds."""
-
-
-def query_main(argv: Sequence[str]) -> int:
-    """`syslogkit query`: messages of a store by time range, filters and full-text search."""
-    p = argparse.ArgumentParser(
-        prog="syslogkit query",
-        description="Search the messages of a syslogkit store.",
-        epilog=QUERY_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _filter_arguments(p)
-    p.add_argument("--since", metavar="TIME", help="message time at or after")
-    p.add_argument("--until", metavar="TIME", help="message time before")
-    p.add_argument("--limit", type=int, metavar="N", help="at most N messages")
-    p.add_argument("--newest-first", action="store_true", help="newest first (default oldest)")
-    p.add_argument("--count", action="store_true", help="print only how many match")
-    args = p.parse_args(list(argv))
-    filters = _filters(args)
-    filters.since = parse_time(args.since) if args.since else None
-    filters.until = parse_time(args.until) if args.until else None
-    store = _open_store(args.db)
-    out = sys.stdout
-    try:
-        if args.count:
-            print(store.count(filters), file=out)
-            return 0
-        records = store.iter_query(filters, limit=args.limit, newest_first=args.newest_first)
-        if args.json:
-            batch: list[Any] = []
-            for record in records:
-                batch.append(record)
-                if len(batch) >= 1000:
-                    _emit(batch, args, out, False)
-                    batch = []
-            _emit(batch, args, out, False)
-        else:
-            _table(list(records), out, _colour(args, out))
-    except BrokenPipeError:
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-    except Exception as exc:
-        from syslogkit.collector import StoreError
-
-        if isinstance(exc, StoreError):
-            raise CliError(str(exc)) from None
-        raise
-    finally:
-        store.close()
-    return 0
-
-
-def _table(records: Sequence[Any], out: IO[str], colour: bool) -> None:
-    from syslogkit.collector.sinks import _COLOURS, _RESET
-
-    headers = ("ID", "TIME", "HOST", "APP", "SEVERITY", "MESSAGE")
-    rows: list[tuple[str, ...]] = []
-    severities: list[int | None] = []
-    for r in records:
-        m = r.message
-        if m is None:
-            when = datetime.fromtimestamp(r.received_at, timezone.utc).astimezone()
-            rows.append(
-                (
-                    str(r.id),
-                    when.isoformat(timespec="seconds"),
-                    "-",
-                    "-",
-                    "-",
-                    "!unparsed " + r.raw.decode("utf-8", "replace"),
-                )
-            )
-            severities.append(None)
-            continue
-        ts = m.timestamp or datetime.fromtimestamp(r.received_at).astimezone()
-        text = (m.msg or "").replace("\r", "\\r").replace("\n", "\\n")
-        if r.error:
-            text += f"  (! {r.error})"
-        rows.append(
-            (
-                str(r.id),
-                ts.isoformat(timespec="seconds"),
-                m.hostname or "-",
-                (m.app_name or "-") + (f"[{m.procid}]" if m.procid else ""),
-                m.severity.name.lower() if m.severity is not None else "-",
-                text,
-            )
-        )
-        severities.append(None if m.severity is None else int(m.severity))
-    widths = [len(h) for h in headers[:-1]]
-    for row in rows:
-        for i, cell in enumerate(row[:-1]):
-            widths[i] = min(max(widths[i], len(cell)), 40)
-
-    def line(cells: Sequence[str]) -> str:
-        return (
-            "  ".join(c[:w].ljust(w) for c, w in zip(cells[:-1], widths, strict=True))
-            + "  "
-            + cells[-1]
-        )
-
-    out.write(line(headers) + "\n")
-    for row, sev in zip(rows, severities, strict=True):
-        text = line(row)
-        if colour and sev is not None and _COLOURS.get(sev):
-            text = _COLOURS[sev] + text + _RESET
-        out.write(text + "\n")
-    out.flush()

@@ -154,9 +154,9 @@ def run_demo(directory: Path, count: int, timeout: float, out: TextIO, *, keep: 
     db = directory / "demo.db"
     shower = ShowingSink(out)
     tls = TLSConfig(
-        certfile=str(pki.servers[0].cert),
-        keyfile=str(pki.servers[0].key),
-        cafile=str(pki.ca.cert),
+        cert_file=str(pki.servers[0].cert),
+        key_file=str(pki.servers[0].key),
+        ca_file=str(pki.ca.cert),
         client_auth="required",
     )
     listen = [f"{t}://127.0.0.1:0" for t in TRANSPORTS]

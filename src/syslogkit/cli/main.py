@@ -17,8 +17,8 @@ __all__ = ["CliError", "main"]
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "collect": ("syslogkit.cli.collect", "collect_main", "receive syslog and store it"),
     "send": ("syslogkit.cli.send", "send_main", "send a message, like logger(1)"),
-    "tail": ("syslogkit.cli.collect", "tail_main", "follow the messages in a store"),
-    "query": ("syslogkit.cli.collect", "query_main", "search the messages in a store"),
+    "tail": ("syslogkit.cli.read", "tail_main", "follow the messages in a store"),
+    "query": ("syslogkit.cli.read", "query_main", "search the messages in a store"),
     "certs": ("syslogkit.cli.certs", "certs_main", "make a CA and certificates for mutual TLS"),
     "demo": ("syslogkit.cli.demo", "demo_main", "a collector and an app logging over UDP/TCP/TLS"),
 }

@@ -11,33 +11,32 @@ await collector.stop()       # drains and commits everything received
 
 `syslogkit collect` runs one from the command line; `syslogkit tail` and `syslogkit query` read
 its store (`Store`, `Filters`).
+
+The map: `config` (listen URLs, limits, zones), `sources/` (stream, relp, udp listeners),
+`decode` (bytes -> `Record`, counted: the one place), `record` (the record and its JSON form),
+`pipeline` (the writer thread), `sinks/` (sqlite, jsonl, stdout, forward), `store/` (schema,
+query, the store, its writer process), `render` (lines for a person), `stats`, `server`
+(`Collector`, which wires them).
 """
 
-from syslogkit.transports.tls import fingerprint
+from syslogkit.transports.tls import ServerTLSConfig, fingerprint
 
-from .record import Record, parse_frame, record_to_dict
-from .server import (
-    Collector,
-    CollectorThread,
-    Limits,
-    ListenAddress,
-    TLSConfig,
-    parse_listen_url,
-)
-from .sinks import (
-    ForwardSink,
-    JsonLinesSink,
-    Pipeline,
-    Sink,
-    SQLiteSink,
-    StdoutSink,
-    format_human,
-)
+from .config import Limits, ListenAddress, parse_listen_url, zone_of
+from .decode import Decoder, parse_frame
+from .pipeline import Pipeline
+from .record import NOTED, PARSED, UNPARSED, Record, record_to_dict
+from .render import format_human
+from .server import Collector, CollectorThread, TLSConfig
+from .sinks import ForwardSink, JsonLinesSink, Sink, SQLiteSink, StdoutSink
 from .store import Filters, Store, StoreError
 
 __all__ = [
+    "NOTED",
+    "PARSED",
+    "UNPARSED",
     "Collector",
     "CollectorThread",
+    "Decoder",
     "Filters",
     "ForwardSink",
     "JsonLinesSink",
@@ -46,6 +45,7 @@ __all__ = [
     "Pipeline",
     "Record",
     "SQLiteSink",
+    "ServerTLSConfig",
     "Sink",
     "StdoutSink",
     "Store",
@@ -56,4 +56,5 @@ __all__ = [
     "parse_frame",
     "parse_listen_url",
     "record_to_dict",
+    "zone_of",
 ]

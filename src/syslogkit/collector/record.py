@@ -12,29 +12,32 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Final
 
-from syslogkit.codec.detect import is_rfc5424, parse
-from syslogkit.codec.message import ParseError, SDElement, SyslogMessage
-from syslogkit.codec.rfc3164 import parse_3164
-from syslogkit.codec.rfc5424 import parse_5424
+from syslogkit.codec.message import SDElement, SyslogMessage
 
 __all__ = [
+    "NOTED",
+    "PARSED",
+    "UNPARSED",
     "Record",
-    "parse_frame",
     "record_to_dict",
     "record_to_json",
     "sd_from_json",
     "sd_to_json",
 ]
 
-_REPLACEMENT = "\ufffd"
+#: `Record.status`: parsed cleanly; parsed with a note (lenient or assumed fields, a framing
+#: note); not parsed at all (not even a PRI could be read: stored raw)
+PARSED: Final = "parsed"
+NOTED: Final = "noted"
+UNPARSED: Final = "unparsed"
 _escape: Callable[[str], str] = json.encoder.encode_basestring
 
 
 @dataclass(slots=True)
 class Record:
-    """One received frame.
+    """One received frame (built by keyword, in `collector.decode` only, and by the store).
 
     `message` is the lenient parse (None only when even that failed); `error` is the strict parse
     error or the framing error, None when the frame is a clean message. `msg_bytes` holds MSG when
@@ -53,63 +56,16 @@ class Record:
     tls_fingerprint: str | None = None
     id: int | None = None
 
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, ParseError):
-        return f"{exc.reason} (column {exc.column})"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _msg_bytes(raw: bytes, msg: str) -> bytes | None:
-    """The octets of a MSG that is not valid UTF-8: the suffix of `raw` that decodes to `msg`.
-
-    The parsers decode MSG with replacement characters; the header before it is ASCII in every
-    format, so its length in octets is its length in characters. None when that does not hold.
-    """
-    text = raw.decode("utf-8", "replace")
-    if not text.endswith(msg):
-        return None
-    prefix = text[: len(text) - len(msg)]
-    if _REPLACEMENT in prefix:
-        return None
-    candidate = raw[len(prefix.encode("utf-8")) :]
-    if candidate.decode("utf-8", "replace") != msg:
-        return None
-    return candidate
-
-
-def parse_frame(
-    raw: bytes, *notes: str | None
-) -> tuple[SyslogMessage | None, str | None, bytes | None]:
-    """Parse one frame: (message, error, msg_bytes).
-
-    Strict first (one parse for a clean message); on a fault the strict error is kept and the
-    lenient parse is stored. A MSG that is not valid UTF-8 comes back as bytes. `notes` (what
-    the transport found wrong with the frame: truncated, cut off, ...) come first in `error`.
-
-    The strict parse is `parse(raw, mode="strict")` without its argument checks: the format is
-    told apart here (`is_rfc5424`) and the parser called directly.
-    """
-    if any(notes):
-        parsed, fault, octets = parse_frame(raw)
-        return parsed, "; ".join(note for note in (*notes, fault) if note), octets
-    error: str | None = None
-    message: SyslogMessage | None
-    try:
-        message = parse_5424(raw, "strict") if is_rfc5424(raw) else parse_3164(raw, "strict")
-    except Exception as exc:  # ParseError, or anything a parser bug raises: never lose the frame
-        error = _describe(exc)
-        try:
-            message = parse(raw, mode="lenient")
-        except Exception as exc2:
-            return None, f"{error}; lenient: {_describe(exc2)}", None
-    text = message.msg
-    if text is not None and _REPLACEMENT in text:
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return message, error, _msg_bytes(raw, text)
-    return message, error, None
+    @property
+    def status(self) -> str:
+        """`PARSED` (no note), `NOTED` (a note, and the lenient parse read at least the PRI)
+        or `UNPARSED` (stored raw). The store's `Filters.status` selects the same split."""
+        if self.error is None:
+            return PARSED
+        message = self.message
+        if message is None or message.facility is None:
+            return UNPARSED
+        return NOTED
 
 
 # -- JSON form ----------------------------------------------------------------------------------

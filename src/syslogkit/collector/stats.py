@@ -15,8 +15,9 @@ __all__ = ["ListenerStats", "PipelineStats"]
 class ListenerStats:
     """What one listener saw.
 
-    `received` counts frames, `parsed` those that parsed strictly, `failed` those stored with a
-    parse or framing error (`framing` counts the framing errors by reason: truncated frames, ...);
+    `received` counts frames; each is counted once more as `parsed` (cleanly), `noted` (parsed,
+    stored with a note: lenient or assumed fields, a framing note) or `unparsed` (not even a PRI
+    could be read: stored raw); `framing` counts the framing faults by kind (truncated, ...);
     `dropped` counts, by reason, what was not stored and the connections the collector cut or
     refused (`refused` counts connections beyond the limit).
     """
@@ -26,11 +27,12 @@ class ListenerStats:
         "bytes",
         "connections",
         "dropped",
-        "failed",
         "framing",
+        "noted",
         "parsed",
         "received",
         "refused",
+        "unparsed",
         "url",
     )
 
@@ -38,7 +40,8 @@ class ListenerStats:
         self.url = url
         self.received = 0
         self.parsed = 0
-        self.failed = 0
+        self.noted = 0
+        self.unparsed = 0
         self.bytes = 0
         self.connections = 0
         self.active = 0
@@ -51,7 +54,8 @@ class ListenerStats:
             "url": self.url,
             "received": self.received,
             "parsed": self.parsed,
-            "failed": self.failed,
+            "noted": self.noted,
+            "unparsed": self.unparsed,
             "bytes": self.bytes,
             "connections": self.connections,
             "active": self.active,

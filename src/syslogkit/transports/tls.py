@@ -1,4 +1,5 @@
-"""TLS client settings: SSLContext building, hostname check and certificate fingerprint pinning.
+"""TLS settings: client contexts (hostname check, certificate fingerprint pinning) and the one
+server settings class (`ServerTLSConfig`, the collector's listeners).
 
 A pinned fingerprint (RFC 5425 §4.2.2 `sha-256:AB:CD:...`/`sha-1:...`, or rsyslog's
 `SHA256:ab:cd:...`/`SHA1:...`, any case) replaces CA validation and the hostname check; it is
@@ -19,6 +20,7 @@ from typing import Final
 __all__ = [
     "FingerprintMismatch",
     "Pin",
+    "ServerTLSConfig",
     "TLSConfig",
     "build_context",
     "check_fingerprint",
@@ -142,6 +144,33 @@ def build_server_context(
             context.load_verify_locations(cafile=ca_file, capath=ca_dir)
         context.verify_mode = CLIENT_AUTH[client_auth]
     return context
+
+
+@dataclass(frozen=True)
+class ServerTLSConfig:
+    """The server side of TLS (collector listeners), spelled like the client's options.
+
+    `client_auth`: "none" (no client certificate asked), "optional" (verified against the CA
+    when sent), "required" (a client without a certificate chaining to the CA is refused).
+    """
+
+    cert_file: str
+    key_file: str | None = None
+    ca_file: str | None = None
+    ca_dir: str | None = None
+    client_auth: str = "optional"
+    key_password: str | None = None
+
+    def context(self) -> ssl.SSLContext:
+        """A new server context from these settings (`build_server_context`)."""
+        return build_server_context(
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+            key_password=self.key_password,
+            ca_file=self.ca_file,
+            ca_dir=self.ca_dir,
+            client_auth=self.client_auth,
+        )
 
 
 def build_context(

@@ -1,0 +1,311 @@
+"""`syslogkit tail` and `syslogkit query`: read a collector's store (opened read-only).
+
+Each `*_main(argv)` takes the arguments after the subcommand and returns the exit status; a
+user's mistake raises `CliError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from syslogkit.cli.collect import DEFAULT_DB, parse_time
+from syslogkit.cli.main import CliError
+from syslogkit.codec.message import Facility, Severity
+from syslogkit.collector.record import NOTED, UNPARSED
+
+__all__ = ["query_main", "tail_main"]
+
+
+def _severity(text: str) -> int:
+    value = text.strip().lower()
+    value = value.removeprefix("*.")
+    try:
+        return int(Severity.coerce(int(value) if value.isdigit() else value))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _facility(text: str) -> int:
+    value = text.strip().lower()
+    try:
+        return int(Facility.coerce(int(value) if value.isdigit() else value))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _filter_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help=f"default ./{DEFAULT_DB}")
+    f = p.add_argument_group("filters (all must match; repeat --host/--app for any of several)")
+    f.add_argument("--host", action="append", metavar="NAME", help="HOSTNAME equals")
+    f.add_argument("--app", action="append", metavar="NAME", help="APP-NAME (tag) equals")
+    f.add_argument(
+        "-p",
+        "--severity",
+        metavar="LEVEL",
+        help="at or above this importance, as rsyslog's *.LEVEL (warning: emerg..warning)",
+    )
+    f.add_argument("--facility", action="append", metavar="NAME", help="facility (local0, ...)")
+    f.add_argument(
+        "--transport", action="append", choices=("udp", "tcp", "tls", "relp", "relp+tls")
+    )
+    f.add_argument("-s", "--search", metavar="TEXT", help="full-text search in MSG (FTS5 query)")
+    f.add_argument(
+        "--errors", action="store_true", help="only messages that did not parse (stored raw)"
+    )
+    f.add_argument(
+        "--noted",
+        action="store_true",
+        help="only messages parsed with a note (lenient or assumed fields, truncated, ...)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per message")
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour by severity (auto: on a terminal, unless NO_COLOR is set)",
+    )
+
+
+def _filters(args: argparse.Namespace) -> Any:
+    from syslogkit.collector import Filters
+
+    return Filters(
+        hosts=tuple(args.host or ()),
+        apps=tuple(args.app or ()),
+        severity=_severity(args.severity) if args.severity else None,
+        facilities=tuple(_facility(f) for f in args.facility or ()),
+        transports=tuple(args.transport or ()),
+        search=args.search,
+        status=_status(args),
+    )
+
+
+def _status(args: argparse.Namespace) -> str | None:
+    if args.errors and args.noted:
+        raise CliError("--errors and --noted select different messages: give one")
+    if args.errors:
+        return UNPARSED
+    return NOTED if args.noted else None
+
+
+def _colour(args: argparse.Namespace, stream: IO[str]) -> bool:
+    if args.color == "always":
+        return True
+    if args.color == "never":
+        return False
+    return stream.isatty() and os.environ.get("NO_COLOR") is None
+
+
+def _open_store(path: str) -> Any:
+    from syslogkit.collector import Store, StoreError
+
+    try:
+        return Store(path, readonly=True)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _emit(records: Sequence[Any], args: argparse.Namespace, out: IO[str], colour: bool) -> None:
+    from syslogkit.collector import format_human, record_to_dict
+
+    if args.json:
+        text = "".join(
+            json.dumps(record_to_dict(r), ensure_ascii=False, default=str) + "\n" for r in records
+        )
+    else:
+        text = "".join(format_human(r, color=colour) + "\n" for r in records)
+    out.write(text)
+    out.flush()
+
+
+TAIL_EPILOG = """examples:
+  syslogkit tail                          # the last 10 messages of ./syslog.db, then follow
+  syslogkit tail -p warning --app sshd    # warning and more important, from sshd
+  syslogkit tail -n 0 --json | jq .msg
+  syslogkit tail --no-follow -n 100 --host web1"""
+
+
+def tail_main(argv: Sequence[str]) -> int:
+    """`syslogkit tail`: the last messages of a store, then new ones as they are committed."""
+    p = argparse.ArgumentParser(
+        prog="syslogkit tail",
+        description="Show the last messages of a syslogkit store and follow new ones.",
+        epilog=TAIL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _filter_arguments(p)
+    p.add_argument("-n", "--lines", type=int, default=10, metavar="N", help="start with the last N")
+    p.add_argument("--no-follow", action="store_true", help="print and exit")
+    p.add_argument("--interval", type=float, default=0.25, metavar="SECONDS", help="poll period")
+    args = p.parse_args(list(argv))
+    out = sys.stdout
+    colour = _colour(args, out)
+    filters = _filters(args)
+    stop = False
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        if not args.no_follow:
+            while not Path(args.db).exists() and not stop:
+                time.sleep(args.interval)
+        if stop:
+            return 0
+        store = _open_store(args.db)
+        try:
+            last = store.last_id()
+            if args.lines > 0:
+                recent = store.query(filters, limit=args.lines, newest_first=True)
+                recent.reverse()
+                _emit(recent, args, out, colour)
+            if args.no_follow:
+                return 0
+            while not stop:
+                filters.after_id = last
+                new = store.query(filters, limit=1000)
+                if new:
+                    _emit(new, args, out, colour)
+                    last = new[-1].id or last
+                    continue
+                last = max(last, store.last_id())
+                time.sleep(args.interval)
+        finally:
+            store.close()
+    except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+QUERY_EPILOG = """examples:
+  syslogkit query --since 1h -p err                   # errors of the last hour
+  syslogkit query --search 'disk AND full' --host db1
+  syslogkit query --since 2026-01-31T00:00:00Z --until 2026-02-01 --json
+  syslogkit query --errors --json                     # what did not parse, with the raw bytes
+  syslogkit query --noted --count                     # parsed with a note (assumed zone, ...)
+  syslogkit query --count --app nginx
+
+times: RFC 3339 / ISO 8601 (local time without a zone), 10m, 2h ago, today, epoch seconds."""
+
+
+def query_main(argv: Sequence[str]) -> int:
+    """`syslogkit query`: messages of a store by time range, filters and full-text search."""
+    p = argparse.ArgumentParser(
+        prog="syslogkit query",
+        description="Search the messages of a syslogkit store.",
+        epilog=QUERY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _filter_arguments(p)
+    p.add_argument("--since", metavar="TIME", help="message time at or after")
+    p.add_argument("--until", metavar="TIME", help="message time before")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N messages")
+    p.add_argument("--newest-first", action="store_true", help="newest first (default oldest)")
+    p.add_argument("--count", action="store_true", help="print only how many match")
+    args = p.parse_args(list(argv))
+    filters = _filters(args)
+    filters.since = parse_time(args.since) if args.since else None
+    filters.until = parse_time(args.until) if args.until else None
+    store = _open_store(args.db)
+    out = sys.stdout
+    try:
+        if args.count:
+            print(store.count(filters), file=out)
+            return 0
+        records = store.iter_query(filters, limit=args.limit, newest_first=args.newest_first)
+        if args.json:
+            batch: list[Any] = []
+            for record in records:
+                batch.append(record)
+                if len(batch) >= 1000:
+                    _emit(batch, args, out, False)
+                    batch = []
+            _emit(batch, args, out, False)
+        else:
+            _table(list(records), out, _colour(args, out))
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+    except Exception as exc:
+        from syslogkit.collector import StoreError
+
+        if isinstance(exc, StoreError):
+            raise CliError(str(exc)) from None
+        raise
+    finally:
+        store.close()
+    return 0
+
+
+def _table(records: Sequence[Any], out: IO[str], colour: bool) -> None:
+    from syslogkit.collector.render import colour as coloured
+
+    headers = ("ID", "TIME", "HOST", "APP", "SEVERITY", "MESSAGE")
+    rows: list[tuple[str, ...]] = []
+    severities: list[int | None] = []
+    for r in records:
+        m = r.message
+        if m is None:
+            when = datetime.fromtimestamp(r.received_at, timezone.utc).astimezone()
+            rows.append(
+                (
+                    str(r.id),
+                    when.isoformat(timespec="seconds"),
+                    "-",
+                    "-",
+                    "-",
+                    "!unparsed " + r.raw.decode("utf-8", "replace"),
+                )
+            )
+            severities.append(None)
+            continue
+        ts = m.timestamp or datetime.fromtimestamp(r.received_at).astimezone()
+        text = (m.msg or "").replace("\r", "\\r").replace("\n", "\\n")
+        if r.error:
+            text += f"  (! {r.error})"
+        rows.append(
+            (
+                str(r.id),
+                ts.isoformat(timespec="seconds"),
+                m.hostname or "-",
+                (m.app_name or "-") + (f"[{m.procid}]" if m.procid else ""),
+                m.severity.name.lower() if m.severity is not None else "-",
+                text,
+            )
+        )
+        severities.append(None if m.severity is None else int(m.severity))
+    widths = [len(h) for h in headers[:-1]]
+    for row in rows:
+        for i, cell in enumerate(row[:-1]):
+            widths[i] = min(max(widths[i], len(cell)), 40)
+
+    def line(cells: Sequence[str]) -> str:
+        return (
+            "  ".join(c[:w].ljust(w) for c, w in zip(cells[:-1], widths, strict=True))
+            + "  "
+            + cells[-1]
+        )
+
+    out.write(line(headers) + "\n")
+    for row, sev in zip(rows, severities, strict=True):
+        text = line(row)
+        out.write((coloured(text, sev) if colour else text) + "\n")
+    out.flush()

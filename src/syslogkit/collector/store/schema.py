@@ -1,0 +1,267 @@
+"""The store's schema, and a record as a row and back (`make_row`, `record_from_row`).
+
+Every record is kept with its raw bytes and its parse error; a MSG that is not valid UTF-8 is
+kept as bytes in `msg_bytes` (SQLite text cannot hold it) next to its decoding with replacement
+characters in `msg`, which the full-text index covers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone, tzinfo
+from typing import Any
+
+from syslogkit.codec.message import Facility, Severity, SyslogMessage
+
+from ..record import Record, sd_from_json, sd_to_json
+
+__all__ = [
+    "COLUMNS",
+    "INSERT",
+    "INSERT_FTS",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "SELECT",
+    "make_row",
+    "record_from_row",
+    "statements",
+]
+
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    time REAL NOT NULL,
+    timestamp TEXT,
+    facility INTEGER,
+    severity INTEGER,
+    version INTEGER,
+    hostname TEXT,
+    app_name TEXT,
+    procid TEXT,
+    msgid TEXT,
+    sd TEXT,
+    msg TEXT,
+    msg_bytes BLOB,
+    bom INTEGER NOT NULL DEFAULT 0,
+    raw BLOB NOT NULL,
+    error TEXT,
+    transport TEXT,
+    peer TEXT,
+    listener TEXT,
+    tls_subject TEXT,
+    tls_fingerprint TEXT,
+    extra TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_time ON messages(time);
+CREATE INDEX IF NOT EXISTS messages_host ON messages(hostname, time);
+CREATE INDEX IF NOT EXISTS messages_app ON messages(app_name, time);
+CREATE INDEX IF NOT EXISTS messages_severity ON messages(severity, time);
+CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts
+    USING fts5(msg, content='messages', content_rowid='id');
+DROP TRIGGER IF EXISTS messages_ai;
+CREATE TRIGGER IF NOT EXISTS messages_ad AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, msg) VALUES ('delete', old.id, old.msg);
+END;
+"""
+
+COLUMNS = (
+    "received_at, time, timestamp, facility, severity, version, hostname, app_name, procid,"
+    " msgid, sd, msg, msg_bytes, bom, raw, error, transport, peer, listener, tls_subject,"
+    " tls_fingerprint, extra"
+)
+#: stands for NULL in a row made by `make_row`: the sqlite3 module binds None through its
+#: adapter lookup (a tuple, a dict miss, two attribute lookups: about 0.4 us a column, a third
+#: of a row's insert), an int directly; the INSERT turns it back into NULL with NULLIF. No
+#: nullable column holds -1 otherwise (the text columns hold text, the numbers are >= 0).
+_NULL = -1
+_NOT_NULL = frozenset({"received_at", "time", "bom", "raw"})
+INSERT = "INSERT INTO messages ({}) VALUES ({})".format(
+    COLUMNS,
+    ", ".join("?" if name in _NOT_NULL else f"NULLIF(?, {_NULL})" for name in COLUMNS.split(", ")),
+)
+INSERT_FTS = (
+    "INSERT INTO messages_fts(rowid, msg) SELECT id, msg FROM messages WHERE id >= ? AND msg <> ''"
+)
+SELECT = f"SELECT id, {COLUMNS} FROM messages"
+
+
+_iso_seconds: dict[tuple[int, tzinfo], tuple[str, str]] = {}
+
+
+def _isoformat(ts: datetime, when: float) -> str:
+    """`ts.isoformat()`, with the text up to the second remembered per second and offset: the
+    messages of a batch mostly share both, and `isoformat` costs several times more."""
+    tz = ts.tzinfo
+    if type(tz) is not timezone:  # a zone with DST: the same instant may read two ways
+        return ts.isoformat()
+    us = ts.microsecond
+    key = (round(when - us / 1e6), tz)  # whole seconds: exact, whatever the float's precision
+    parts = _iso_seconds.get(key)
+    if parts is None:
+        text = ts.replace(microsecond=0).isoformat()
+        parts = (text[:19], text[19:])  # YYYY-MM-DDTHH:MM:SS, then the offset
+        if len(_iso_seconds) >= 4096:
+            _iso_seconds.clear()
+        _iso_seconds[key] = parts
+    if us:
+        return f"{parts[0]}.{us:06d}{parts[1]}"
+    return parts[0] + parts[1]
+
+
+def _row(record: Record) -> tuple[Any, ...]:
+    n = _NULL
+    m = record.message
+    tls_subject: Any = record.tls_subject
+    tls_fingerprint: Any = record.tls_fingerprint
+    if tls_subject is None:
+        tls_subject = n
+    if tls_fingerprint is None:
+        tls_fingerprint = n
+    msg_bytes: Any = record.msg_bytes
+    if msg_bytes is None:
+        msg_bytes = n
+    error: Any = record.error
+    if error is None:
+        error = n
+    if m is None:
+        at = record.received_at
+        return (at, at, n, n, n, n, n, n, n, n, n, n, msg_bytes, 0, record.raw, error,
+                record.transport, record.peer, record.listener, tls_subject, tls_fingerprint,
+                n)  # fmt: skip
+    ts = m.timestamp
+    timestamp: Any
+    if ts is not None:
+        try:
+            when = ts.timestamp()
+        except (OverflowError, OSError, ValueError):
+            when = record.received_at
+            timestamp = ts.isoformat()
+        else:
+            timestamp = _isoformat(ts, when)
+    else:
+        timestamp = n
+        when = record.received_at
+    facility = m.facility
+    severity = m.severity
+    version = m.version
+    hostname = m.hostname
+    app_name = m.app_name
+    procid = m.procid
+    msgid = m.msgid
+    msg = m.msg
+    return (
+        record.received_at,
+        when,
+        timestamp,
+        n if facility is None else int(facility),  # a plain int binds twice as fast
+        n if severity is None else int(severity),
+        n if version is None else version,
+        n if hostname is None else hostname,
+        n if app_name is None else app_name,
+        n if procid is None else procid,
+        n if msgid is None else msgid,
+        sd_to_json(m.structured_data) if m.structured_data else n,
+        n if msg is None else msg,
+        msg_bytes,
+        1 if m.bom else 0,
+        record.raw,
+        error,
+        record.transport,
+        record.peer,
+        record.listener,
+        tls_subject,
+        tls_fingerprint,
+        json.dumps(m.extra, ensure_ascii=False, default=str) if m.extra else n,
+    )
+
+
+#: a record as the row `Store.insert_rows` takes: plain values, `_NULL` for NULL
+make_row = _row
+
+
+def record_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Record:
+    (
+        rowid,
+        received_at,
+        _time,
+        timestamp,
+        facility,
+        severity,
+        version,
+        hostname,
+        app_name,
+        procid,
+        msgid,
+        sd,
+        msg,
+        msg_bytes,
+        bom,
+        raw,
+        error,
+        transport,
+        peer,
+        listener,
+        tls_subject,
+        tls_fingerprint,
+        extra,
+    ) = row
+    message: SyslogMessage | None = None
+    parsed = not (
+        timestamp is None
+        and facility is None
+        and severity is None
+        and version is None
+        and hostname is None
+        and app_name is None
+        and msg is None
+        and error is not None
+    )
+    if parsed:
+        message = SyslogMessage(
+            facility=None if facility is None else Facility(facility),
+            severity=None if severity is None else Severity(severity),
+            version=version,
+            timestamp=None if timestamp is None else datetime.fromisoformat(timestamp),
+            hostname=hostname,
+            app_name=app_name,
+            procid=procid,
+            msgid=msgid,
+            structured_data=sd_from_json(sd),
+            msg=msg,
+            bom=bool(bom),
+            raw=bytes(raw),
+            extra=json.loads(extra) if extra else None,
+        )
+    return Record(
+        raw=bytes(raw),
+        received_at=received_at,
+        transport=transport,
+        peer=peer,
+        listener=listener,
+        message=message,
+        error=error,
+        msg_bytes=None if msg_bytes is None else bytes(msg_bytes),
+        tls_subject=tls_subject,
+        tls_fingerprint=tls_fingerprint,
+        id=rowid,
+    )
+
+
+def statements(script: str) -> list[str]:
+    """The statements of the schema (triggers hold semicolons, so split on `END;` too)."""
+    out: list[str] = []
+    buf = ""
+    for line in script.strip().splitlines():
+        buf += line + "\n"
+        stripped = line.strip()
+        if stripped == "END;" or (stripped.endswith(";") and "BEGIN" not in buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out
