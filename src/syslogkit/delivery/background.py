@@ -1,43 +1,60 @@
 """Background delivery: the caller enqueues, one writer thread per handler does all the I/O.
 
-The caller's whole share of a record is appending its encoded frame to a bounded in-memory
-queue: it never waits on a lock held across I/O, never touches the network or the disk, and a
-full queue drops a record (the newest, or the oldest when `overflow="drop_oldest"`), counted as
-`dropped_overflow`. One writer thread (started at the first record) resolves, connects, and
-writes many frames per `sendall` (datagrams one per `send`).
+The caller's share of a record is appending its encoded frame to a bounded in-memory queue; it
+never touches the network or the disk. One writer thread (started at the first record)
+resolves, connects, and writes many frames per `sendall` (datagrams one per `send`). How the
+writer learns that a write was delivered (RELP answers, the kernel's `SIOCOUTQ` count, nothing
+for datagrams) is a strategy chosen once (`syslogkit.delivery.confirm`); this module is the
+queue, the caller's admission rules and the writer's loop.
+
+When the queue fills (decisions of issue 11, after rsyslog, logback and log4j2):
+
+- Back-pressure: a full queue with a live collector makes the caller wait for room, at most
+  `block_timeout` seconds (2 s, rsyslog's `queue.timeoutEnqueue`), then drops the record
+  (`dropped_overflow`; with `overflow="drop_oldest"` the oldest queued one instead). A slow
+  collector slows the application to its pace and loses nothing.
+- No waiting on a dead collector: once the writer knows it is unreachable (connect or handshake
+  failing, backoff running), or a wait expired without the writer taking a single record (the
+  writer is stuck in a write or waits for answers that do not come), calls do not wait until
+  the writer moves again. An outage costs the application at most one bounded wait.
+- Shedding: past the high-water mark (`high_water`, 80% of the queue) records less severe than
+  `shed_below` (the handler's default: WARNING; None here) are dropped first (`dropped_shed`), so that the ones that matter fit.
+  The severity is read from the frame's PRI, only past the mark (nothing on the common path).
+- With a spool (`spool_dir`) nothing is shed: past the mark, and while the collector is
+  unreachable, the writer moves what is in memory to disk, in order; it is replayed first.
 
 What happens to a record that could not be delivered at once:
 
 - The write failed: the frames of that write are written again on the next connection, ahead of
-  everything queued after them.
-- Plain TCP/TLS/unix stream: records written on a connection that then broke and that the
-  peer's kernel had not acknowledged (Linux `SIOCOUTQ`, see `syslogkit.delivery.outq`) are written
-  again; those it had acknowledged since the connection's last confirmed point are counted as
-  `maybe_lost` (the honest bound: TCP cannot say whether the collector kept them).
-- RELP: every message not acknowledged when a session broke is sent again on the next one
-  (at-least-once; counted as `resent`). Nothing is lost silently.
-- A datagram over the path's size limit (`EMSGSIZE`) is dropped and counted (`too_large`), never
-  written again: another connection would not make it fit.
-- With a spool (`spool_dir`): while the collector is unreachable the writer moves queued
-  records to disk; once it is reachable they are replayed in order, before anything newer, and a
-  replayed record is removed from the disk only once written (RELP: acknowledged). Records left
-  on disk at exit are replayed by the next process that uses the same directory.
+  everything queued after them; what the broken connection held is decided by the strategy
+  (RELP: every unanswered record, `resent`; TCP: what the kernel had not acknowledged, the rest
+  counted as `maybe_lost`).
+- With a spool: records on disk are replayed in order, before anything newer, and removed only
+  once written (RELP: acknowledged). Records left on disk at exit are replayed by the next
+  process that uses the same directory.
+
+Shutdown: `flush()` and `close()` with no timeout (as `logging.shutdown()` calls them) keep
+waiting while the writer makes progress, and give up after `shutdown_stall` seconds without
+any (3 s) or `shutdown_max` in all (30 s); with a timeout, that is the bound. What is left goes
+to the spool, or is dropped, counted, and told in one line on stderr (how many, to where, and
+`spool_dir=` to keep them next time).
+
+Reporting: records really lost are never silent. The first drop of an episode is told in one
+line (at most one per `notice_interval`, 30 s) through the reporter as a `DeliveryNotice`; a
+connection that broke and came back without losing anything is only counted (`reconnects`,
+`resent`, `errors`). A collector never reached is reported once (a wrong address shows at once).
 
 Counters (in the shared `Stats`): `queued` (taken from the queue by the writer), `sent` (written
-for the first time), `resent` (written again after a broken connection), `spooled` (written to
-the spool), `replayed` (sent from the spool), `acknowledged` (RELP), `maybe_lost`, `reconnects`,
-`errors`, and `dropped` split by reason (`overflow`, `closed`, `spool_full`, `spool_error`,
-`torn`, `refused`, `timeout`, `unreachable`, ...). Once the writer is idle,
-records logged == queued + dropped at the door (`overflow`, `closed`).
+for the first time), `resent`, `spooled`, `replayed`, `acknowledged` (RELP), `maybe_lost`,
+`reconnects`, `errors`, and `dropped` split by reason (`overflow`, `shed`, `closed`,
+`spool_full`, `spool_error`, `torn`, `refused`, `timeout`, `unreachable`, ...). Once the writer
+is idle, records logged == queued + dropped at the door (`overflow`, `shed`, `closed`,
+`reentrant`).
 
-Records logged from inside the send path (the writer thread: a transport or the error reporter
-logging into the same handler) are queued like any other, but at most `REENTRANT_MAX` of them
-after each record from the application; more are dropped as `reentrant`, so a write that logs
-cannot feed the queue for ever.
-
-`flush(timeout)` and `close(timeout)` wait at most `timeout` seconds (5 s when None, since
-`logging.shutdown()` passes nothing). After `fork()` the child has an empty queue and starts a
-writer of its own at its first record; the parent's queue and connection stay the parent's.
+Records logged from inside the send path (the writer thread) are queued like any other, but at
+most `REENTRANT_MAX` of them after each record from the application (more are `reentrant`
+drops), and the writer never waits for room. After `fork()` the child has an empty queue and
+starts a writer of its own at its first record.
 """
 
 from __future__ import annotations
@@ -47,13 +64,27 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final
 
-from syslogkit.delivery.base import REENTRANT_MAX, ErrorReporter, Stats, reset_after_fork
-from syslogkit.delivery.outq import Ledger
-from syslogkit.delivery.spool import FLAG_SENT, Spool, Ticket
+from syslogkit.codec.message import Severity
+from syslogkit.delivery.base import (
+    REENTRANT_MAX,
+    DeliveryNotice,
+    ErrorReporter,
+    Stats,
+    reset_after_fork,
+)
+from syslogkit.delivery.confirm import (
+    Batch,
+    BatchFailed,
+    Books,
+    Item,
+    confirmation_for,
+)
+from syslogkit.delivery.spool import FLAG_SENT, Spool
 from syslogkit.transports.base import Transport, TransportError
+from syslogkit.transports.failover import Switching
+from syslogkit.transports.relp import Acknowledging
 
 __all__ = ["OVERFLOW", "REENTRANT_MAX", "Acknowledging", "BackgroundDelivery"]
 
@@ -61,10 +92,15 @@ __all__ = ["OVERFLOW", "REENTRANT_MAX", "Acknowledging", "BackgroundDelivery"]
 OVERFLOW: Final = ("drop_newest", "drop_oldest")
 DEFAULT_QUEUE_SIZE: Final = 10_000
 DEFAULT_TIMEOUT: Final = 5.0
+DEFAULT_BLOCK_TIMEOUT: Final = 2.0
+DEFAULT_HIGH_WATER: Final = 0.8
+DEFAULT_SHUTDOWN_STALL: Final = 3.0
+DEFAULT_SHUTDOWN_MAX: Final = 30.0
+NOTICE_INTERVAL: Final = 30.0
 _BATCH_BYTES: Final = 64 * 1024
-_BATCH_RECORDS: Final = 2048
 _IDLE: Final = 1.0  # seconds the idle writer sleeps between housekeeping rounds
-_ACK_POLL: Final = 0.02  # seconds the writer waits for RELP answers between queue checks
+_ACK_POLL: Final = 0.02  # seconds the writer waits for confirmations between queue checks
+_ROOM_POLL: Final = 0.05  # a waiting caller re-checks the queue at least this often
 _get_ident: Final = threading.get_ident
 _COUNTERS: Final = (
     "queued",
@@ -76,65 +112,22 @@ _COUNTERS: Final = (
     "maybe_lost",
 )
 
-#: A record in the writer's hands: frame, spool ticket (None when it came from memory), and
-#: whether it had been written to a connection before.
-Item = tuple[bytes, "Ticket | None", bool]
+
+def severity_of(frame: bytes) -> int | None:
+    """The severity in a frame's PRI (`<13>...`, after an octet count on streams), or None."""
+    start = frame.find(b"<", 0, 12)
+    if start < 0:
+        return None
+    end = frame.find(b">", start + 1, start + 5)
+    digits = frame[start + 1 : end]
+    if end < 0 or not digits.isdigit():
+        return None
+    return int(digits) & 7
 
 
-class _Batch:
-    """Records written together. `tickets` and `before` (per record: spool ticket, written
-    before) are None in the common case: all fresh from the in-memory queue."""
-
-    __slots__ = ("before", "frames", "tickets")
-
-    def __init__(
-        self,
-        frames: list[bytes],
-        tickets: list[Ticket | None] | None = None,
-        before: list[bool] | None = None,
-    ) -> None:
-        self.frames = frames
-        self.tickets = tickets
-        self.before = before
-
-    @classmethod
-    def of(cls, items: Sequence[Item]) -> _Batch:
-        tickets = [item[1] for item in items]
-        before = [item[2] for item in items]
-        return cls(
-            [item[0] for item in items],
-            tickets if any(t is not None for t in tickets) else None,
-            before if any(before) else None,
-        )
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def items(self, start: int = 0) -> list[Item]:
-        frames = self.frames[start:]
-        n = len(frames)
-        tickets = self.tickets[start:] if self.tickets is not None else [None] * n
-        before = self.before[start:] if self.before is not None else [False] * n
-        return list(zip(frames, tickets, before, strict=True))
-
-    def spooled(self, stop: int | None = None) -> list[Ticket]:
-        if self.tickets is None:
-            return []
-        return [ticket for ticket in self.tickets[:stop] if ticket is not None]
-
-
-@runtime_checkable
-class Acknowledging(Protocol):
-    """A transport whose collector acknowledges each message (RELP)."""
-
-    window: int
-
-    def send_messages(self, messages: Sequence[bytes]) -> None:
-        """Write messages (at most the free window); TransportError when the session broke."""
-
-    def acknowledged(self, timeout: float) -> list[bool]:
-        """Answers that arrived (waiting up to `timeout` for the first), in sending order:
-        True for taken, False for refused. TransportError when the session broke."""
+def coerce_shed_below(value: int | str | None) -> int | None:
+    """`shed_below`: a Severity, its name (`"warning"`) or number (0..7), or None (no shedding)."""
+    return None if value is None else int(Severity.coerce(value))
 
 
 class BackgroundDelivery:
@@ -148,11 +141,16 @@ class BackgroundDelivery:
         report: ErrorReporter | None = None,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         overflow: str = "drop_newest",
+        block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
+        shed_below: int | str | None = None,
+        high_water: float = DEFAULT_HIGH_WATER,
         spool: Spool | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
         spool_max_bytes: int = 64 * 1024 * 1024,
         batch_bytes: int = _BATCH_BYTES,
         timeout: float = DEFAULT_TIMEOUT,
+        shutdown_stall: float = DEFAULT_SHUTDOWN_STALL,
+        shutdown_max: float = DEFAULT_SHUTDOWN_MAX,
         name: str = "syslogkit-writer",
     ) -> None:
         if queue_size < 1:
@@ -161,6 +159,10 @@ class BackgroundDelivery:
             raise ValueError(f"overflow must be one of {OVERFLOW}, not {overflow!r}")
         if timeout <= 0:
             raise ValueError("timeout must be > 0 seconds")
+        if block_timeout < 0 or shutdown_stall <= 0 or shutdown_max <= 0:
+            raise ValueError("block_timeout >= 0, shutdown_stall and shutdown_max > 0 seconds")
+        if not 0 < high_water <= 1:
+            raise ValueError("high_water is a fraction of the queue: 0 < high_water <= 1")
         self.transport = transport
         self.stats = stats if stats is not None else Stats()
         for key in _COUNTERS:
@@ -169,22 +171,38 @@ class BackgroundDelivery:
         self.queue_size = queue_size
         self.overflow = overflow
         self._drop_oldest = overflow == "drop_oldest"
+        self.block_timeout = block_timeout
+        self.shutdown_stall = shutdown_stall
+        self.shutdown_max = shutdown_max
         if spool is None and spool_dir is not None:
             spool = Spool(spool_dir, max_bytes=spool_max_bytes, drop=self.stats.drop)
         self._spool = spool
         if spool is not None:
             self.stats.add("adopted", 0)
+        high = max(1, min(queue_size, int(queue_size * high_water)))
+        #: the least severe severity kept past the high-water mark (None: no shedding)
+        self.shed_below = None if spool is not None else coerce_shed_below(shed_below)
+        #: past this many queued records the caller looks closer (shedding, or a full queue)
+        self._mark = high if self.shed_below is not None else queue_size
+        self._spill_at = high  # with a spool: the writer moves memory to disk from here
         self._batch_bytes = max(1, batch_bytes)
         self.timeout = timeout
         self._name = name
-        self._acks = bool(getattr(transport, "acknowledges", False))
-        self._ledger: Ledger[_Batch] | None = (
-            Ledger() if transport.stream and not self._acks else None
+        self._books = Books(self.stats, spool)
+        self._confirm = confirmation_for(
+            transport,
+            self._books,
+            timeout=timeout,
+            report=self._error,
+            sleep=lambda wait: self._sleep(wait, 0),
         )
         self._init_runtime()
         self._closed = False
         self._closing = False
         self._deadline = 0.0
+        self._stall: float | None = None
+        self._next_notice = 0.0
+        self._ever_connected = False
         reset_after_fork(self)
         if spool is not None:
             self._start()  # records left by an earlier run are replayed without waiting for one
@@ -194,17 +212,22 @@ class BackgroundDelivery:
         self._pid = os.getpid()
         self._queue: deque[bytes] = deque()
         self._retry: deque[Item] = deque()  # written-and-failed frames from memory, oldest first
-        self._inflight: deque[Item] = deque()  # RELP: sent, not yet answered
-        self._ack_since = 0.0
         self._fresh = False  # connected, and nothing written on this connection yet
         self._wake = threading.Event()
         self._progress = threading.Condition(threading.Lock())
+        self._room = threading.Condition(threading.Lock())
+        self._room_waiters = 0
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._sleeping = False
         self._wake_at = 0  # a sleeping writer is woken once the queue holds more than this
         self._busy = False
         self._parked = False  # unreachable, and everything is on disk
+        self._gone = False  # the writer knows the collector is unreachable
+        self._stalled = False  # a caller's wait expired while the writer took nothing
+        self._moved = 0  # records the writer took from memory (to write, or to the spool)
+        self._seen = -1  # progress last seen by the writer, and when it changed
+        self._progress_at = time.monotonic()
         self._waiters = 0
         self._writer_ident: int | None = None  # the writer thread's (records it logs are bounded)
         self._inner_left = REENTRANT_MAX
@@ -212,7 +235,7 @@ class BackgroundDelivery:
     # -- the caller's side ---------------------------------------------------------------------
 
     def deliver(self, data: bytes, record: Any = None) -> None:
-        """Enqueue one frame; never blocks, never raises."""
+        """Enqueue one frame; waits only for room in a full queue (bounded); never raises."""
         if self._closed:
             self.stats.drop("closed")
             return
@@ -225,21 +248,103 @@ class BackgroundDelivery:
             self._inner_left = REENTRANT_MAX
         queue = self._queue
         size = len(queue)
-        if size >= self.queue_size:
-            if not self._drop_oldest:
-                self.stats.drop("overflow")
-                return
-            try:
-                queue.popleft()
-            except IndexError:
-                pass
-            else:
-                self.stats.drop("overflow")
+        if size >= self._mark and not self._admit(data, size):
+            return
         queue.append(data)
         if self._sleeping and size >= self._wake_at:
             self._wake.set()
         if self._thread is None:
             self._start()
+
+    def _admit(self, data: bytes, size: int) -> bool:
+        """Past the mark: shed a record of low severity, wait for room, or drop one."""
+        shed_below = self.shed_below
+        if shed_below is not None:
+            severity = severity_of(data)
+            if severity is not None and severity > shed_below:
+                self._lose("shed", 1)
+                return False
+        if size < self.queue_size or self._wait_for_room():
+            return True
+        if self._drop_oldest:
+            try:
+                self._queue.popleft()
+            except IndexError:
+                return True
+            self._lose("overflow", 1)
+            return True
+        self._lose("overflow", 1)
+        return False
+
+    def _may_wait(self) -> bool:
+        if self._stalled or self._closing or self._writer_ident == _get_ident():
+            return False
+        if self._gone and self._spool is None:
+            return False
+        return self._writer_running() or self._start_writer()
+
+    def _start_writer(self) -> bool:
+        self._start()
+        return self._writer_running()
+
+    def _wait_for_room(self) -> bool:
+        """Wait (at most `block_timeout`) until the queue has room; True when it has."""
+        queue, limit = self._queue, self.queue_size
+        if self.block_timeout <= 0 or not self._may_wait():
+            return len(queue) < limit
+        moved = self._moved
+        deadline = time.monotonic() + self.block_timeout
+        self._wake.set()
+        with self._room:
+            self._room_waiters += 1
+            try:
+                while len(queue) >= limit:
+                    if self._stalled or self._closing or (self._gone and self._spool is None):
+                        break
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        if self._moved == moved:  # the writer took nothing: do not wait again
+                            self._stalled = True
+                        break
+                    self._room.wait(min(left, _ROOM_POLL))
+            finally:
+                self._room_waiters -= 1
+        return len(queue) < limit
+
+    def _lose(self, reason: str, n: int) -> None:
+        """Records dropped: counted, and told once per episode (rate limited)."""
+        self.stats.drop(reason, n)
+        now = time.monotonic()
+        if now < self._next_notice:
+            return
+        self._next_notice = now + NOTICE_INTERVAL
+        counts = self.stats.snapshot()
+        detail = ", ".join(
+            f"{key[8:]} {value}"
+            for key, value in sorted(counts.items())
+            if key.startswith("dropped_") and value
+        )
+        why = {
+            "shed": "queue past its high-water mark: less severe records shed first",
+            "overflow": "queue full",
+        }.get(reason, reason)
+        hint = "" if self._spool is not None else "; spool_dir= keeps records through outages"
+        self._notice(
+            f"syslogkit: records dropped for {self.transport.address} ({why}): "
+            f"{counts['dropped']} so far ({detail}); counted in stats, told again at most "
+            f"every {NOTICE_INTERVAL:g} s{hint}"
+        )
+
+    def _notice(self, text: str) -> None:
+        notice = DeliveryNotice(text)
+        report = self._report
+        if report is None:
+            notice.show()
+            return
+        try:
+            report(notice, None)
+        except Exception:  # the application's reporter must not stop delivery
+            notice.show()
 
     @property
     def pending(self) -> int:
@@ -247,21 +352,22 @@ class BackgroundDelivery:
         return len(self._queue) + len(self._retry)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait (at most `timeout` s, 5 when None) until everything handed over is delivered.
+        """Wait until everything handed over is delivered; True when it all was.
 
-        Delivered means written (RELP: acknowledged) and, with a spool, replayed from it. When
-        the collector is unreachable and everything is safely in the spool, returns False at
-        once. True when everything was delivered.
+        Delivered means written (RELP: acknowledged) and, with a spool, replayed from it. With
+        a timeout, waits at most that; with None, while the writer makes progress (see the
+        module docstring). When the collector is unreachable and everything is safely in the
+        spool, returns False at once.
         """
-        wait = DEFAULT_TIMEOUT if timeout is None else max(0.0, timeout)
-        deadline = time.monotonic() + wait
         if self._drained():
             return True
+        deadline, stall = self._limits(timeout)
         if not self._writer_running():
             self._start()
             if not self._writer_running():
                 self._drive(deadline)
                 return self._drained()
+        seen, seen_at = self._progress_count(), time.monotonic()
         with self._progress:
             self._waiters += 1
             try:
@@ -269,37 +375,54 @@ class BackgroundDelivery:
                 while not self._drained():
                     if self._parked:
                         return False
-                    left = deadline - time.monotonic()
-                    if left <= 0:
+                    now = time.monotonic()
+                    count = self._progress_count()
+                    if count != seen:
+                        seen, seen_at = count, now
+                    if now >= deadline or (stall is not None and now - seen_at >= stall):
                         return False
-                    self._progress.wait(min(left, 0.05))
+                    self._progress.wait(min(deadline - now, 0.05))
             finally:
                 self._waiters -= 1
         return True
 
     def close(self, timeout: float | None = None) -> None:
-        """Deliver what is queued within `timeout` s (5 when None), then close the connection.
+        """Deliver what is queued (bounded as `flush`), then close the connection.
 
-        What cannot be delivered in time goes to the spool, or is dropped and counted. Records
-        handed over afterwards are dropped (`dropped_closed`).
+        What cannot be delivered in time goes to the spool, or is dropped, counted and told in
+        one line on stderr. Records handed over afterwards are dropped (`dropped_closed`).
         """
-        wait = DEFAULT_TIMEOUT if timeout is None else max(0.0, timeout)
+        deadline, stall = self._limits(timeout)
         with self._start_lock:
             if self._closed:
                 thread = self._thread
                 if thread is not None and thread is not threading.current_thread():
-                    thread.join(wait)
+                    thread.join(max(deadline - time.monotonic(), 0.0))
                 return
-            self._deadline = time.monotonic() + wait
+            self._deadline, self._stall = deadline, stall
+            self._progress_at = time.monotonic()
             self._closing = True
             self._closed = True
             thread = self._thread
+        if self._room_waiters:
+            with self._room:
+                self._room.notify_all()
         if thread is None or not thread.is_alive():
             self._drive(self._deadline)
             return
         self._wake.set()
         if thread is not threading.current_thread():
-            thread.join(wait)
+            thread.join(max(deadline - time.monotonic(), 0.0) + 1.0)
+
+    def _limits(self, timeout: float | None) -> tuple[float, float | None]:
+        """(hard deadline, no-progress stretch or None) for a wait of `timeout`."""
+        now = time.monotonic()
+        if timeout is None:
+            return now + self.shutdown_max, self.shutdown_stall
+        return now + max(0.0, timeout), None
+
+    def _progress_count(self) -> int:
+        return self._moved + self._books.progress
 
     def after_fork_in_child(self) -> None:
         """An empty queue, no writer (one starts at the first record), no inherited connection."""
@@ -309,8 +432,7 @@ class BackgroundDelivery:
         self.stats.reset_lock()
         self.transport.forget()
         self.transport.opened = 0
-        if self._ledger is not None:
-            self._ledger.reset()
+        self._confirm.reset()
         if self._spool is not None:
             self._spool.after_fork_in_child()
 
@@ -349,12 +471,27 @@ class BackgroundDelivery:
             if not self._closing and self._drained():
                 return
 
+    def _give_up(self, now: float) -> bool:
+        """Closing: the deadline passed, or the writer made no progress for the stall time."""
+        if now >= self._deadline:
+            return True
+        return self._stall is not None and now - self._progress_at >= self._stall
+
+    def _give_up_in(self, now: float) -> float:
+        left = self._deadline - now
+        if self._stall is not None:
+            left = min(left, self._progress_at + self._stall - now)
+        return max(left, 0.0)
+
     def _step(self) -> bool:
         """One round of the writer; True when it is finished (closed)."""
         spool = self._spool
         closing = self._closing
         now = time.monotonic()
-        if closing and (now >= self._deadline or self._drained()):
+        count = self._progress_count()
+        if count != self._seen:
+            self._seen, self._progress_at = count, now
+        if closing and (self._drained() or self._give_up(now)):
             self._finish()
             return True
         if spool is not None and not spool.closed and spool.adopt_due(now):
@@ -362,32 +499,31 @@ class BackgroundDelivery:
             if adopted:
                 self.stats.add("adopted", adopted)
         if not self._connected():
+            self._gone = True
+            self._room_notify()
             if spool is not None:
                 self._to_spool()
                 self._parked = not self._queue and not self._retry
-            if closing and (spool is not None or time.monotonic() >= self._deadline):
+            if closing and (spool is not None or self._give_up(time.monotonic())):
                 self._finish()
                 return True
             self._notify()
             wait = min(max(self.transport.backoff.remaining(), 0.01), _IDLE)
             if closing:
-                wait = min(wait, max(self._deadline - time.monotonic(), 0.0))
+                wait = min(wait, self._give_up_in(time.monotonic()))
             # with a spool, move records to disk long before the queue overflows
             wake_at = max(1, self.queue_size // 4) if spool is not None else self.queue_size
             self._sleep(wait, wake_at)
             return False
+        self._gone = False
         self._parked = False
-        if self._acks and self._inflight:
-            self._collect(0.0)
+        if spool is not None and len(self._queue) >= self._spill_at:
+            self._to_spool()  # overflow goes to disk, in order (it is replayed first)
         batch = self._take()
         if batch is not None:
             self._send(batch)
-            self._busy = False
-        elif self._acks and self._inflight:
-            self._collect(_ACK_POLL)
-        elif self._ledger is not None and len(self._ledger):
-            self._sleep(0.05, 0)
-            self._sample()
+        elif self._confirm.waiting():
+            self._poll(_ACK_POLL)
         elif not closing:
             self._notify()
             self._sleep(_IDLE, 0)
@@ -410,8 +546,19 @@ class BackgroundDelivery:
             with self._progress:
                 self._progress.notify_all()
 
+    def _room_notify(self) -> None:
+        if self._room_waiters:
+            with self._room:
+                self._room.notify_all()
+
+    def _moved_some(self, n: int) -> None:
+        """The writer took `n` records from memory: room for waiting callers."""
+        self._moved += n
+        self._stalled = False
+        self._room_notify()
+
     def _drained(self) -> bool:
-        if self._queue or self._retry or self._busy or self._inflight:
+        if self._queue or self._retry or self._busy or self._confirm.unconfirmed():
             return False
         spool = self._spool
         if spool is None or spool.closed:
@@ -424,12 +571,14 @@ class BackgroundDelivery:
         """True with a usable connection (opening one when needed and the backoff allows)."""
         transport = self.transport
         if transport.sock is not None:
-            if self._ledger is not None:
-                self._sample()
+            try:
+                self._confirm.check()
+            except BatchFailed as failed:
+                self._broken(failed.error, failed.failed)
+                return self._connected()
             if not transport.stream or transport.alive():
-                pending = getattr(transport, "switch_pending", None)
-                if pending is not None and pending():
-                    self._switch()
+                if isinstance(transport, Switching) and transport.switch_pending():
+                    self._switch(transport)
                 return transport.sock is not None or self._connected()
             self._broken(
                 TransportError(transport.last_failure, f"{transport.address}: connection closed"),
@@ -438,85 +587,38 @@ class BackgroundDelivery:
         try:
             transport.open()
         except TransportError as exc:
-            if exc.attempted:
-                self._error(exc)
+            self._error(exc, report=exc.attempted and not self._ever_connected)
             return False
         except Exception as exc:  # a transport bug: treat like an unreachable collector
-            self._error(TransportError("unreachable", f"{type(exc).__name__}: {exc}"))
+            self._error(TransportError("unreachable", f"{type(exc).__name__}: {exc}"), report=True)
             return False
         if transport.opened > 1:
             self.stats.add("reconnects")
+        self._ever_connected = True
         self._fresh = True
         return True
 
-    def _switch(self) -> None:
+    def _switch(self, transport: Switching) -> None:
         """Failover: settle the current connection, then move back to the first address."""
-        transport: Any = self.transport
-        if self._acks:
-            deadline = time.monotonic() + self.timeout
-            while self._inflight and transport.sock is not None and time.monotonic() < deadline:
-                self._collect(_ACK_POLL)
-            if self._inflight and transport.sock is not None:
-                self._broken(TransportError("timeout", "no answers before failing back"), [])
-        elif self._ledger is not None:
-            self._commit(self._ledger.confirm())
+        try:
+            self._confirm.settle()
+        except BatchFailed as failed:
+            self._broken(failed.error, failed.failed)
         transport.switch(self.timeout)
-
-    def _sample(self) -> None:
-        ledger = self._ledger
-        assert ledger is not None
-        done = ledger.sample(self.transport.sock)
-        if done:
-            self._commit(done)
-
-    def _commit(self, batches: list[_Batch]) -> None:
-        """Spooled records of these batches are delivered: remove them from the spool."""
-        if self._spool is None or not batches:
-            return
-        tickets = [ticket for batch in batches for ticket in batch.spooled()]
-        if tickets:
-            self._spool.commit_many(tickets)
 
     def _broken(self, exc: TransportError, failed: list[Item]) -> None:
         """The connection failed: count it, and line up what must be written again."""
         self._error(exc)
-        self.transport.discard()
+        transport = self.transport
+        transport.discard()
         if self._fresh:
             # it broke before taking anything: wait before the next attempt, as after a
             # failed connect (no tight reconnect loop against a peer that accepts and resets)
-            member: Any = getattr(self.transport, "active", self.transport)
+            member = transport.active if isinstance(transport, Switching) else transport
             member.backoff.failure()
             self._fresh = False
-        resend: list[Item]
-        if self._acks:
-            resend = list(self._inflight)
-            self._inflight.clear()
-        elif self._ledger is not None:
-            batches, lost, partial = self._ledger.broken()
-            resend = []
-            if batches:
-                # records of the first batch within the acknowledged bytes: as lost as any
-                first = batches[0]
-                acked = 0
-                for frame in first.frames:
-                    partial -= len(frame)
-                    if partial < 0:
-                        break
-                    acked += 1
-                lost += acked
-                if acked and self._spool is not None:
-                    tickets = first.spooled(acked)
-                    if tickets:
-                        self._spool.commit_many(tickets)
-                resend = first.items(acked)
-                for batch in batches[1:]:
-                    resend.extend(batch.items())
-            if lost:
-                self.stats.add("maybe_lost", lost)
-        else:
-            resend = []
         # what was written before counts as a re-send when written again
-        resend = [(frame, ticket, True) for frame, ticket, _ in resend]
+        resend = [(frame, ticket, True) for frame, ticket, _ in self._confirm.broken()]
         resend.extend(failed)
         if self._spool is not None:
             self._spool.rewind()  # spooled records are read again from their last commit
@@ -524,22 +626,20 @@ class BackgroundDelivery:
         if memory:
             self._retry.extendleft(reversed(memory))
 
-    def _error(self, exc: TransportError) -> None:
+    def _error(self, exc: TransportError, *, report: bool = False) -> None:
+        """Count an error; report it only when asked (a bug, a collector never reached)."""
         self.stats.error(exc)
-        if self._report is not None and exc.attempted:
+        if report and self._report is not None:
             with contextlib.suppress(Exception):  # the application's handler must not stop us
                 self._report(exc, None)
 
     # -- batches -------------------------------------------------------------------------------
 
-    def _take(self) -> _Batch | None:
+    def _take(self) -> Batch | None:
         """The next records to write, oldest first (spooled ones before anything in memory)."""
-        limit = _BATCH_RECORDS
-        if self._acks:
-            window: int = self.transport.window  # type: ignore[attr-defined]
-            limit = min(limit, window - len(self._inflight))
-            if limit <= 0:
-                return None
+        limit = self._confirm.room()
+        if limit <= 0:
+            return None
         spool = self._spool
         if spool is not None and not spool.closed and spool.unread():
             self._busy = True
@@ -549,7 +649,7 @@ class BackgroundDelivery:
             except OSError as exc:
                 self._spool_failed(exc)
                 return None
-            return _Batch.of(items) if items else None
+            return Batch.of(items) if items else None
         frames: list[bytes] = []
         before: list[bool] | None = None
         size = 0
@@ -578,12 +678,13 @@ class BackgroundDelivery:
             taken += 1
         if taken:
             self.stats.add("queued", taken)
+            self._moved_some(taken)
             if before is not None:
                 before.extend([False] * taken)
         if not frames:
             self._busy = False
             return None
-        return _Batch(frames, None, before if before is not None and any(before) else None)
+        return Batch(frames, None, before if before is not None and any(before) else None)
 
     def _to_spool(self) -> None:
         """Move what is in memory (to be written again first, then the queue) to the spool."""
@@ -608,163 +709,55 @@ class BackgroundDelivery:
             taken += 1
         if taken:
             self.stats.add("queued", taken)
+            self._moved_some(taken)
         try:
             kept = spool.append(frames, flags)
         except OSError as exc:
-            self.stats.drop("spool_error", len(frames))
+            self._lose("spool_error", len(frames))
             self._spool_failed(exc)
             return
         if kept:
             self.stats.add("spooled", kept)
 
     def _spool_failed(self, exc: OSError) -> None:
-        self._error(TransportError("spool_error", f"spool: {exc}"))
+        self._error(TransportError("spool_error", f"spool: {exc}"), report=True)
 
-    def _send(self, batch: _Batch) -> None:
-        transport = self.transport
-        frames = batch.frames
+    def _send(self, batch: Batch) -> None:
         try:
-            if self._acks:
-                transport.send_messages(frames)  # type: ignore[attr-defined]
-                if not self._inflight:
-                    self._ack_since = time.monotonic()
-                self._inflight.extend(batch.items())
-            elif transport.stream:
-                data = frames[0] if len(frames) == 1 else b"".join(frames)
-                transport.write(data)
-                if self._ledger is not None:
-                    self._ledger.wrote(batch, len(data), len(frames))
-            else:
-                too_large: set[int] = set()
-                for index, frame in enumerate(frames):
-                    try:
-                        transport.write(frame)
-                    except TransportError as exc:
-                        if exc.reason == "too_large":  # this datagram only: drop it, go on
-                            self.stats.drop("too_large")
-                            self._error(exc)
-                            too_large.add(index)
-                            continue
-                        items = batch.items()
-                        self._written(_Batch.of(items[:index]), commit=True, skip=too_large)
-                        self._broken(exc, items[index:])
-                        return
-                self._written(batch, commit=True, skip=too_large)
-                return
-        except TransportError as exc:
-            self._broken(exc, batch.items())
+            self._confirm.send(batch)
+        except BatchFailed as failed:
+            self._broken(failed.error, failed.failed)
             return
-        self._written(batch, commit=not transport.stream)
-
-    def _written(
-        self, batch: _Batch, *, commit: bool, skip: set[int] | frozenset[int] = frozenset()
-    ) -> None:
-        """Count records just written; commit spooled ones when writing is delivering.
-
-        `skip`: positions in the batch of records dropped instead (not counted as written,
-        their spooled copies committed all the same: they are never to be written again).
-        """
         self._fresh = False
-        stats = self.stats
-        if batch.tickets is None and batch.before is None:
-            if len(batch.frames) > len(skip):
-                stats.add("sent", len(batch.frames) - len(skip))
-            return
-        fresh = again = replayed = 0
-        tickets: list[Ticket] = []
-        for index, (_, ticket, before) in enumerate(batch.items()):
-            if ticket is not None:
-                tickets.append(ticket)
-            if index in skip:
-                continue
-            if before:
-                again += 1
-            else:
-                fresh += 1
-            if ticket is not None and not before:
-                replayed += 1
-        if fresh:
-            stats.add("sent", fresh)
-        if again:
-            stats.add("resent", again)
-        if tickets:
-            if replayed:
-                stats.add("replayed", replayed)
-            spool = self._spool
-            assert spool is not None
-            for ticket in tickets:
-                segment = ticket.segment
-                if ticket.end > segment.hwm:
-                    segment.hwm = ticket.end
-            if commit:
-                spool.commit_many(tickets)
 
-    # -- acknowledgements (RELP) ---------------------------------------------------------------
-
-    def _collect(self, timeout: float) -> None:
-        """Take the collector's answers (waiting up to `timeout` for one)."""
+    def _poll(self, timeout: float) -> None:
         try:
-            answers: list[bool] = self.transport.acknowledged(timeout)  # type: ignore[attr-defined]
-        except TransportError as exc:
-            self._broken(exc, [])
-            return
-        if not answers:
-            if self._inflight and time.monotonic() - self._ack_since > self.timeout:
-                self._broken(
-                    TransportError(
-                        "timeout",
-                        f"{self.transport.address}: no answer within {self.timeout:g} s",
-                    ),
-                    [],
-                )
-            return
-        self._ack_since = time.monotonic()
-        inflight = self._inflight
-        tickets: list[Ticket] = []
-        taken = refused = 0
-        for ok in answers:
-            if not inflight:
-                break
-            _, ticket, _ = inflight.popleft()
-            if ticket is not None:
-                tickets.append(ticket)
-            if ok:
-                taken += 1
-            else:
-                refused += 1
-        if taken:
-            self.stats.add("acknowledged", taken)
-        if refused:
-            self.stats.drop("refused", refused)
-        if tickets and self._spool is not None:
-            self._spool.commit_many(tickets)
+            self._confirm.poll(timeout)
+        except BatchFailed as failed:
+            self._broken(failed.error, failed.failed)
 
     # -- the end -------------------------------------------------------------------------------
 
     def _finish(self) -> None:
-        """Closing: spool or drop what is left, close the connection and the spool."""
+        """Closing: spool or drop what is left (told in one line), close the connection."""
         spool = self._spool
         transport = self.transport
         connected = transport.sock is not None
-        if self._inflight:
-            unanswered = [item for item in self._inflight if item[1] is None]
-            self._inflight.clear()
-            if spool is not None and not spool.closed:
-                self._retry.extendleft(reversed(unanswered))
-            elif unanswered:
-                self.stats.add("maybe_lost", len(unanswered))
-        if spool is not None and not spool.closed:
+        spool_usable = spool is not None and not spool.closed
+        unconfirmed_before = self._books.unconfirmed_at_exit
+        keep = self._confirm.finish(spool_usable)
+        if keep:
+            self._retry.extendleft(reversed(keep))
+        if spool is not None and spool_usable:
             spool.rewind()
             self._to_spool()
         left = len(self._retry) + len(self._queue)
+        reason = "timeout" if connected else transport.last_failure
         if left:
             self._retry.clear()
             self._queue.clear()
-            self.stats.drop("timeout" if connected else transport.last_failure, left)
-        if self._ledger is not None:
-            pending = self._ledger.confirm()
-            if spool is not None and not spool.closed:
-                self._commit(pending)
+            self.stats.drop(reason, left)
+        unconfirmed = self._books.unconfirmed_at_exit - unconfirmed_before
         try:
             transport.close(max(0.05, min(self._deadline - time.monotonic(), self.timeout)))
         except Exception as exc:  # closing must never raise into logging.shutdown()
@@ -774,5 +767,18 @@ class BackgroundDelivery:
                 spool.close()
             except OSError as exc:
                 self._spool_failed(exc)
+        if left or unconfirmed:
+            self._exit_notice(left, unconfirmed, reason)
         self._busy = False
         self._notify()
+
+    def _exit_notice(self, left: int, unconfirmed: int, reason: str) -> None:
+        why = "the collector is slow" if reason == "timeout" else f"collector {reason}"
+        parts = [f"{left} records not delivered"] if left else []
+        if unconfirmed:
+            parts.append(f"{unconfirmed} sent but never confirmed")
+        hint = "" if self._spool is not None else "; spool_dir= keeps them for the next run"
+        self._notice(
+            f"syslogkit: at close, {' and '.join(parts)} to {self.transport.address} "
+            f"({why}; dropped {self.stats.snapshot()['dropped']} in all){hint}"
+        )

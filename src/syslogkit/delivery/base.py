@@ -9,7 +9,9 @@ The handler formats and frames a record, then hands the bytes to a `Delivery`: s
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -19,6 +21,7 @@ __all__ = [
     "REENTRANT_MAX",
     "AfterFork",
     "Delivery",
+    "DeliveryNotice",
     "ErrorReporter",
     "Stats",
     "reset_after_fork",
@@ -39,6 +42,25 @@ _COUNTERS: Final = (
     "truncated",
     "sd_dropped",
 )
+
+
+class DeliveryNotice(Exception):
+    """Records were lost (dropped, or left undelivered at close): told as one line, never as a
+    traceback. A delivery hands it to its reporter (the handler's error path, which calls
+    `show()`), rate limited by the delivery itself."""
+
+    def show(self) -> None:
+        """Write the notice as one line on stderr (as `handleError` would, when allowed)."""
+        if not logging.raiseExceptions:
+            return
+        stream = sys.stderr
+        if stream is None:
+            return
+        try:
+            stream.write(f"{self}\n")
+            stream.flush()
+        except Exception:  # stderr closed or broken: nothing more can be done
+            pass
 
 
 class Stats:

@@ -396,6 +396,14 @@ class Spool:
             count += 1
         self.commit(last, count)
 
+    def written(self, tickets: Sequence[Ticket]) -> None:
+        """These records went out on a connection: read again after a rewind, they are
+        flagged as written before (counted as `resent`, not `replayed`)."""
+        for ticket in tickets:
+            segment = ticket.segment
+            if ticket.end > segment.hwm:
+                segment.hwm = ticket.end
+
     def rewind(self) -> None:
         """Hand out again every record not committed (after a broken connection)."""
         for segment in self._segments:

@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any, Final
 
+from syslogkit.codec.message import Severity
 from syslogkit.delivery.base import Delivery, ErrorReporter, Stats
 from syslogkit.transports.base import Transport, TransportError
 from syslogkit.transports.failover import FailoverTransport
@@ -144,5 +145,6 @@ def make_delivery(
         from syslogkit.delivery.background import BackgroundDelivery
 
         options.setdefault("timeout", transport.timeout)
+        options.setdefault("shed_below", Severity.WARNING)  # issue 11: keep what matters
         return BackgroundDelivery(transport, stats=stats, report=report, **options)
     raise ValueError(f"unknown delivery {kind!r}: 'sync' or 'background'")

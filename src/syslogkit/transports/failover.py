@@ -7,6 +7,10 @@ up the writer moves back to it at a batch boundary (`switch_pending()` / `switch
 after the answers on the old session came in, over plain streams after a graceful close of
 the old connection. Members must all be stream transports of one kind (TCP, TLS, unix stream,
 or all RELP).
+
+Capabilities are declared as protocols: every failover is `Switching`; a failover of RELP
+members is a `RelpFailoverTransport` (what `FailoverTransport(members)` returns for them), the
+only one that is `Acknowledging`.
 """
 
 from __future__ import annotations
@@ -15,12 +19,28 @@ import contextlib
 import socket
 import threading
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar, Protocol, runtime_checkable
 
 from syslogkit.transports.backoff import Backoff
 from syslogkit.transports.base import Transport, TransportError
+from syslogkit.transports.relp import Acknowledging
 
-__all__ = ["FailoverTransport"]
+__all__ = ["FailoverTransport", "RelpFailoverTransport", "Switching"]
+
+
+@runtime_checkable
+class Switching(Protocol):
+    """A transport over several collectors that may move back to the first one."""
+
+    @property
+    def active(self) -> Transport:
+        """The member in use (its backoff is the one a failed connection feeds)."""
+
+    def switch_pending(self) -> bool:
+        """True when the writer should settle its connection and call `switch()`."""
+
+    def switch(self, timeout: float | None = None) -> None:
+        """Close the current member gracefully and continue on the first one."""
 
 
 class _EarliestBackoff(Backoff):
@@ -46,18 +66,23 @@ class FailoverTransport(Transport):
 
     stream: ClassVar[bool] = True
 
+    def __new__(cls, members: Sequence[Transport]) -> FailoverTransport:
+        """RELP members make a `RelpFailoverTransport`; other streams this class."""
+        kinds = {isinstance(member, Acknowledging) for member in members}
+        if len(kinds) > 1:
+            raise ValueError("failover members must all be RELP, or none of them")
+        if kinds == {True} and not issubclass(cls, RelpFailoverTransport):
+            cls = RelpFailoverTransport
+        return super().__new__(cls)
+
     def __init__(self, members: Sequence[Transport]) -> None:
         if not members:
             raise ValueError("failover needs at least one address")
         if not all(member.stream for member in members):
             raise ValueError("failover works with stream transports (tcp, tls, unix, relp)")
-        kinds = {bool(getattr(member, "acknowledges", False)) for member in members}
-        if len(kinds) != 1:
-            raise ValueError("failover members must all be RELP, or none of them")
         self.members: tuple[Transport, ...] = tuple(members)
         first = self.members[0]
         super().__init__(first.address, timeout=first.timeout, backoff=_EarliestBackoff(members))
-        self.acknowledges: bool = kinds.pop()
         self.current = 0
         self.switches = 0
         self._probe: threading.Thread | None = None
@@ -172,29 +197,6 @@ class FailoverTransport(Transport):
         finally:
             self._sync()
 
-    def send_messages(self, messages: Sequence[bytes]) -> None:
-        """RELP members: see `RelpTransport.send_messages`."""
-        member: Any = self.active
-        try:
-            member.send_messages(messages)
-        finally:
-            self._sync()
-
-    def acknowledged(self, timeout: float) -> list[bool]:
-        """RELP members: see `RelpTransport.acknowledged`."""
-        member: Any = self.active
-        try:
-            answers: list[bool] = member.acknowledged(timeout)
-            return answers
-        finally:
-            self._sync()
-
-    @property
-    def window(self) -> int:
-        """RELP members: the current member's window."""
-        window: int = getattr(self.active, "window", 1)
-        return window
-
     def close(self, timeout: float | None = None) -> None:
         self._closed = True
         for index, member in enumerate(self.members):
@@ -221,3 +223,41 @@ class FailoverTransport(Transport):
 
     def _connect(self, deadline: float) -> socket.socket:  # pragma: no cover - open() overrides
         raise NotImplementedError
+
+
+class RelpFailoverTransport(FailoverTransport):
+    """A failover whose members are all RELP: acknowledging, through the active member."""
+
+    def _member(self) -> Acknowledging:
+        member = self.active
+        assert isinstance(member, Acknowledging)
+        return member
+
+    @property
+    def acknowledges(self) -> bool:
+        """Kept for callers of the old attribute: True."""
+        return True
+
+    @property
+    def window(self) -> int:
+        """The current member's window."""
+        return self._member().window
+
+    @property
+    def max_data(self) -> int:
+        """The current member's largest message."""
+        return self._member().max_data
+
+    def send_messages(self, messages: Sequence[bytes]) -> list[int]:
+        """See `RelpTransport.send_messages`."""
+        try:
+            return self._member().send_messages(messages)
+        finally:
+            self._sync()
+
+    def acknowledged(self, timeout: float) -> list[tuple[int, bool]]:
+        """See `RelpTransport.acknowledged`."""
+        try:
+            return self._member().acknowledged(timeout)
+        finally:
+            self._sync()

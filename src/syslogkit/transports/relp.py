@@ -5,9 +5,12 @@ opens a RELP session (offering `relp_version=0`, which is what rsyslog's imrelp/
 each message is a `syslog` command the server answers with an `rsp`, and up to `window`
 messages (128 by default, librelp's) may be unanswered at once.
 
-The background writer uses `send_messages()` and `acknowledged()`: it keeps every message
-until its answer arrives and, when a session breaks, sends the unanswered ones again on the
-next one (at-least-once). `write()` sends one message and waits for its answer, which makes
+The background writer uses `send_messages()` (returns TXNRs) and `acknowledged()` (returns
+(TXNR, taken) answers): its confirmation strategy (`syslogkit.delivery.confirm.AckConfirm`)
+keeps each record until its answer arrives and, when a session breaks, sends the unanswered
+ones again on the next one (at-least-once). The session itself keeps no list of messages: the
+sans-I/O client knows the unanswered TXNRs (window, answer checks), the writer knows what
+they carry. `write()` sends one message and waits for its answer, which makes
 synchronous delivery over RELP mean "acknowledged".
 
 Messages are whole syslog messages, not octet-counted frames: RELP frames them itself.
@@ -21,7 +24,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, runtime_checkable
 
 from syslogkit.codec.relp import (
     DEFAULT_MAX_DATA,
@@ -43,7 +46,13 @@ if TYPE_CHECKING:
     from syslogkit.transports.address import Address
     from syslogkit.transports.tls import TLSConfig
 
-__all__ = ["DEFAULT_PORT", "RelpTLSTransport", "RelpTransport", "make_relp_transport"]
+__all__ = [
+    "DEFAULT_PORT",
+    "Acknowledging",
+    "RelpTLSTransport",
+    "RelpTransport",
+    "make_relp_transport",
+]
 
 #: rsyslog's documented RELP port (RELP has no registered one).
 DEFAULT_PORT: Final = 2514
@@ -51,20 +60,34 @@ _POLL_IN: Final = select.POLLIN | select.POLLPRI
 _READ_SIZE: Final = 65536
 
 
-class _Slot:
-    """A message handed over: its TXNR (None when it never went out) and its answer."""
+@runtime_checkable
+class Acknowledging(Protocol):
+    """A transport whose collector answers each message (RELP): the background writer sends
+    up to `window` messages ahead and learns, per TXNR, which were taken."""
 
-    __slots__ = ("answer", "txnr")
+    @property
+    def window(self) -> int:
+        """Messages that may be unanswered at once."""
 
-    def __init__(self, txnr: int | None, answer: bool | None = None) -> None:
-        self.txnr = txnr
-        self.answer = answer
+    @property
+    def max_data(self) -> int:
+        """The largest message the session carries."""
+
+    def send_messages(self, messages: Sequence[bytes]) -> list[int]:
+        """Send messages (at most the free window, each at most `max_data`); their TXNRs."""
+
+    def acknowledged(self, timeout: float) -> list[tuple[int, bool]]:
+        """Answers that arrived (waiting up to `timeout` for the first): (TXNR, taken)."""
 
 
 class _RelpSession(TCPTransport):
-    """RELP over the socket of the stream transport after it in the MRO (TCP, or TLS)."""
+    """RELP over the socket of the stream transport after it in the MRO (TCP, or TLS).
 
-    acknowledges: ClassVar[bool] = True
+    What is unanswered is known once, by the sans-I/O `RelpClient` (TXNRs, window); the
+    session only passes answers on, as (TXNR, taken), in the order they arrive. Whoever sends
+    keeps what it needs per TXNR (the background writer: the record and its spool ticket).
+    """
+
     stream: ClassVar[bool] = True
 
     def __init__(
@@ -81,22 +104,37 @@ class _RelpSession(TCPTransport):
         if window < 1:
             raise ValueError("RELP window must be at least 1")
         super().__init__(address, timeout=timeout, backoff=backoff, **stream_options)
-        self.window = window
+        self._window = window
         self.software = software
-        self.max_data = max_data
+        self._max_data = max_data
         self._client: RelpClient | None = None
-        self._slots: deque[_Slot] = deque()
-        self._by_txnr: dict[int, _Slot] = {}
+        self._answers: list[tuple[int, bool]] = []  # received, not yet handed out
         self._failure: TransportError | None = None  # the session died; raised once answered
         self._relp_poller: select.poll | None = None
         #: rsp codes other than 200, with their text (the last few), for diagnostics
         self.refusals: deque[tuple[int, str]] = deque(maxlen=16)
 
+    @property
+    def window(self) -> int:
+        """Messages that may be unanswered at once (librelp's 128 by default)."""
+        return self._window
+
+    @property
+    def max_data(self) -> int:
+        """The largest message a session carries (librelp's 128 KiB by default)."""
+        return self._max_data
+
+    @property
+    def server_offers(self) -> tuple[tuple[str, str], ...]:
+        """What the server answered `open` with (empty when no session is open)."""
+        client = self._client
+        return client.server_offers if client is not None else ()
+
     # -- session setup -------------------------------------------------------------------------
 
     def _open_session(self, sock: socket.socket, deadline: float) -> None:
         """Send `open` and wait for the server's answer (raises OSError/TransportError)."""
-        client = RelpClient(self.window, self.software, max_data=self.max_data)
+        client = RelpClient(self._window, self.software, max_data=self._max_data)
         self._reset_session()
         self._client = client
         self._relp_poller = select.poll()
@@ -122,8 +160,7 @@ class _RelpSession(TCPTransport):
 
     def _reset_session(self) -> None:
         self._client = None
-        self._slots.clear()
-        self._by_txnr.clear()
+        self._answers.clear()
         self._failure = None
         self._relp_poller = None
 
@@ -168,71 +205,61 @@ class _RelpSession(TCPTransport):
             pass
         except OSError as exc:
             self._fail("closed", f"reading: {exc}")
+        answers = self._answers
         for event in events:
             if isinstance(event, Acked):
-                self._answer(event.txnr, True)
+                answers.append((event.txnr, True))
             elif isinstance(event, Refused):
                 self.refusals.append((event.code, event.text))
-                self._answer(event.txnr, False)
+                answers.append((event.txnr, False))
             elif isinstance(event, ServerClose):
                 self._fail("closed", "the server closed the session (serverclose)")
             elif isinstance(event, ProtocolViolation):
                 self._fail("closed", f"RELP protocol violation: {event.reason}")
         return events
 
-    def _answer(self, txnr: int, ok: bool) -> None:
-        slot = self._by_txnr.pop(txnr, None)
-        if slot is not None:
-            slot.answer = ok
-
     def _fail(self, reason: str, text: str) -> None:
         if self._failure is None:
             self.last_failure = reason
             self._failure = TransportError(reason, f"{self.address}: {text}")
 
-    def _ready(self) -> list[bool]:
-        """Answers at the front of the slots, in the order the messages were handed over."""
-        slots = self._slots
-        out: list[bool] = []
-        while slots and slots[0].answer is not None:
-            answer = slots.popleft().answer
-            assert answer is not None
-            out.append(answer)
-        return out
+    def _take_answers(self) -> list[tuple[int, bool]]:
+        answers = self._answers
+        if not answers:
+            return []
+        self._answers = []
+        return answers
 
     # -- the acknowledging interface (background writer) ---------------------------------------
 
     @property
     def in_flight(self) -> int:
-        """Messages handed over and not yet answered."""
-        return len(self._slots)
+        """Messages sent on this session and not yet answered (the client's count)."""
+        client = self._client
+        return client.in_flight if client is not None else 0
 
-    def send_messages(self, messages: Sequence[bytes]) -> None:
-        """Send messages (at most the free window) in one write."""
+    def send_messages(self, messages: Sequence[bytes]) -> list[int]:
+        """Send messages (at most the free window, each at most `max_data`) in one write;
+        returns their TXNRs."""
         sock, client = self.sock, self._client
         if sock is None or client is None:
             raise TransportError("closed", f"{self.address}: not connected")
         if self._failure is not None:
             raise self._failure
-        for message in messages:
-            if len(message) > client.max_data:
-                self._slots.append(_Slot(None, False))  # refused here: never sent
-                continue
-            txnr = client.send(message)
-            slot = _Slot(txnr)
-            self._slots.append(slot)
-            self._by_txnr[txnr] = slot
+        txnrs = [client.send(message) for message in messages]
         data = client.data_to_send()
-        if not data:
-            return
-        try:
-            self._send_bytes(sock, data, time.monotonic() + self.timeout)
-        except OSError as exc:
-            self._write_failed(exc)
+        if data:
+            try:
+                self._send_bytes(sock, data, time.monotonic() + self.timeout)
+            except OSError as exc:
+                self._write_failed(exc)
+        return txnrs
 
-    def acknowledged(self, timeout: float) -> list[bool]:
-        """Answers now available (waiting up to `timeout` for some), in sending order."""
-        out = self._ready()
+    def acknowledged(self, timeout: float) -> list[tuple[int, bool]]:
+        """Answers now available (waiting up to `timeout` for some): (TXNR, taken), in the
+        order they arrived. TransportError once the session broke and every answer before
+        that was taken."""
+        out = self._take_answers()
         if out:
             return out
         if self._failure is not None:
@@ -241,7 +268,7 @@ class _RelpSession(TCPTransport):
         if sock is None:
             raise TransportError("closed", f"{self.address}: not connected")
         self._receive(sock, timeout)
-        out = self._ready()
+        out = self._take_answers()
         if not out and self._failure is not None:
             raise self._failure
         return out
@@ -250,23 +277,20 @@ class _RelpSession(TCPTransport):
 
     def write(self, data: bytes) -> None:
         """Send one message and wait (bounded) for its answer: a synchronous RELP send."""
-        if self._slots:
-            self._discard_answers()
-        self.send_messages([data])
+        if len(data) > self._max_data:
+            raise TransportError("too_large", f"{self.address}: {len(data)} octets over max_data")
+        self._answers.clear()  # answers to earlier sends nobody waits for any more
+        (txnr,) = self.send_messages([data])
         deadline = time.monotonic() + self.timeout
         while True:
-            answers = self.acknowledged(max(deadline - time.monotonic(), 0.0))
-            if answers:
-                if not answers[-1]:
-                    raise TransportError("refused", f"{self.address}: the server refused it")
-                return
+            for answered, ok in self.acknowledged(max(deadline - time.monotonic(), 0.0)):
+                if answered == txnr:
+                    if not ok:
+                        raise TransportError("refused", f"{self.address}: the server refused it")
+                    return
             if time.monotonic() >= deadline:
                 self.discard()
                 raise TransportError("timeout", f"{self.address}: no RELP answer in time")
-
-    def _discard_answers(self) -> None:
-        self._slots.clear()
-        self._by_txnr.clear()
 
     def alive(self) -> bool:
         """False (and closed) once the session died and every answer before that was taken."""
@@ -275,7 +299,7 @@ class _RelpSession(TCPTransport):
             return False
         if self._failure is None:
             self._receive(sock, 0.0)
-        if self._failure is not None and not (self._slots and self._slots[0].answer is not None):
+        if self._failure is not None and not self._answers:
             self.discard()
             return False
         return True
