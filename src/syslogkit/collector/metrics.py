@@ -1,0 +1,295 @@
+"""The collector's counters for operators: `/metrics` (Prometheus text format) and `/healthz`.
+
+Standard library only, so `syslogkit collect --metrics ADDR` works without the `[web]` extra.
+
+Decisions:
+
+- `render(stats)` turns the collector's `stats()` dict (per listener, the pipeline) into the
+  Prometheus text exposition format 0.0.4: counters end in `_total`, one `listener` label (the
+  listener's URL), `reason`/`kind` labels for drops and framing errors. Label values are
+  escaped as the format says (`\\`, `"`, newline).
+- `MetricsServer` is a small threaded `http.server` in a daemon thread. It asks `snapshot()`
+  for the counters on every request (the caller decides how to read them safely, e.g. on the
+  collector's event loop); when that fails or takes longer than `timeout`, `/metrics` and
+  `/healthz` answer 503 with the reason.
+- Only counters are served, never message content, so it needs no token; bind it where your
+  scraper can reach it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["CONTENT_TYPE", "MetricsServer", "render", "store_bytes"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+#: listener counter -> (metric, help)
+_LISTENER_COUNTERS = (
+    ("received", "syslogkit_listener_received_total", "Frames received."),
+    ("parsed", "syslogkit_listener_parsed_total", "Frames that parsed strictly."),
+    ("failed", "syslogkit_listener_failed_total", "Frames stored with a parse or framing error."),
+    ("bytes", "syslogkit_listener_bytes_total", "Bytes received."),
+    ("connections", "syslogkit_listener_connections_total", "Connections accepted."),
+    ("refused", "syslogkit_listener_refused_total", "Connections refused over the limit."),
+)
+_PIPELINE_COUNTERS = (
+    ("queued", "syslogkit_pipeline_queued_total", "Records handed to the sinks."),
+    ("committed", "syslogkit_pipeline_committed_total", "Records committed by the sinks."),
+    ("batches", "syslogkit_pipeline_batches_total", "Batches committed."),
+    ("errors", "syslogkit_pipeline_errors_total", "Sink errors."),
+)
+
+
+def _escape(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(labels: Mapping[str, object]) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
+
+
+def _number(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))  # type: ignore[arg-type]
+
+
+class _Families:
+    """Samples grouped by metric name, written out with one HELP and TYPE line each."""
+
+    def __init__(self) -> None:
+        self._order: list[str] = []
+        self._meta: dict[str, tuple[str, str]] = {}
+        self._samples: dict[str, list[str]] = {}
+
+    def add(
+        self,
+        name: str,
+        kind: str,
+        help_text: str,
+        value: object,
+        labels: Mapping[str, object] | None = None,
+    ) -> None:
+        if name not in self._meta:
+            self._order.append(name)
+            self._meta[name] = (kind, help_text)
+            self._samples[name] = []
+        self._samples[name].append(f"{name}{_labels(labels or {})} {_number(value)}")
+
+    def declare(self, name: str, kind: str, help_text: str) -> None:
+        if name not in self._meta:
+            self._order.append(name)
+            self._meta[name] = (kind, help_text)
+            self._samples[name] = []
+
+    def text(self) -> str:
+        lines: list[str] = []
+        for name in self._order:
+            kind, help_text = self._meta[name]
+            family = name.removesuffix("_total") if kind == "counter" else name
+            lines.append(f"# HELP {family} {help_text}")
+            lines.append(f"# TYPE {family} {kind}")
+            lines.extend(self._samples[name])
+        return "\n".join(lines) + "\n"
+
+
+def _listener(out: _Families, listener: Mapping[str, Any]) -> None:
+    url = listener.get("url", "?")
+    for key, name, help_text in _LISTENER_COUNTERS:
+        if key in listener:
+            out.add(name, "counter", help_text, listener[key], {"listener": url})
+    if "active" in listener:
+        out.add(
+            "syslogkit_listener_connections_active",
+            "gauge",
+            "Connections open now.",
+            listener["active"],
+            {"listener": url},
+        )
+    for reason, n in sorted((listener.get("dropped") or {}).items()):
+        out.add(
+            "syslogkit_listener_dropped_total",
+            "counter",
+            "What was not stored, and connections cut, by reason.",
+            n,
+            {"listener": url, "reason": reason},
+        )
+    for kind, n in sorted((listener.get("framing") or {}).items()):
+        out.add(
+            "syslogkit_listener_framing_errors_total",
+            "counter",
+            "Framing errors by kind.",
+            n,
+            {"listener": url, "kind": kind},
+        )
+
+
+def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
+    """The Prometheus text for a collector's `stats()` (plus the store's size in bytes)."""
+    out = _Families()
+    out.add("syslogkit_up", "gauge", "1 while the collector answers.", 1)
+    if stats.get("started_at"):
+        out.add(
+            "syslogkit_start_time_seconds",
+            "gauge",
+            "When the collector started (epoch seconds).",
+            stats["started_at"],
+        )
+    out.declare("syslogkit_listener_dropped_total", "counter", "What was not stored, by reason.")
+    for listener in stats.get("listeners") or ():
+        _listener(out, listener)
+    pipeline = stats.get("pipeline") or {}
+    for key, name, help_text in _PIPELINE_COUNTERS:
+        if key in pipeline:
+            out.add(name, "counter", help_text, pipeline[key])
+    if "pending" in pipeline:
+        out.add(
+            "syslogkit_pipeline_pending",
+            "gauge",
+            "Records waiting to be committed.",
+            pipeline["pending"],
+        )
+    if store_size is not None:
+        out.add(
+            "syslogkit_store_bytes",
+            "gauge",
+            "Size of the SQLite store on disk (database and write-ahead log).",
+            store_size,
+        )
+    return out.text()
+
+
+def store_bytes(path: str | os.PathLike[str] | None) -> int | None:
+    """The store's database file plus its WAL, in bytes (None without a store)."""
+    if path is None:
+        return None
+    total = 0
+    for suffix in ("", "-wal"):
+        with contextlib.suppress(OSError):
+            total += os.stat(f"{os.fspath(path)}{suffix}").st_size
+    return total
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path not in ("/metrics", "/healthz"):
+            self._answer(404, "not found: try /metrics or /healthz\n")
+            return
+        try:
+            stats = self.server.owner.read()
+        except Exception as exc:
+            self._answer(503, f"the collector does not answer: {exc or type(exc).__name__}\n")
+            return
+        if path == "/healthz":
+            self._answer(200, "ok\n")
+            return
+        size = store_bytes(self.server.owner.store_path)
+        self._answer(200, render(stats, store_size=size), CONTENT_TYPE)
+
+    def _answer(self, status: int, body: str, content_type: str = "text/plain") -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: a scrape every few seconds is not news."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: MetricsServer
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class MetricsServer:
+    """`/metrics` and `/healthz` on `host:port` (port 0: any free port), from a thread."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        snapshot: Callable[[], Mapping[str, Any]],
+        *,
+        store_path: str | os.PathLike[str] | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self.snapshot = snapshot
+        self.store_path = store_path
+        self.timeout = timeout
+        host = host.strip("[]")
+        server_class = _Server6 if ":" in host else _Server
+        self._server = server_class((host, port), _Handler)
+        self._server.owner = self
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = str(self._server.server_address[0])
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/metrics"
+
+    def read(self) -> Mapping[str, Any]:
+        """The snapshot, or an exception when it takes longer than `timeout`."""
+        result: list[Mapping[str, Any]] = []
+        errors: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                result.append(self.snapshot())
+            except BaseException as exc:
+                errors.append(exc)
+
+        worker = threading.Thread(target=call, daemon=True)
+        started = time.monotonic()
+        worker.start()
+        worker.join(self.timeout)
+        if errors:
+            raise errors[0]
+        if not result:
+            raise TimeoutError(f"no counters within {time.monotonic() - started:.1f} s")
+        return result[0]
+
+    def start(self) -> MetricsServer:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="syslogkit-metrics", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(5)
+        self._server.server_close()
+
+    def __enter__(self) -> MetricsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
