@@ -243,7 +243,7 @@ def test_udp_frames_go_one_per_datagram() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
         server.bind(("127.0.0.1", 0))
         server.settimeout(TIMEOUT)
-        from syslogkit.transports.base import make_transport
+        from syslogkit.transports.schemes import make_transport
 
         transport = make_transport(
             Address("udp", "127.0.0.1", server.getsockname()[1]), timeout=TIMEOUT

@@ -163,7 +163,7 @@ def test_record_whose_write_failed_is_resent(delivery: str) -> None:
         logger.warning("one n=1")
         handler.flush(FLUSH)
         assert collector.wait_for(1)
-        transport = handler._delivery.transport  # type: ignore[attr-defined]
+        transport = handler.delivery.transport  # type: ignore[attr-defined]
         real_write = transport.write
 
         def broken_once(data: bytes) -> None:  # as if the peer's reset came in mid-write
@@ -198,7 +198,7 @@ def test_sync_at_most_one_reconnect_per_record() -> None:
     try:
         logger.warning("gets through")
         assert collector.wait_for(1)
-        transport = handler._delivery.transport  # type: ignore[attr-defined]
+        transport = handler.delivery.transport  # type: ignore[attr-defined]
 
         def always_broken(data: bytes) -> None:  # every connection resets under the write
             transport._write_failed(BrokenPipeError(errno.EPIPE, "Broken pipe"))
@@ -278,7 +278,7 @@ def test_background_collector_that_never_reads_log_calls_return_while_the_writer
         delivery="background",
         delivery_options={"queue_size": 200},
     )
-    delivery: Any = handler._delivery
+    delivery: Any = handler.delivery
     logger = logger_for(handler, f"noread-bg-{kind}")
     text = "x" * 7000
     logged = 0

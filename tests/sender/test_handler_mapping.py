@@ -148,7 +148,7 @@ def test_sequence_id_numbering() -> None:
     second = handler.encode(record("two", structured_data={"r@1": {"x": "y"}}))
     assert b'[a@1 b="c"][meta sequenceId="1"] one' in first
     assert b'[a@1 b="c"][r@1 x="y"][meta sequenceId="2"] two' in second
-    handler._sequence = iter([2147483647, 2147483648])  # type: ignore[assignment]
+    handler.encoder.numbers = iter([2147483647, 2147483648])
     assert b'sequenceId="2147483647"' in handler.encode(record())
     assert b'sequenceId="1"' in handler.encode(record())
 
@@ -265,7 +265,7 @@ def test_constructor_refuses_bad_settings() -> None:
         SyslogHandler("relp://h", delivery="sync")
     # ...and the default delivery (background on the network) is accepted
     relp = SyslogHandler("relp://h", relp_window=8)
-    assert relp._delivery.transport.window == 8  # type: ignore[attr-defined]
+    assert relp.delivery.transport.window == 8  # type: ignore[attr-defined]
     relp.close(timeout=0)
     with pytest.raises(ValueError, match="scheme"):
         SyslogHandler("tcp://a:514", failover=["tls://b:6514"])
@@ -299,7 +299,7 @@ def test_default_delivery_is_background_on_the_network_and_sync_on_unix_sockets(
         SyslogHandler(address, delivery="background"),
     ]
     try:
-        kinds = [type(handler._delivery).__name__ for handler in handlers]
+        kinds = [type(handler.delivery).__name__ for handler in handlers]
         assert kinds == [default, "SyncDelivery", "BackgroundDelivery"]
     finally:
         for handler in handlers:

@@ -55,7 +55,7 @@ needs_ipv6 = pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback here")
 @both_modes
 def test_constructor_does_not_connect(delivery: str) -> None:
     handler = SyslogHandler("tcp://127.0.0.1:1", timeout=0.5, delivery=delivery)
-    assert handler._delivery.transport.sock is None  # type: ignore[attr-defined]
+    assert handler.delivery.transport.sock is None  # type: ignore[attr-defined]
     assert handler.stats["sent"] == 0 and handler.stats["errors"] == 0
     handler.close()
 
@@ -181,7 +181,7 @@ def test_background_slow_name_resolution_never_reaches_the_caller(
         "tcp://slow.invalid:514", timeout=30.0, error_interval=3600, delivery="background"
     )
     handler.handleError = lambda record: None  # type: ignore[method-assign]
-    delivery: Any = handler._delivery
+    delivery: Any = handler.delivery
     try:
         logger = logger_for(handler, "slowdns-bg")
         logger.error("first")
@@ -578,7 +578,7 @@ def test_tcp_keepalive_and_user_timeout(delivery: str) -> None:
         logger_for(handler, "keepalive").warning("x")
         handler.flush(FLUSH)
         assert collector.wait_for(1)
-        sock = handler._delivery.transport.sock  # type: ignore[attr-defined]
+        sock = handler.delivery.transport.sock  # type: ignore[attr-defined]
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
         if hasattr(socket, "TCP_USER_TIMEOUT"):
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) > 0
@@ -591,7 +591,7 @@ def test_delivery_options_configure_the_background_queue() -> None:
     collector = StreamCollector()
     handler = SyslogHandler(collector.url, delivery_options={"queue_size": 100})
     try:
-        assert handler._delivery.queue_size == 100  # type: ignore[attr-defined]
+        assert handler.delivery.queue_size == 100  # type: ignore[attr-defined]
         logger = logger_for(handler, "background")
         for n in range(10):
             logger.warning("queued %d", n)
@@ -614,7 +614,7 @@ def test_queue_and_spool_are_plain_handler_keywords_for_dictconfig(tmp_path: Pat
         delivery_options={"queue_size": 7, "batch_bytes": 4096},
     )
     try:
-        delivery = handler._delivery
+        delivery = handler.delivery
         assert delivery.queue_size == 50  # type: ignore[attr-defined]  # the keyword wins
         assert delivery.overflow == "drop_oldest"  # type: ignore[attr-defined]
         assert delivery._spool.directory == str(tmp_path / "spool")  # type: ignore[attr-defined]

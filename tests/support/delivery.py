@@ -27,7 +27,8 @@ from syslogkit.codec.rfc5424 import format_5424
 from syslogkit.delivery.background import BackgroundDelivery
 from syslogkit.transports.address import Address
 from syslogkit.transports.backoff import Backoff
-from syslogkit.transports.base import Transport, make_transport
+from syslogkit.transports.base import Transport
+from syslogkit.transports.schemes import make_transport
 
 TIMEOUT = 5.0
 _NUMBER = re.compile(rb"n=(\d+)")

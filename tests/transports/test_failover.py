@@ -19,8 +19,9 @@ from support.delivery import (
 from syslogkit.delivery.background import BackgroundDelivery
 from syslogkit.delivery.sync import SyncDelivery
 from syslogkit.transports.address import Address
-from syslogkit.transports.base import TransportError, make_transport
+from syslogkit.transports.base import TransportError
 from syslogkit.transports.failover import FailoverTransport
+from syslogkit.transports.schemes import make_transport
 
 
 def deliver_until_back_on_the_first(

@@ -1,117 +1,61 @@
-"""SyslogHandler: Python `logging` records to syslog over UDP, TCP, TLS and unix sockets.
+"""SyslogHandler: Python `logging` records to syslog over UDP, TCP, TLS, RELP and unix sockets.
 
-record -> SyslogMessage (this module) -> bytes (rfc5424/rfc3164) -> frame (framing) ->
-delivery (delivery.py) -> transport (transports/).
+The walk of a record: `handle` -> `emit` (re-entrancy guard) -> MSG text (the formatter's) ->
+`sender.encode.RecordEncoder` (record -> bytes: the codec's header template or formatter,
+framing) -> a `Delivery` (`delivery.sync` or `delivery.background`) -> a transport. The options
+are turned into those parts once, by `sender.assemble`.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import socket
 import ssl
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Final, TypeVar, Union
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from syslogkit.codec.framing import frame
 from syslogkit.codec.message import (
     Facility,
     SDElement,
-    Severity,
     StructuredDataInput,
     SyslogMessage,
     coerce_sd,
 )
-from syslogkit.codec.rfc3164 import format_3164
-from syslogkit.codec.rfc5424 import format_5424, format_timestamp
-from syslogkit.delivery.base import REENTRANT_MAX, Stats, reset_after_fork
-from syslogkit.delivery.sync import make_delivery
-from syslogkit.transports.address import Address, AddressInput, parse_address
-from syslogkit.transports.backoff import Backoff
-from syslogkit.transports.base import make_transport
-from syslogkit.transports.failover import FailoverTransport
-from syslogkit.transports.tls import TLSConfig
+from syslogkit.delivery.base import REENTRANT_MAX, Delivery, DeliveryNotice, Stats, reset_after_fork
+from syslogkit.sender.assemble import (
+    SizeOption,
+    TLSOptions,
+    background_options,
+    build_transport,
+    coerce_bom,
+    coerce_max_size,
+    coerce_rfc,
+    delivery_kind,
+    make_delivery,
+)
+from syslogkit.sender.encode import (
+    OVERRIDES,
+    SEQUENCE_MAX,
+    RecordEncoder,
+    program_name,
+    severity_for_level,
+    to_datetime,
+)
+from syslogkit.transports.address import AddressInput, parse_address
+from syslogkit.transports.schemes import SCHEMES
 
 __all__ = [
+    "OVERRIDES",
+    "SEQUENCE_MAX",
     "SyslogHandler",
     "program_name",
     "severity_for_level",
     "to_datetime",
 ]
-
-_T = TypeVar("_T")
-
-SEQUENCE_MAX: Final = 2147483647
-#: Fields of `extra` that override the handler's settings for one record.
-OVERRIDES: Final = ("facility", "severity", "msgid", "structured_data")
-_MARK_US: Final = 123456
-_PRI_CACHE_MAX: Final = 256
-
-SizeOption = Union[int, str, None]  # noqa: UP007 (a runtime alias on Python 3.10)
-
-
-def severity_for_level(levelno: int) -> Severity:
-    """The syslog severity of a logging level (custom levels by range).
-
-    CRITICAL (>= 50) crit, ERROR (>= 40) err, WARNING (>= 30) warning, >= 25 notice,
-    INFO (>= 20) info, anything lower debug.
-    """
-    if levelno >= 50:
-        return Severity.CRIT
-    if levelno >= 40:
-        return Severity.ERR
-    if levelno >= 30:
-        return Severity.WARNING
-    if levelno >= 25:
-        return Severity.NOTICE
-    if levelno >= 20:
-        return Severity.INFO
-    return Severity.DEBUG
-
-
-def program_name() -> str:
-    """The running program's name (APP-NAME default): argv[0] without path and `.py`."""
-    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
-    name = os.path.basename(argv0)
-    if name == "__main__.py":
-        name = os.path.basename(os.path.dirname(argv0))
-    name = name.removesuffix(".py")
-    if not name or name in ("-c", "-m", "-"):
-        name = os.path.basename(sys.executable) or "python"
-    return name
-
-
-_ZONES: dict[int, timezone] = {}
-
-
-def _zone_at(seconds: int) -> timezone:
-    """The local zone's real UTC offset at a moment, as a fixed-offset timezone."""
-    offset = time.localtime(seconds).tm_gmtoff
-    zone = _ZONES.get(offset)
-    if zone is None:
-        zone = _ZONES[offset] = timezone(timedelta(seconds=offset))
-    return zone
-
-
-def to_datetime(created: float) -> datetime:
-    """An aware datetime for `record.created`: microseconds and the local offset of then."""
-    return datetime.fromtimestamp(created, _zone_at(int(created)))
-
-
-def _timestamp_parts(seconds: int) -> tuple[int, str, str] | None:
-    """The codec's timestamp text for a second, split around the microseconds.
-
-    (seconds, text before, text after), or None when the codec does not write six digits.
-    """
-    moment = datetime.fromtimestamp(seconds, _zone_at(seconds)).replace(microsecond=_MARK_US)
-    head, mark, tail = format_timestamp(moment).partition(str(_MARK_US))
-    return (seconds, head, tail) if mark else None
 
 
 class _Guard(threading.local):
@@ -120,78 +64,6 @@ class _Guard(threading.local):
     def __init__(self) -> None:
         self.busy = False
         self.pending: list[logging.LogRecord] = []
-
-
-def _coerce_rfc(rfc: str | int | None, address: Address) -> tuple[str, bool]:
-    """('5424' | '3164', omit_hostname) from the option and the transport."""
-    if rfc is None:
-        return ("3164", True) if address.is_unix else ("5424", False)
-    text = str(rfc).strip().lower().removeprefix("rfc")
-    if text == "local":
-        return "3164", True
-    if text not in ("5424", "3164"):
-        raise ValueError(f"rfc must be '5424', '3164' or 'local', not {rfc!r}")
-    return text, text == "3164" and address.is_unix
-
-
-def _default_max_size(rfc: str, address: Address) -> int:
-    """DESIGN.md: 2048 for RFC 5424 over UDP, 1024 for RFC 3164 over UDP, else 8192."""
-    if address.scheme == "udp":
-        return 2048 if rfc == "5424" else 1024
-    return 8192
-
-
-def _coerce_max_size(value: SizeOption, rfc: str, address: Address) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if value.strip().lower() in ("auto", "default"):
-            return _default_max_size(rfc, address)
-        if value.strip().lower() == "none":
-            return None
-        value = int(value)
-    if isinstance(value, bool) or value < 64:
-        raise ValueError(f"max_size must be None, 'auto' or an int >= 64, not {value!r}")
-    return value
-
-
-def _coerce_bom(value: bool | str) -> bool | str:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text == "auto":
-        return "auto"
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise ValueError(f"bom must be 'auto', True or False, not {value!r}")
-
-
-def _merge_sd(static: tuple[SDElement, ...], extra: tuple[SDElement, ...]) -> tuple[SDElement, ...]:
-    """Static SD plus a record's: a known SD-ID merges params (the record's win), new ones last."""
-    if not extra:
-        return static
-    if not static:
-        return extra
-    by_id = {element.id: dict(element.params) for element in static}
-    order = [element.id for element in static]
-    for element in extra:
-        if element.id not in by_id:
-            by_id[element.id] = {}
-            order.append(element.id)
-        by_id[element.id].update(element.params)
-    return tuple(SDElement(sd_id, tuple(by_id[sd_id].items())) for sd_id in order)
-
-
-def _with_sequence(sd: tuple[SDElement, ...], number: int) -> tuple[SDElement, ...]:
-    """`meta sequenceId` added (into an existing meta element, or as a new last element)."""
-    for index, element in enumerate(sd):
-        if element.id == "meta":
-            params = tuple(p for p in element.params if p[0] != "sequenceId")
-            merged = SDElement("meta", (*params, ("sequenceId", str(number))))
-            return (*sd[:index], merged, *sd[index + 1 :])
-    return (*sd, SDElement("meta", (("sequenceId", str(number)),)))
 
 
 class SyslogHandler(logging.Handler):
@@ -218,10 +90,14 @@ class SyslogHandler(logging.Handler):
     bom -- "auto", True, False; timeout -- seconds for resolve+connect, handshake, each write;
     ca_file, ca_dir, cert_file, key_file, key_password, server_hostname, verify_hostname,
     fingerprint (pins replace CA checks), ssl_context, confirm_timeout -- TLS;
-    queue_size, overflow ("drop_newest"/"drop_oldest"), spool_dir, spool_max_bytes --
-    background delivery (also as `delivery_options={...}`, with batch_bytes);
+    queue_size, overflow ("drop_newest"/"drop_oldest"), spool_dir, spool_max_bytes,
+    block_timeout, shed_below (None: no shedding), shutdown_stall, shutdown_max --
+    background delivery (also as `delivery_options={...}`, with batch_bytes, high_water);
     failover -- more addresses of the same scheme, used in turn; relp_window -- RELP window;
     backoff_initial, backoff_max -- reconnect waits; error_interval -- handleError rate limit.
+
+    The header and format settings are read-only attributes (`facility`, `rfc`, `max_size`, ...);
+    `encoder` and `delivery` are the parts the options were turned into.
     """
 
     def __init__(
@@ -256,6 +132,10 @@ class SyslogHandler(logging.Handler):
         overflow: str | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
         spool_max_bytes: int | None = None,
+        block_timeout: float | None = None,
+        shed_below: int | str | bool | None = False,
+        shutdown_stall: float | None = None,
+        shutdown_max: float | None = None,
         delivery_options: Mapping[str, Any] | None = None,
         failover: Sequence[AddressInput] = (),
         relp_window: int = 128,
@@ -266,82 +146,157 @@ class SyslogHandler(logging.Handler):
     ) -> None:
         super().__init__(level)
         self.address = parse_address(address, socktype)
-        self._relp = self.address.scheme in ("relp", "relp+tls")
-        if delivery is None:  # DESIGN.md: background on the network, in the caller on unix sockets
-            delivery = "sync" if self.address.is_unix else "background"
-        if self._relp and delivery != "background":
-            raise ValueError("RELP needs delivery='background' (acknowledgements are read there)")
-        background_options = _background_options(
+        queue_options = background_options(
             queue_size=queue_size,
             overflow=overflow,
             spool_dir=spool_dir,
             spool_max_bytes=spool_max_bytes,
+            block_timeout=block_timeout,
+            shutdown_stall=shutdown_stall,
+            shutdown_max=shutdown_max,
             delivery_options=delivery_options,
         )
-        if background_options and delivery != "background":
-            raise ValueError(f"{', '.join(background_options)}: only with delivery='background'")
+        if shed_below is not False:  # None is a value here: no shedding
+            queue_options["shed_below"] = shed_below
+        kind = delivery_kind(delivery, self.address, queue_options)
+        if kind == "background":  # issue 11: past the high-water mark, keep what matters
+            queue_options.setdefault("shed_below", "warning")
         if timeout <= 0:
             raise ValueError("timeout must be > 0 seconds")
-        self.facility = Facility.coerce(facility)
-        self.hostname = hostname if hostname is not None else socket.gethostname()
-        self.app_name = app_name if app_name is not None else program_name()
-        self._static_procid = None if procid is None else str(procid)
-        self.msgid = msgid
-        self.structured_data = coerce_sd(structured_data)
-        self.sequence_id = bool(sequence_id)
-        self._sequence = itertools.count(1)
-        self.rfc, self.omit_hostname = _coerce_rfc(rfc, self.address)
-        self.framing = framing
-        self.max_size = _coerce_max_size(max_size, self.rfc, self.address)
-        self.bom = _coerce_bom(bom)
         self.timeout = float(timeout)
         self.error_interval = float(error_interval)
         self._next_report = 0.0
-        self._stream = self.address.is_stream and not self._relp  # RELP frames by itself
-        if self._stream:
-            frame(b"x", framing)  # refuse an unknown framing now, not on the log path
-        addresses = [self.address, *(parse_address(a, socktype) for a in failover)]
-        if any(a.scheme != self.address.scheme for a in addresses):
-            raise ValueError("failover addresses must use the scheme of the first address")
-        if len(addresses) > 1 and not self.address.is_stream:
-            raise ValueError("failover needs stream addresses (tcp, tls, relp, unix+stream)")
-
-        def tls_for(where: Address) -> TLSConfig | None:
-            if where.scheme not in ("tls", "relp+tls"):
-                return None
-            return TLSConfig.create(
-                where.host,
-                ca_file=ca_file,
-                ca_dir=ca_dir,
-                cert_file=cert_file,
-                key_file=key_file,
-                key_password=key_password,
-                server_hostname=server_hostname,
-                verify_hostname=verify_hostname,
-                fingerprint=fingerprint,
-                ssl_context=ssl_context,
-                confirm_timeout=confirm_timeout,
-            )
-
-        transports = [
-            make_transport(
-                where,
-                timeout=self.timeout,
-                backoff=Backoff(backoff_initial, backoff_max),
-                tls=tls_for(where),
-                window=relp_window,
-            )
-            for where in addresses
-        ]
-        transport = transports[0] if len(transports) == 1 else FailoverTransport(transports)
         self._stats = Stats()
-        self._delivery = make_delivery(
-            delivery, transport, self._stats, self._report, **background_options
+        self.encoder = self._make_encoder(
+            facility=Facility.coerce(facility),
+            hostname=hostname,
+            app_name=app_name,
+            procid=procid,
+            msgid=msgid,
+            structured_data=coerce_sd(structured_data),
+            sequence_id=bool(sequence_id),
+            rfc=rfc,
+            framing=framing,
+            max_size=max_size,
+            bom=coerce_bom(bom),
+        )
+        tls = TLSOptions(
+            ca_file=ca_file,
+            ca_dir=ca_dir,
+            cert_file=cert_file,
+            key_file=key_file,
+            key_password=key_password,
+            server_hostname=server_hostname,
+            verify_hostname=verify_hostname,
+            fingerprint=fingerprint,
+            ssl_context=ssl_context,
+            confirm_timeout=confirm_timeout,
+        )
+        transport = build_transport(
+            [self.address, *(parse_address(a, socktype) for a in failover)],
+            timeout=self.timeout,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            relp_window=relp_window,
+            tls=tls,
+        )
+        self.delivery: Delivery = make_delivery(
+            kind, transport, self._stats, self._report, **queue_options
         )
         self._guard = _Guard()
-        self._stamp: tuple[int, str, str] | None = None
-        self._prepare()
+        # the default formatter's text is the message itself: taken without it when it is used
+        self._default_format = type(self).format is logging.Handler.format
         reset_after_fork(self)
+
+    def _make_encoder(
+        self,
+        *,
+        facility: Facility,
+        hostname: str | None,
+        app_name: str | None,
+        procid: str | int | None,
+        msgid: str | None,
+        structured_data: tuple[SDElement, ...],
+        sequence_id: bool,
+        rfc: str | int | None,
+        framing: str | bytes,
+        max_size: SizeOption,
+        bom: bool | str,
+    ) -> RecordEncoder:
+        """The encoder for the header options, with the defaults the transport implies."""
+        rfc_name, omit_hostname = coerce_rfc(rfc, self.address)
+        stream = self.address.is_stream and not SCHEMES[self.address.scheme].relp  # RELP frames
+        if stream:
+            frame(b"x", framing)  # refuse an unknown framing now, not on the log path
+        return RecordEncoder(
+            facility=facility,
+            hostname=hostname if hostname is not None else socket.gethostname(),
+            app_name=app_name if app_name is not None else program_name(),
+            procid=None if procid is None else str(procid),
+            msgid=msgid,
+            structured_data=structured_data,
+            sequence_id=sequence_id,
+            rfc=rfc_name,
+            omit_hostname=omit_hostname,
+            max_size=coerce_max_size(max_size, rfc_name, self.address),
+            bom=bom,
+            framing=framing,
+            stream=stream,
+            stats=self._stats,
+            report=self._report,
+        )
+
+    # -- settings (read-only; kept by the encoder) ----------------------------------------------
+
+    @property
+    def facility(self) -> Facility:
+        return self.encoder.facility
+
+    @property
+    def hostname(self) -> str:
+        return self.encoder.hostname
+
+    @property
+    def app_name(self) -> str:
+        return self.encoder.app_name
+
+    @property
+    def procid(self) -> str:
+        """PROCID: the configured value, else the current pid."""
+        return self.encoder.procid
+
+    @property
+    def msgid(self) -> str | None:
+        return self.encoder.msgid
+
+    @property
+    def structured_data(self) -> tuple[SDElement, ...]:
+        return self.encoder.structured_data
+
+    @property
+    def sequence_id(self) -> bool:
+        return self.encoder.sequence_id
+
+    @property
+    def rfc(self) -> str:
+        """ "5424" or "3164"."""
+        return self.encoder.rfc
+
+    @property
+    def omit_hostname(self) -> bool:
+        return self.encoder.omit_hostname
+
+    @property
+    def framing(self) -> str | bytes:
+        return self.encoder.framing
+
+    @property
+    def max_size(self) -> int | None:
+        return self.encoder.max_size
+
+    @property
+    def bom(self) -> bool | str:
+        return self.encoder.bom
 
     # -- public --------------------------------------------------------------------------------
 
@@ -351,22 +306,19 @@ class SyslogHandler(logging.Handler):
         sd_dropped, and the text of the last error."""
         return self._stats.snapshot()
 
-    @property
-    def procid(self) -> str:
-        """PROCID: the configured value, else the current pid."""
-        return self._static_procid if self._static_procid is not None else str(os.getpid())
-
     def handle(self, record: logging.LogRecord) -> bool:
         """Filter and emit, without holding the handler lock across the network write.
 
         Delivery serialises writes with its own lock, whose waits are bounded.
         """
-        verdict: object = self.filter(record)
-        if isinstance(verdict, logging.LogRecord):
-            record = verdict
-        if verdict:
-            self.emit(record)
-        return bool(verdict)
+        if self.filters:
+            verdict: object = self.filter(record)
+            if not verdict:
+                return False
+            if isinstance(verdict, logging.LogRecord):
+                record = verdict
+        self.emit(record)
+        return True
 
     def emit(self, record: logging.LogRecord) -> None:
         """Format, frame and deliver one record. Never raises."""
@@ -377,15 +329,28 @@ class SyslogHandler(logging.Handler):
         guard.busy = True
         try:
             try:
-                data = self.encode(record)
+                data = self.encoder.encode(record, self.message_text(record))
             except Exception as exc:
                 self._encode_failed(exc, record)
             else:
-                self._delivery.deliver(data, record)
+                self.delivery.deliver(data, record)
             if guard.pending:
                 self._emit_deferred(guard)
         finally:
             guard.busy = False
+
+    def message_text(self, record: logging.LogRecord) -> str:
+        """MSG: the formatter's output. Without a formatter (nor an overridden `format`) and
+        without traceback or stack, that is the message itself, taken without the default
+        formatter's work (`record.message` is set, as the formatter sets it)."""
+        if (
+            self.formatter is None
+            and self._default_format
+            and not (record.exc_info or record.exc_text or record.stack_info)
+        ):
+            text = record.message = record.getMessage()
+            return text
+        return self.format(record)
 
     def to_message(
         self, record: logging.LogRecord, text: str | None = None, *, sequence: int | None = None
@@ -396,60 +361,21 @@ class SyslogHandler(logging.Handler):
         (else the next one, when the handler numbers its records).
         """
         if text is None:
-            text = self.format(record)
-        facility, severity = self.facility, severity_for_level(record.levelno)
-        msgid = self.msgid
-        sd = self.structured_data
-        fields = record.__dict__
-        if "facility" in fields:
-            facility = self._override(record, "facility", Facility.coerce, facility)
-        if "severity" in fields:
-            severity = self._override(record, "severity", Severity.coerce, severity)
-        if "msgid" in fields:
-            msgid = self._override(record, "msgid", _optional_str, msgid)
-        if "structured_data" in fields:
-            sd = _merge_sd(sd, self._override(record, "structured_data", coerce_sd, ()))
-        if self.sequence_id:
-            sd = _with_sequence(sd, sequence if sequence is not None else self._next_sequence())
-        return SyslogMessage(
-            facility=facility,
-            severity=severity,
-            version=None if self.rfc == "3164" else 1,
-            timestamp=to_datetime(record.created),
-            hostname=self.hostname,
-            app_name=self.app_name,
-            procid=self.procid,
-            msgid=msgid,
-            structured_data=sd,
-            msg=text,
-        )
+            text = self.message_text(record)
+        return self.encoder.to_message(record, text, sequence=sequence)
 
     def encode(self, record: logging.LogRecord) -> bytes:
         """The bytes that go on the wire for a record (framed on streams)."""
-        text = self.format(record)
-        sequence = self._next_sequence() if self.sequence_id else None
-        payload = None
-        if self._fast_head is not None:
-            fields = record.__dict__
-            if not (
-                "facility" in fields
-                or "severity" in fields
-                or "msgid" in fields
-                or "structured_data" in fields
-            ):
-                payload = self._fast_5424(record, text, sequence)
-        if payload is None:
-            payload = self._format(self.to_message(record, text, sequence=sequence))
-        return frame(payload, self.framing) if self._stream else payload
+        return self.encoder.encode(record, self.message_text(record))
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait (bounded) until handed-over records are written."""
-        self._delivery.flush(self._bounded(timeout))
+        self.delivery.flush(self._bounded(timeout))
 
     def close(self, timeout: float | None = None) -> None:
         """Close the connection (TLS close_notify) within `timeout` seconds (bounded default)."""
         try:
-            self._delivery.close(self._bounded(timeout))
+            self.delivery.close(self._bounded(timeout))
         finally:
             super().close()
 
@@ -460,11 +386,11 @@ class SyslogHandler(logging.Handler):
 
     def _emit_one(self, record: logging.LogRecord) -> None:
         try:
-            data = self.encode(record)
+            data = self.encoder.encode(record, self.message_text(record))
         except Exception as exc:
             self._encode_failed(exc, record)
             return
-        self._delivery.deliver(data, record)
+        self.delivery.deliver(data, record)
 
     def _encode_failed(self, exc: Exception, record: logging.LogRecord) -> None:
         """A record that could not be formatted: dropped, counted, reported."""
@@ -491,6 +417,9 @@ class SyslogHandler(logging.Handler):
 
     def _report(self, exc: BaseException, record: logging.LogRecord | None) -> None:
         """handleError, at most once per `error_interval` seconds."""
+        if isinstance(exc, DeliveryNotice):  # lost records: one line, rate limited by delivery
+            exc.show()
+            return
         now = time.monotonic()
         if now < self._next_report:
             return
@@ -502,140 +431,15 @@ class SyslogHandler(logging.Handler):
         except BaseException:
             self.handleError(record)
 
-    def _override(
-        self, record: logging.LogRecord, name: str, coerce: Callable[[Any], _T], default: _T
-    ) -> _T:
-        """A per-record field from `extra`, or the default (reported) when it is invalid."""
-        try:
-            return coerce(getattr(record, name))
-        except (TypeError, ValueError) as exc:
-            self._stats.error(exc)
-            self._report(ValueError(f"extra {name!r}: {exc}"), record)
-            return default
-
-    def _next_sequence(self) -> int:
-        return (next(self._sequence) - 1) % SEQUENCE_MAX + 1
-
-    # -- encoding ------------------------------------------------------------------------------
-
-    def _format(self, msg: SyslogMessage) -> bytes:
-        """The codec's output for a message, counting truncation and dropped SD."""
-        if self.rfc == "3164":
-            return self._format_3164(msg)
-        report: dict[str, int] = {}
-        out = format_5424(msg, max_size=self.max_size, bom=self.bom, report=report)
-        if report.get("truncated"):
-            self._stats.add("truncated")
-        if report.get("sd_dropped"):
-            self._stats.add("sd_dropped", report["sd_dropped"])
-        return out
-
-    def _format_3164(self, msg: SyslogMessage) -> bytes:
-        out = format_3164(msg, self.omit_hostname)
-        if self.max_size is not None and len(out) > self.max_size:
-            self._stats.add("truncated")
-            out = format_3164(msg, self.omit_hostname, max_size=self.max_size)
-        return out
-
-    def _prepare(self) -> None:
-        """Cache the static header parts the codec makes, for the RFC 5424 fast path."""
-        self._fast_head: str | None = None
-        self._prefixes: dict[int, str] = {}
-        if self.rfc != "5424":
-            return
-        base = SyslogMessage(
-            facility=self.facility,
-            severity=Severity.INFO,
-            version=1,
-            timestamp=None,
-            hostname=self.hostname,
-            app_name=self.app_name,
-            procid=self.procid,
-            msgid=self.msgid,
-            structured_data=(),
-            msg=None,
-        )
-        plain = format_5424(base).decode("utf-8").rstrip(" ")
-        sd_text = format_5424(replace(base, structured_data=self.structured_data))
-        with_sd = sd_text.decode("utf-8").rstrip(" ")
-        lead = plain.find(" - ")  # after "<PRI>1" and the nil timestamp
-        if lead < 0 or not plain.endswith(" -") or not with_sd.startswith(plain[:-1]):
-            return
-        head = plain[lead + 2 : -1]  # " HOST APP PROCID MSGID " as the codec writes them
-        static_sd = with_sd[len(plain) - 1 :]
-        if not self.sequence_id:
-            self._fast_head = head + static_sd + " "
-        elif not any(element.id == "meta" for element in self.structured_data):
-            self._fast_head = head + static_sd if self.structured_data else head
-
-    def _prefix(self, levelno: int) -> str:
-        """`<PRI>1 ` for a level, made by the codec once per level."""
-        prefix = self._prefixes.get(levelno)
-        if prefix is None:
-            probe = SyslogMessage(
-                facility=self.facility, severity=severity_for_level(levelno), version=1
-            )
-            out = format_5424(probe).decode("utf-8")
-            prefix = out[: out.index(" ") + 1]
-            if len(self._prefixes) < _PRI_CACHE_MAX:
-                self._prefixes[levelno] = prefix
-        return prefix
-
-    def _fast_5424(
-        self, record: logging.LogRecord, text: str, sequence: int | None
-    ) -> bytes | None:
-        """RFC 5424 bytes from the codec's cached header parts, in one str format and one
-        encode; None when the codec must do it (size limit, odd text, second boundary...)."""
-        middle = self._fast_head
-        if middle is None or not text:
-            return None
-        created = record.created
-        seconds = int(created)
-        micros = round((created - seconds) * 1e6)
-        stamp = self._stamp
-        if stamp is None or stamp[0] != seconds:
-            stamp = self._stamp = _timestamp_parts(seconds)
-            if stamp is None:
-                self._fast_head = None  # the codec's timestamps cannot be spliced: no fast path
-                return None
-        if micros > 999_999:
-            return None
-        if sequence is not None:
-            middle = f'{middle}[meta sequenceId="{sequence}"] '
-        bom = self.bom
-        if bom is True or (bom and not text.isascii()):
-            text = "\ufeff" + text  # UTF-8: EF BB BF
-        prefix = self._prefixes.get(record.levelno) or self._prefix(record.levelno)
-        parts = (prefix, stamp[1], micros, stamp[2], middle, text)
-        try:
-            payload = ("%s%s%06d%s%s%s" % parts).encode()  # noqa: UP031 (the fastest way here)
-        except UnicodeEncodeError:
-            return None
-        if self.max_size is not None and len(payload) > self.max_size:
-            return None
-        return payload
-
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def _bounded(self, timeout: float | None) -> float:
-        return min(self.timeout, 2.0) if timeout is None else max(0.0, timeout)
+    def _bounded(self, timeout: float | None) -> float | None:
+        # None: the delivery's own bounded default (background: wait while it progresses)
+        return None if timeout is None else max(0.0, timeout)
 
     def after_fork_in_child(self) -> None:
         """In a forked child: own socket, own locks, the child's pid in PROCID."""
         self._guard = _Guard()
         self._next_report = 0.0
-        self._delivery.after_fork_in_child()
-        self._prepare()
-
-
-def _background_options(
-    *, delivery_options: Mapping[str, Any] | None, **options: object
-) -> dict[str, Any]:
-    """The background delivery's options: the handler's keywords over `delivery_options`."""
-    merged = dict(delivery_options or {})
-    merged.update((key, value) for key, value in options.items() if value is not None)
-    return merged
-
-
-def _optional_str(value: object) -> str | None:
-    return None if value is None else str(value)
+        self.delivery.after_fork_in_child()
+        self.encoder.refresh()

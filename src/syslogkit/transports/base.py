@@ -20,7 +20,6 @@ from syslogkit.transports.backoff import Backoff
 
 if TYPE_CHECKING:
     from syslogkit.transports.address import Address
-    from syslogkit.transports.tls import TLSConfig
 
 __all__ = [
     "HostTransport",
@@ -28,7 +27,6 @@ __all__ = [
     "Transport",
     "TransportError",
     "connect_unix",
-    "make_transport",
     "send_all",
 ]
 
@@ -345,38 +343,3 @@ def connect_unix(path: str, socktype: int, deadline: float) -> socket.socket:
             ) from exc
         raise
     return sock
-
-
-def make_transport(
-    address: Address,
-    *,
-    timeout: float,
-    backoff: Backoff | None = None,
-    tls: TLSConfig | None = None,
-    window: int = 128,
-) -> Transport:
-    """The transport for an address (udp, tcp, tls, unix, unix+stream, relp, relp+tls)."""
-    from syslogkit.transports.stream import TCPTransport, TLSTransport, UnixStreamTransport
-    from syslogkit.transports.udp import UDPTransport
-    from syslogkit.transports.unix import UnixDatagramTransport
-
-    scheme = address.scheme
-    if scheme == "udp":
-        return UDPTransport(address, timeout=timeout, backoff=backoff)
-    if scheme == "tcp":
-        return TCPTransport(address, timeout=timeout, backoff=backoff)
-    if scheme == "tls":
-        if tls is None:
-            raise ValueError("a tls:// address needs TLS settings")
-        return TLSTransport(address, timeout=timeout, backoff=backoff, tls=tls)
-    if scheme == "unix":
-        return UnixDatagramTransport(address, timeout=timeout, backoff=backoff)
-    if scheme == "unix+stream":
-        return UnixStreamTransport(address, timeout=timeout, backoff=backoff)
-    if scheme in ("relp", "relp+tls"):
-        from syslogkit.transports.relp import make_relp_transport
-
-        return make_relp_transport(
-            address, timeout=timeout, backoff=backoff, tls=tls, window=window
-        )
-    raise ValueError(f"no transport for {scheme}://")

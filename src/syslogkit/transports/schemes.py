@@ -1,15 +1,22 @@
-"""The one table of syslog URL schemes: default port, and what each scheme is made of.
+"""The one table of syslog URL schemes: default port, what each scheme is made of, and so which
+transport class carries it.
 
-The sender's addresses (`transports.address`) and the collector's listen URLs both read it.
-RELP has no registered port; 2514 is the one rsyslog's documentation uses.
+The sender's addresses (`transports.address`), the collector's listen URLs and `make_transport`
+all read it. RELP has no registered port; 2514 is the one rsyslog's documentation uses.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-__all__ = ["NETWORK_SCHEMES", "SCHEMES", "Scheme", "default_port"]
+if TYPE_CHECKING:
+    from syslogkit.transports.address import Address
+    from syslogkit.transports.backoff import Backoff
+    from syslogkit.transports.base import Transport
+    from syslogkit.transports.tls import TLSConfig
+
+__all__ = ["NETWORK_SCHEMES", "SCHEMES", "Scheme", "default_port", "make_transport"]
 
 
 @dataclass(frozen=True)
@@ -51,3 +58,43 @@ NETWORK_SCHEMES: Final[dict[str, int]] = {
 def default_port(scheme: str) -> int:
     """The default port of a network scheme (KeyError for an unknown or unix scheme)."""
     return NETWORK_SCHEMES[scheme]
+
+
+def make_transport(
+    address: Address,
+    *,
+    timeout: float,
+    backoff: Backoff | None = None,
+    tls: TLSConfig | None = None,
+    window: int = 128,
+) -> Transport:
+    """The transport for an address, chosen by its scheme's row: RELP (over TLS or not), a unix
+    socket (stream or datagram), TLS, TCP or UDP. `window` is RELP's; `tls` is required for
+    the TLS schemes.
+
+    The classes are imported here, not at the top: the table stays cheap to import for the
+    collector's listen URLs and for `address`, which the transports themselves use.
+    """
+    from syslogkit.transports.relp import RelpTLSTransport, RelpTransport
+    from syslogkit.transports.stream import TCPTransport, TLSTransport, UnixStreamTransport
+    from syslogkit.transports.udp import UDPTransport
+    from syslogkit.transports.unix import UnixDatagramTransport
+
+    scheme = SCHEMES.get(address.scheme)
+    if scheme is None:
+        raise ValueError(f"no transport for {address.scheme}://")
+    if scheme.tls:
+        if tls is None:
+            raise ValueError(f"a {scheme.name}:// address needs TLS settings")
+        if scheme.relp:
+            return RelpTLSTransport(
+                address, timeout=timeout, backoff=backoff, tls=tls, window=window
+            )
+        return TLSTransport(address, timeout=timeout, backoff=backoff, tls=tls)
+    if scheme.relp:
+        return RelpTransport(address, timeout=timeout, backoff=backoff, window=window)
+    if scheme.unix:
+        kind = UnixStreamTransport if scheme.stream else UnixDatagramTransport
+        return kind(address, timeout=timeout, backoff=backoff)
+    plain = TCPTransport if scheme.stream else UDPTransport
+    return plain(address, timeout=timeout, backoff=backoff)
