@@ -1,5 +1,6 @@
 """Helpers for the web tests: a collector and `syslogkit web` over its store, real syslog into it,
-plain HTTP requests, and the Chromium that Playwright drives.
+plain HTTP requests, the Chromium that Playwright drives, and `Watched`: a page and what it did
+that a page over hostile logs must never do (dialogs, console errors, script errors).
 
 `WebStack` runs a `CollectorThread` (TCP on a free loopback port, SQLite store) and a
 `WebServer` over the same store (opened read-only), both on loopback. `line()` builds an RFC 5424
@@ -11,6 +12,7 @@ binary (the `chromium` in PATH is a shell wrapper), or None.
 from __future__ import annotations
 
 import http.client
+import re
 import shutil
 import subprocess
 import time
@@ -22,7 +24,7 @@ from typing import Any
 from support.collector import feed, wait_for
 from syslogkit.collector import CollectorThread, SQLiteSink, Store
 
-__all__ = ["WebStack", "chromium", "get", "line"]
+__all__ = ["Watched", "WebStack", "chromium", "get", "line"]
 
 
 def chromium() -> str | None:
@@ -101,9 +103,7 @@ class WebStack:
         """Send over TCP, and wait until the store holds them."""
         before = self.count()
         feed(self.collector.port("tcp"), list(payloads))
-        wait_for(
-            lambda: self.count() >= before + len(payloads), 10.0, f"{len(payloads)} stored"
-        )
+        wait_for(lambda: self.count() >= before + len(payloads), 10.0, f"{len(payloads)} stored")
 
     def stop(self) -> None:
         self.web.stop()
@@ -114,3 +114,28 @@ class WebStack:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+class Watched:
+    """A Playwright page, and what it did that a page over hostile logs must never do."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.incidents: list[str] = []
+        self.allowed: list[re.Pattern[str]] = []
+        page.on("dialog", self._dialog)
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.incidents.append(f"page error: {error}"))
+
+    def _dialog(self, dialog: Any) -> None:
+        self.incidents.append(f"dialog: {dialog.message}")
+        dialog.dismiss()
+
+    def _console(self, message: Any) -> None:
+        if message.type in ("error", "warning") and not any(
+            p.search(message.text) for p in self.allowed
+        ):
+            self.incidents.append(f"console {message.type}: {message.text}")
+
+    def allow_console(self, pattern: str) -> None:
+        self.allowed.append(re.compile(pattern))

@@ -1,0 +1,210 @@
+"""`syslogkit web`: the browser UI over a store; and what `collect --web` and `demo --web` share.
+
+Needs the `[web]` extra; without it the command says so in one line. The token comes from
+`--token`, `--token-file` (first line of the file) or the `SYSLOGKIT_WEB_TOKEN` environment
+variable (how `collect --web` hands it to its child without putting it on a command line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import select
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from syslogkit.cli.main import CliError
+
+__all__ = [
+    "DEFAULT_WEB",
+    "TOKEN_ENV",
+    "WebProcess",
+    "parse_addr",
+    "read_token",
+    "trickle",
+    "web_main",
+]
+
+DEFAULT_WEB = "127.0.0.1:8514"
+TOKEN_ENV = "SYSLOGKIT_WEB_TOKEN"
+
+EPILOG = """examples:
+  syslogkit web                                  # ./syslog.db on http://127.0.0.1:8514/
+  syslogkit web --db /var/lib/syslog.db --listen 127.0.0.1:9000
+  syslogkit web --listen 0.0.0.0:8514 --token-file /etc/syslogkit/web.token
+  syslogkit collect --web 127.0.0.1:8514         # the same page beside a collector
+
+Beyond loopback a token is required (at least 16 characters); open the page once with
+?token=TOKEN (it is kept in a cookie) or send 'Authorization: Bearer TOKEN'."""
+
+
+def parse_addr(text: str, default_port: int = 8514) -> tuple[str, int]:
+    """`HOST:PORT`, `[V6]:PORT`, `HOST` or `:PORT` (loopback) -> (host, port)."""
+    value = text.strip()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif value.count(":") == 1:
+        host, _, port_text = value.partition(":")
+    else:
+        host, port_text = value, ""
+    host = host or "127.0.0.1"
+    try:
+        port = int(port_text) if port_text else default_port
+    except ValueError:
+        raise CliError(f"bad address {text!r} (e.g. 127.0.0.1:8514, [::1]:8514)") from None
+    if not 0 <= port <= 65535:
+        raise CliError(f"bad port in {text!r}")
+    return host, port
+
+
+def read_token(token: str | None, token_file: str | None) -> str | None:
+    """The token from the option, the file (its first line) or the environment."""
+    if token and token_file:
+        raise CliError("give --token or --token-file, not both")
+    if token_file:
+        try:
+            lines = Path(token_file).read_text().splitlines()
+        except OSError as exc:
+            raise CliError(f"cannot read the token file: {exc.strerror or exc}") from None
+        token = lines[0].strip() if lines else ""
+        if not token:
+            raise CliError(f"the token file {token_file} is empty")
+    return token or os.environ.get(TOKEN_ENV) or None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="syslogkit web",
+        description="Look at the messages of a syslogkit store in a browser: search, filters, "
+        "a histogram, a live tail (the store is opened read-only; a collector may keep writing).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--db", default="syslog.db", metavar="PATH", help="default ./syslog.db")
+    p.add_argument(
+        "--listen", default=DEFAULT_WEB, metavar="HOST:PORT", help=f"default {DEFAULT_WEB}"
+    )
+    p.add_argument("--token", metavar="TOKEN", help="required to listen beyond loopback")
+    p.add_argument("--token-file", metavar="PATH", help="the token, read from a file")
+    return p
+
+
+def web_main(argv: Sequence[str]) -> int:
+    """`syslogkit web`: serve the page until SIGINT/SIGTERM."""
+    args = _parser().parse_args(list(argv))
+    from syslogkit.web import missing_extra
+
+    why = missing_extra()
+    if why:
+        raise CliError(why)
+    from syslogkit.collector import StoreError
+    from syslogkit.web.security import ExposureError
+    from syslogkit.web.server import WebServer
+
+    host, port = parse_addr(args.listen)
+    token = read_token(args.token, args.token_file)
+    try:
+        server = WebServer(args.db, host, port, token=token)
+    except (ExposureError, StoreError) as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
+    note = " (token required)" if token else ""
+    print(f"serving {args.db} read-only on {server.url}{note}", flush=True)
+    server.run()
+    return 0
+
+
+# -- beside a collector (collect --web) --------------------------------------------------------
+
+
+class WebProcess:
+    """`syslogkit web` in a child process (so the page takes no CPU from ingest); started once
+    it says it is serving, else `CliError` with its own one-line reason."""
+
+    def __init__(self, db: str, listen: str, token: str | None, timeout: float = 15.0) -> None:
+        env = dict(os.environ)
+        if token:
+            env[TOKEN_ENV] = token
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "syslogkit", "web", "--db", db, "--listen", listen],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        self.banner = self.proc.stdout.readline().strip() if ready else ""
+        if not self.banner.startswith("serving"):
+            self.stop()
+            lines = self.proc.stderr.read().strip().splitlines()
+            reason = lines[-1] if lines else "it did not start"
+            raise CliError(f"web: {reason.removeprefix('syslogkit web: error: ')}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+# -- demo --web: a trickle of made-up traffic -------------------------------------------------
+
+_HOSTS = ("web1", "web2", "db1")
+_EVENTS = (
+    ("nginx", 6, 'GET /api/orders/{n} 200 {ms}ms "Mozilla/5.0"'),
+    ("nginx", 4, "upstream timed out after {ms}ms while reading /api/cart/{n}"),
+    ("shop", 6, "order {n} paid: total {ms}.50 EUR"),
+    ("shop", 3, "payment {n} declined by the bank"),
+    ("postgres", 5, "checkpoint complete: wrote {ms} buffers"),
+    ("postgres", 4, "slow query took {ms}ms: SELECT * FROM orders WHERE id = {n}"),
+    ("sshd", 5, "Accepted publickey for deploy from 10.0.0.{ms}"),
+    ("kernel", 2, "Out of memory: killed process {n} (worker)"),
+    ("cron", 7, "job {n} finished in {ms}ms"),
+)
+
+
+def trickle(address: str, stop: threading.Event, *, rate: float = 3.0) -> int:
+    """Log made-up traffic to `address` (about `rate` messages a second) until `stop` is set;
+    returns how many were sent."""
+    import logging
+
+    from syslogkit.codec.message import Severity
+    from syslogkit.sender.handler import SyslogHandler
+
+    rng = random.Random()
+    handlers: dict[tuple[str, str], SyslogHandler] = {}
+    sent = 0
+    try:
+        while not stop.wait(rng.expovariate(rate)):
+            host = rng.choice(_HOSTS)
+            app, severity, text = rng.choice(_EVENTS)
+            handler = handlers.get((host, app))
+            if handler is None:
+                handler = SyslogHandler(address, hostname=host, app_name=app)
+                handlers[host, app] = handler
+            message = text.format(n=rng.randrange(1000, 9999), ms=rng.randrange(2, 900))
+            record = logging.makeLogRecord(
+                {"name": app, "levelno": logging.INFO, "levelname": "INFO", "msg": message}
+            )
+            record.severity = Severity(severity)
+            handler.handle(record)
+            sent += 1
+    finally:
+        for handler in handlers.values():
+            handler.close()
+    return sent
