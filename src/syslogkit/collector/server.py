@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import tzinfo
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from syslogkit.transports.tls import ServerTLSConfig
 
@@ -44,6 +44,22 @@ __all__ = ["Collector", "CollectorThread", "TLSConfig"]
 
 #: the collector's TLS settings: the one server settings class of `transports.tls`
 TLSConfig = ServerTLSConfig
+
+
+class Source(Protocol):
+    """A source that is not a socket (a JetStream consumer: `collector.nats`): it feeds the
+    pipeline from `start()`, stops taking new records at `stop_fetching()` and releases what it
+    holds at `close()`, after the pipeline's last commit."""
+
+    url: str
+
+    def start(self, pipeline: Pipeline) -> None: ...
+
+    def stop_fetching(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def stats_dict(self) -> dict[str, Any]: ...
 
 
 class Collector:
@@ -70,13 +86,15 @@ class Collector:
         high_water: int = 50_000,
         drain_timeout: float = 2.0,
         drain_quiet: float = 0.2,
+        sources: Sequence[Source] = (),
     ) -> None:
         self.drain_timeout = drain_timeout
+        self.sources = list(sources)
         self.drain_quiet = drain_quiet
         self.addresses = [
             a if isinstance(a, ListenAddress) else parse_listen_url(a) for a in listen
         ]
-        if not self.addresses:
+        if not self.addresses and not self.sources:
             raise ValueError("a collector needs at least one listen address")
         self.tls = tls
         self.limits = limits or Limits()
@@ -101,7 +119,7 @@ class Collector:
     @property
     def urls(self) -> list[str]:
         """The listeners' URLs with the ports they are bound to."""
-        return [listener.url for listener in self.listeners]
+        return [listener.url for listener in self.listeners] + [s.url for s in self.sources]
 
     def _pressure(self, paused: bool) -> None:
         loop = self.loop
@@ -138,6 +156,8 @@ class Collector:
             await self.stop()
             raise
         self.started_at = time.time()
+        for source in self.sources:
+            source.start(self.pipeline)
         self._sweeper = self.loop.create_task(self._sweep())
         return self.urls
 
@@ -178,6 +198,8 @@ class Collector:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        for source in self.sources:
+            source.stop_fetching()
         streams = [x for x in self.listeners if isinstance(x, StreamListener)]
         udps = [x for x in self.listeners if isinstance(x, UdpListener)]
         for stream in streams:
@@ -211,11 +233,14 @@ class Collector:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stream.server.wait_closed(), 2.0)
         await loop.run_in_executor(None, self.pipeline.close, timeout)
+        for source in self.sources:  # after the commits: their acknowledgements go out
+            await loop.run_in_executor(None, source.close)
 
     def stats(self) -> dict[str, Any]:
         """Counters: per listener, and for the pipeline."""
         return {
-            "listeners": [listener.stats_dict() for listener in self.listeners],
+            "listeners": [listener.stats_dict() for listener in self.listeners]
+            + [source.stats_dict() for source in self.sources],
             "pipeline": self.pipeline.stats.as_dict() | {"pending": self.pipeline.pending},
         }
 

@@ -1,0 +1,269 @@
+"""The edge's sink: records published to a JetStream stream, in batches.
+
+`write()` keeps the records; the pipeline's commit (`flush_start()`) cuts them into messages
+(grouped by subject `syslog.<facility>.<severity>`, at most `max_message` bytes and
+`max_records` records each, so in time at most one commit interval), queues them in the
+`Outbox` and returns the function the pipeline waits on before it runs the batch's callbacks:
+
+- a batch with a RELP record in it waits until JetStream has acknowledged every message of the
+  batch (stored on a majority of the stream's replicas): the RELP acknowledgement goes out only
+  then. While the stream has no leader the pipeline waits (RELP senders see their window fill:
+  back-pressure); after `relp_timeout` seconds it fails the batch (RELP answers an error and the
+  sender sends again, to this collector or another);
+- a batch of TCP, TLS or UDP records waits only for room in the outbox: memory up to
+  `max_memory` bytes, then the spool (`spool_dir`, up to `max_spool` bytes), then back-pressure
+  (the pipeline stops, its queue fills, the listeners stop reading).
+
+The publisher runs on a loop of its own: up to `max_inflight` publishes at a time, each with
+`Nats-Msg-Id` (`<edge id>-<n>`) and a timeout (nats-py's futures never resolve when the node
+dies), re-published after a failure with a backoff (0.05 s doubling to 2 s). Each collector run
+has its own edge id, so message ids never repeat across runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..record import Record
+from ._loop import LoopThread
+from .connect import ErrorLog, NatsOptions, connect, require_nats
+from .outbox import Entry, Outbox
+from .stream import DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX
+from .wire import encode_batch, subject_for
+
+__all__ = ["JetStreamSink", "new_edge_id"]
+
+_RELP = ("relp", "relp+tls")
+
+
+def new_edge_id() -> str:
+    """`<host>-<8 hex>`: unique per collector run (message ids are `<edge id>-<n>`)."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "edge"
+    return f"{host}-{os.urandom(4).hex()}"
+
+
+def _nothing() -> None:
+    pass
+
+
+class JetStreamSink:
+    """Records to a JetStream stream (see the module docstring)."""
+
+    def __init__(
+        self,
+        options: NatsOptions,
+        *,
+        stream: str = DEFAULT_STREAM,
+        subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
+        max_message: int = 256 * 1024,
+        max_records: int = 2000,
+        max_inflight: int = 8,
+        publish_timeout: float = 5.0,
+        relp_timeout: float | None = 60.0,
+        max_memory: int = 64 << 20,
+        spool_dir: str | Path | None = None,
+        max_spool: int = 1 << 30,
+        spool_fsync: bool = True,
+        close_timeout: float = 10.0,
+        edge_id: str | None = None,
+    ) -> None:
+        require_nats()
+        self.options = options
+        self.stream = stream
+        self.subject_prefix = subject_prefix
+        self.max_message = max_message
+        self.max_records = max_records
+        self.max_inflight = max_inflight
+        self.publish_timeout = publish_timeout
+        self.relp_timeout = relp_timeout
+        self.close_timeout = close_timeout
+        self.edge_id = edge_id or new_edge_id()
+        self.outbox = Outbox(
+            max_memory=max_memory, spool_dir=spool_dir, max_spool=max_spool, fsync=spool_fsync
+        )
+        self.errors = ErrorLog()
+        self.published = 0
+        self.published_records = 0
+        self.duplicates = 0
+        self.retries = 0
+        self._seq = 0
+        self._records: list[Record] = []
+        self._closed = False
+        self._loop = LoopThread("syslogkit-nats-publish")
+        self._wake: asyncio.Event | None = None
+        self._retry_at = 0.0
+        self._backoff = 0.05
+        self._nc: Any = None
+        self._main = self._loop.start(self._run())
+        self.outbox.on_ready = self._poke
+
+    # -- the pipeline's side --------------------------------------------------------------------
+
+    def write(self, records: Sequence[Record]) -> None:
+        self._records.extend(records)
+
+    def flush(self) -> None:
+        self.flush_start()()
+
+    def flush_start(self) -> Callable[[], None]:
+        records, self._records = self._records, []
+        if not records:
+            return _nothing
+        entries = [self._queue(subject, group) for subject, group in self._groups(records)]
+        waiting = [e for e in entries if e.needs_ack]
+        if not waiting:
+            return _nothing
+        return lambda: self.outbox.wait_acked(waiting, self.relp_timeout)
+
+    def _groups(self, records: list[Record]) -> list[tuple[str, list[Record]]]:
+        by_subject: dict[str, list[Record]] = {}
+        prefix = self.subject_prefix
+        for record in records:
+            subject = subject_for(prefix, record)
+            group = by_subject.get(subject)
+            if group is None:
+                group = by_subject[subject] = []
+            group.append(record)
+        out: list[tuple[str, list[Record]]] = []
+        for subject, group in by_subject.items():
+            start = size = 0
+            for i, record in enumerate(group):
+                size += len(record.raw) + 64
+                if i - start >= self.max_records or (size > self.max_message and i > start):
+                    out.append((subject, group[start:i]))
+                    start, size = i, len(record.raw) + 64
+            out.append((subject, group[start:]))
+        return out
+
+    def _queue(self, subject: str, records: list[Record]) -> Entry:
+        self._seq += 1
+        msg_id = f"{self.edge_id}-{self._seq}"
+        payload = encode_batch(msg_id, records)
+        needs_ack = any(r.transport in _RELP for r in records)
+        entry = Entry(msg_id, subject, len(records), len(payload), needs_ack=needs_ack)
+        self.outbox.add(entry, payload)
+        return entry
+
+    def close(self) -> None:
+        """Publish what is queued (at most `close_timeout` seconds), spool the rest, stop."""
+        if self._closed:
+            return
+        self._closed = True
+        self.flush_start()  # what was written and not flushed: queued like the rest
+        if self.connected:
+            self.outbox.wait_empty(self.close_timeout)
+        with contextlib.suppress(Exception):
+            self._loop.run(self._shutdown(), 5.0)
+        self.outbox.close()
+        self._loop.stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and bool(self._nc.is_connected)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "nats": self.options.describe(),
+            "stream": self.stream,
+            "edge_id": self.edge_id,
+            "connected": self.connected,
+            "published_messages": self.published,
+            "published_records": self.published_records,
+            "duplicates": self.duplicates,
+            "publish_retries": self.retries,
+            **self.outbox.stats(),
+            **self.errors.as_dict(),
+        }
+
+    # -- the publisher's loop -------------------------------------------------------------------
+
+    def _poke(self) -> None:
+        self._loop.call_soon(self._set_wake)
+
+    def _set_wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        self._wake = asyncio.Event()
+        self._nc = await connect(self.options, self.errors)
+        js = self._nc.jetstream(timeout=self.publish_timeout)
+        sending: set[asyncio.Task[None]] = set()
+        while True:
+            wait = self._retry_at - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._wake.clear()
+            for entry in self.outbox.take(self.max_inflight - len(sending)):
+                task = asyncio.get_running_loop().create_task(self._publish(js, entry))
+                sending.add(task)
+                task.add_done_callback(self._sent(sending))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.5)
+
+    def _sent(self, sending: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            sending.discard(task)
+            self._set_wake()
+
+        return done
+
+    async def _publish(self, js: Any, entry: Entry) -> None:
+        nats = require_nats()
+        try:
+            payload = self.outbox.read(entry)
+            ack = await asyncio.wait_for(
+                js.publish(
+                    entry.subject,
+                    payload,
+                    timeout=self.publish_timeout,
+                    stream=self.stream,
+                    headers={"Nats-Msg-Id": entry.msg_id},
+                ),
+                self.publish_timeout + 1.0,
+            )
+        except asyncio.CancelledError:
+            self.outbox.release(entry)
+            raise
+        except Exception as exc:
+            self.retries += 1
+            self.errors.note(_describe(exc, nats, self.stream))
+            self.outbox.release(entry)
+            self._retry_at = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, 2.0)
+            return
+        self._backoff = 0.05
+        if ack.duplicate:
+            self.duplicates += 1
+        self.published += 1
+        self.published_records += entry.count
+        self.outbox.acked(entry)
+
+    async def _shutdown(self) -> None:
+        self._main.cancel()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._nc.close(), 2.0)
+
+
+def _describe(exc: Exception, nats: Any, stream: str) -> str:
+    if isinstance(exc, nats.js.errors.NoStreamResponseError):
+        return (
+            f"no JetStream answer for stream {stream} (no leader now, or no such stream:"
+            " run 'syslogkit nats init')"
+        )
+    if isinstance(exc, (asyncio.TimeoutError, nats.errors.TimeoutError)):
+        return "publish timed out"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

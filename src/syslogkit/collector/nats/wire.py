@@ -1,0 +1,173 @@
+"""Records in a JetStream message, and back.
+
+One message carries a batch of records (several records per publish: a publish costs the
+client about 80 us, a record a few). The payload is a one-line JSON header, then the raw bytes
+of every record back to back:
+
+```
+SKB1\n{"ids": ["<edge>-<n>"], "strings": [...], "records": [[...], ...]}\n<raw><raw>...
+```
+
+Each record row is `[received_at, transport, peer, listener, tls_subject, tls_fingerprint,
+error, zone_offset, raw_length]` with the repeated strings as indexes into `strings` (-1:
+None). The store parses `raw` again (the edge's parse is not shipped: raw is the truth and the
+parse is cheaper than its serialisation); `error` is the edge's note (framing notes cannot be
+found again from raw); `zone_offset` is the UTC offset, in seconds, the edge read an RFC 3164
+timestamp in, so that the store reads it in the same zone.
+
+A record's key is the message id plus its index (`edge-7/12`): the message id is the
+`Nats-Msg-Id` header (JetStream drops a re-publish with the same id within its duplicate
+window), and the store uses the key to recognise a redelivered batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ..record import Record
+
+__all__ = ["MAGIC", "Batch", "decode_batch", "encode_batch", "subject_for"]
+
+MAGIC = b"SKB1\n"
+
+_FACILITIES = (
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+    "authpriv", "ftp", "ntp", "audit", "alert", "clock",
+    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+)  # fmt: skip
+_SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+
+
+def subject_for(prefix: str, record: Record) -> str:
+    """`<prefix>.<facility>.<severity>` (`syslog.local0.err`); `unknown` for a part the frame
+    did not have (no PRI)."""
+    m = record.message
+    facility = "unknown" if m is None or m.facility is None else _FACILITIES[int(m.facility)]
+    severity = "unknown" if m is None or m.severity is None else _SEVERITIES[int(m.severity)]
+    return f"{prefix}.{facility}.{severity}"
+
+
+def _zone_offset(record: Record) -> int | None:
+    m = record.message
+    if m is None or m.version is not None or m.timestamp is None:
+        return None
+    offset = m.timestamp.utcoffset()
+    return None if offset is None else int(offset.total_seconds())
+
+
+def encode_batch(msg_id: str, records: Sequence[Record]) -> bytes:
+    """One message's payload for `records` (see the module docstring)."""
+    strings: dict[str | None, int] = {None: -1}
+    rows: list[list[Any]] = []
+    raws: list[bytes] = []
+
+    def ref(value: str | None) -> int:
+        index = strings.get(value)
+        if index is None:
+            index = strings[value] = len(strings) - 1
+        return index
+
+    for r in records:
+        rows.append(
+            [
+                r.received_at,
+                ref(r.transport),
+                ref(r.peer),
+                ref(r.listener),
+                ref(r.tls_subject),
+                ref(r.tls_fingerprint),
+                r.error,
+                _zone_offset(r),
+                len(r.raw),
+            ]
+        )
+        raws.append(r.raw)
+    table = [s for s in strings if s is not None]
+    header = json.dumps(
+        {"id": msg_id, "strings": table, "records": rows},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return b"".join([MAGIC, header.encode("utf-8"), b"\n", *raws])
+
+
+@dataclass(frozen=True, slots=True)
+class Shipped:
+    """One record as the edge shipped it: what the store needs to build its `Record`."""
+
+    key: str
+    raw: bytes
+    received_at: float
+    transport: str
+    peer: str
+    listener: str
+    tls_subject: str | None
+    tls_fingerprint: str | None
+    error: str | None
+    zone_offset: int | None
+
+    def reference(self) -> datetime | None:
+        """The instant and zone the edge read a zoneless timestamp in (None: not needed)."""
+        if self.zone_offset is None:
+            return None
+        zone = timezone(timedelta(seconds=self.zone_offset))
+        return datetime.fromtimestamp(self.received_at, zone)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A decoded message: its id and its records."""
+
+    msg_id: str
+    records: tuple[Shipped, ...]
+
+
+class WireError(ValueError):
+    """A message that is not a syslogkit batch (it is acknowledged and counted, not stored)."""
+
+
+def decode_batch(payload: bytes) -> Batch:
+    """The inverse of `encode_batch`; `WireError` for anything else."""
+    if not payload.startswith(MAGIC):
+        raise WireError("not a syslogkit batch (no SKB1 header)")
+    end = payload.find(b"\n", len(MAGIC))
+    if end < 0:
+        raise WireError("batch header not terminated")
+    try:
+        header = json.loads(payload[len(MAGIC) : end])
+        msg_id = str(header["id"])
+        strings: list[str | None] = [*header["strings"], None]  # index -1 is None
+        rows = header["records"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WireError(f"bad batch header: {exc}") from None
+    return Batch(msg_id, tuple(_records(msg_id, strings, rows, payload, end + 1)))
+
+
+def _records(
+    msg_id: str, strings: list[str | None], rows: list[Any], payload: bytes, pos: int
+) -> Iterator[Shipped]:
+    for index, row in enumerate(rows):
+        try:
+            at, transport, peer, listener, subject, fpr, error, offset, size = row
+            raw = payload[pos : pos + int(size)]
+        except (ValueError, TypeError) as exc:
+            raise WireError(f"bad record {index}: {exc}") from None
+        if len(raw) != size:
+            raise WireError(f"record {index}: payload cut short")
+        pos += size
+        yield Shipped(
+            f"{msg_id}/{index}",
+            raw,
+            float(at),
+            strings[transport] or "-",
+            strings[peer] or "-",
+            strings[listener] or "-",
+            strings[subject],
+            strings[fpr],
+            error,
+            offset,
+        )
