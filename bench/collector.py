@@ -15,6 +15,11 @@ rsyslog (and to syslog-ng).
 UDP: the collector into SQLite at fixed rates for `--udp-seconds` (>= 10 s) each; loss per rate
 from what was stored and from the kernel's drop counter of the collector's socket
 (/proc/net/udp `drops`, which the collector reports in its stats file).
+
+loggen (syslog-ng's load generator, where syslog-ng is unpacked): its BSD message (RFC 3164 with
+an RFC 3339 timestamp without an offset) and RFC 5424 (`-P`), over TCP at full speed into SQLite
+(msgs/s, median and range, and the BSD / RFC 5424 ratio; the parsed/noted/unparsed split) and
+over UDP at `--loggen-udp-rates` (loss). `--only-loggen` runs just that section.
 """
 
 from __future__ import annotations
@@ -91,7 +96,8 @@ class Collector:
             [
                 PY,
                 "-m",
-                "syslogkit.collector",
+                "syslogkit",
+                "collect",
                 "-l",
                 listen,
                 "--stats-file",
@@ -327,18 +333,143 @@ def udp_run(rate: int, seconds: float, work: Path) -> dict[str, Any]:
     }
 
 
+# -- loggen (syslog-ng's load generator) as the sender: BSD and RFC 5424 ------------------------
+
+LOGGEN_FORMATS = {"bsd": [], "rfc5424": ["-P"]}
+
+
+def loggen_command(root: Path, kind: str, fmt: str, port: int, *extra: str) -> list[str]:
+    args = ["-S"] if kind == "tcp" else ["-D"]
+    args += LOGGEN_FORMATS[fmt]
+    if kind == "udp" and fmt == "rfc5424":
+        args.append("-F")  # one message per datagram, no octet count
+    return [str(root / "usr/bin/loggen"), *args, "-Q", *extra, "127.0.0.1", str(port)]
+
+
+def loggen_env(root: Path) -> dict[str, str]:
+    return dict(
+        os.environ,
+        LD_LIBRARY_PATH=f"{root}/usr/lib/syslog-ng:{root}/usr/lib",
+        SYSLOGNG_PREFIX=f"{root}/usr",
+    )
+
+
+def loggen_tcp_run(root: Path, fmt: str, n: int, work: Path) -> dict[str, Any]:
+    """loggen at full speed over one TCP connection into `syslogkit collect` (SQLite): msgs/s
+    from loggen's start until the last record is committed."""
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    collector = Collector(work, "tcp://127.0.0.1:0", "--db", str(work / "l.db"))
+    try:
+        command = loggen_command(root, "tcp", fmt, collector.port, "-r", "10000000", "-n", str(n))
+        started = time.perf_counter()
+        subprocess.run(command, env=loggen_env(root), capture_output=True, check=True)
+        ok = wait_until(lambda: collector.committed() >= n, timeout=120)
+        elapsed = time.perf_counter() - started
+        if not ok:
+            raise RuntimeError(f"loggen {fmt}: only {collector.committed()} of {n} stored")
+    finally:
+        stats = collector.stop()
+    listener = stats["listeners"][0]
+    return {
+        "rate": n / elapsed,
+        "parsed": listener["parsed"],
+        "noted": listener["noted"],
+        "unparsed": listener["unparsed"],
+    }
+
+
+def loggen_udp_run(root: Path, fmt: str, rate: int, seconds: float, work: Path) -> dict[str, Any]:
+    """loggen at `rate` msgs/s over UDP for `seconds`: what was stored of what it sent."""
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    collector = Collector(work, "udp://127.0.0.1:0", "--db", str(work / "u.db"))
+    try:
+        command = loggen_command(
+            root, "udp", fmt, collector.port, "-r", str(rate), "-I", str(int(seconds))
+        )
+        done = subprocess.run(command, env=loggen_env(root), capture_output=True, text=True)
+        sent = int(done.stderr.rsplit("count=", 1)[1].split(",", 1)[0])
+        last = -1
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # until the store stops growing
+            time.sleep(0.3)
+            now = collector.committed()
+            if now == last:
+                break
+            last = now
+    finally:
+        stats = collector.stop()
+    stored = int(stats["pipeline"]["committed"])
+    return {
+        "format": fmt,
+        "rate": rate,
+        "sent": sent,
+        "stored": stored,
+        "loss_pct": 100.0 * (sent - stored) / sent if sent else 0.0,
+        "kernel_drops": stats["listeners"][0].get("kernel_drops"),
+    }
+
+
+def loggen_section(args: argparse.Namespace, base: Path, results: dict[str, Any]) -> None:
+    root = syslog_ng_root()
+    if root is None or not (root / "usr/bin/loggen").is_file():
+        print("loggen: not unpacked (syslog-ng-core), skipped")
+        return
+    n = args.loggen_messages
+    print(f"loggen over TCP at full speed into SQLite, {n} messages, median of {args.runs}:")
+    runs: dict[str, list[dict[str, Any]]] = {fmt: [] for fmt in LOGGEN_FORMATS}
+    for i in range(args.runs):
+        for fmt in LOGGEN_FORMATS:
+            r = loggen_tcp_run(root, fmt, n, base / f"loggen-{fmt}-{i}")
+            runs[fmt].append(r)
+            print(
+                f"  run {i + 1} {fmt:8s} {r['rate']:10.0f} msgs/s"
+                f"  parsed={r['parsed']} noted={r['noted']} unparsed={r['unparsed']}",
+                flush=True,
+            )
+    medians = {fmt: statistics.median(r["rate"] for r in v) for fmt, v in runs.items()}
+    ranges = {
+        fmt: (min(r["rate"] for r in v), max(r["rate"] for r in v)) for fmt, v in runs.items()
+    }
+    for fmt in LOGGEN_FORMATS:
+        low, high = ranges[fmt]
+        print(f"  {fmt:8s} median {medians[fmt]:8.0f} msgs/s (range {low:.0f}-{high:.0f})")
+    ratio = medians["bsd"] / medians["rfc5424"]
+    print(f"  BSD / RFC 5424: {ratio:.2f}x")
+    results["loggen_tcp"] = {"runs": runs, "median": medians, "bsd_vs_5424": ratio}
+    print(f"loggen over UDP into SQLite, {args.udp_seconds:.0f} s per rate:")
+    print(f"{'format':>8s} {'rate':>8s} {'sent':>9s} {'stored':>9s} {'loss':>7s} {'drops':>7s}")
+    results["loggen_udp"] = []
+    for rate in (int(r) for r in args.loggen_udp_rates.split(",")):
+        for fmt in LOGGEN_FORMATS:
+            r = loggen_udp_run(root, fmt, rate, args.udp_seconds, base / f"lu-{fmt}-{rate}")
+            results["loggen_udp"].append(r)
+            print(
+                f"{fmt:>8s} {rate:8d} {r['sent']:9d} {r['stored']:9d} {r['loss_pct']:6.2f}%"
+                f" {r['kernel_drops']!s:>7s}",
+                flush=True,
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=200_000, help="TCP messages per run")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--udp-rates", default="10000,20000,40000")
     parser.add_argument("--udp-seconds", type=float, default=10.0)
+    parser.add_argument("--loggen-messages", type=int, default=200_000, help="loggen TCP run")
+    parser.add_argument("--loggen-udp-rates", default="11000,22000")
+    parser.add_argument("--only-loggen", action="store_true", help="only the loggen section")
     parser.add_argument("--quick", action="store_true", help="20k messages, 1 run, 2 s UDP")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args()
     if args.quick:
         args.messages, args.runs, args.udp_seconds = 20_000, 1, 2.0
-        args.udp_rates = "20000"
+        args.udp_rates = args.loggen_udp_rates = "20000"
+        args.loggen_messages = 20_000
     have_rsyslog = bool(shutil.which("rsyslogd") or os.path.exists("/usr/sbin/rsyslogd"))
     n = args.messages
     stream = make_stream(n)
@@ -348,6 +479,12 @@ def main() -> int:
         f" per frame), median of {args.runs}; {os.cpu_count()} CPUs"
     )
     results: dict[str, Any] = {"tcp": {}, "udp": []}
+    if args.only_loggen:
+        loggen_section(args, base, results)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1))
+        shutil.rmtree(base, ignore_errors=True)
+        return 0
     kinds = (["rsyslog"] if have_rsyslog else []) + ["sqlite", "jsonl"]
     if syslog_ng_root() is not None:
         kinds.append("syslog-ng")
@@ -388,6 +525,8 @@ def main() -> int:
             f" {r['kernel_drops']!s:>13s}",
             flush=True,
         )
+    print()
+    loggen_section(args, base, results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     shutil.rmtree(base, ignore_errors=True)

@@ -39,14 +39,14 @@ def run(
 class Collect:
     """`python -m syslogkit collect ARGS` in a folder; `urls` from its 'listening on' lines."""
 
-    def __init__(self, cwd: Path, *args: str) -> None:
+    def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [PY, "-m", "syslogkit", "collect", *args],
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})),
         )
         self.out: list[str] = []
         assert self.proc.stdout is not None
@@ -140,6 +140,83 @@ def test_collect_sigterm_drains_and_exits_0(tmp_path: Path) -> None:
     by_scheme = {entry["url"].split(":")[0]: entry for entry in stats["listeners"]}
     assert by_scheme["tcp"]["received"] == 3000 and by_scheme["udp"]["received"] == 50
     assert stats["pipeline"]["committed"] == 3050
+
+
+OFFSETLESS = b"<38>2026-12-02T02:00:00 localhost prg00000[1234]: no offset"
+
+
+def test_counts_zones_and_notes_in_summary_stats_file_and_query(tmp_path: Path) -> None:
+    """Each record is counted as what happened to it (parsed, noted, unparsed) in the summary
+    line, the stats file and `query`; a timestamp without an offset is read in the collector's
+    local zone (TZ), or a listener's own (?tz=), and keeps its note."""
+    c = Collect(
+        tmp_path,
+        "-l",
+        "tcp://127.0.0.1:0",
+        "-l",
+        "udp://127.0.0.1:0?tz=UTC",
+        "--db",
+        "z.db",
+        "--stats-file",
+        "stats.json",
+        env={"TZ": "Asia/Kolkata"},  # +05:30 all year
+    )
+    send_tcp(
+        c.port("tcp"),
+        b"<13>1 2026-01-01T10:00:00Z h app - - - clean",
+        b"<34>Oct 11 22:14:15 mymachine su: classic BSD, no zone either",
+        OFFSETLESS,
+        b"\x00\x01 not syslog at all",
+    )
+    send_udp(c.port("udp"), OFFSETLESS)
+    db = tmp_path / "z.db"
+    wait_for(lambda: db.exists() and Store(db, readonly=True).count() == 5, what="5 stored")
+    code, _out, err = c.terminate()
+    assert code == 0, err
+    tcp_line = next(line for line in err.splitlines() if line.startswith("tcp://"))
+    assert "received=4 parsed=2 noted=1 unparsed=1" in tcp_line
+    assert "received=1 parsed=0 noted=1 unparsed=0" in err
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    by_scheme = {entry["url"].split(":")[0]: entry for entry in stats["listeners"]}
+    tcp = by_scheme["tcp"]
+    assert (tcp["received"], tcp["parsed"], tcp["noted"], tcp["unparsed"]) == (4, 2, 1, 1)
+    assert "failed" not in tcp
+
+    unparsed = run("query", "--db", str(db), "--json", "--errors")
+    [junk] = [json.loads(line) for line in unparsed.stdout.splitlines()]
+    assert junk["facility"] is None and junk["error"]
+    noted = [
+        json.loads(line)
+        for line in run("query", "--db", str(db), "--json", "--noted").stdout.splitlines()
+    ]
+    assert [(r["transport"], r["timestamp"]) for r in noted] == [
+        ("tcp", "2026-12-02T02:00:00+05:30"),  # the collector's zone (TZ)
+        ("udp", "2026-12-02T02:00:00+00:00"),  # the listener's ?tz=UTC
+    ]
+    assert all("without a UTC offset" in r["error"] for r in noted)
+    everything = [
+        json.loads(line) for line in run("query", "--db", str(db), "--json").stdout.splitlines()
+    ]
+    classic = next(r for r in everything if r["hostname"] == "mymachine")
+    assert classic["error"] is None and classic["timestamp"].endswith("T22:14:15+05:30")
+    both = run("query", "--db", str(db), "--errors", "--noted")
+    assert both.returncode == 2 and "give one" in both.stderr
+
+
+def test_collect_timezone_option(tmp_path: Path) -> None:
+    c = Collect(
+        tmp_path, "-l", "tcp://127.0.0.1:0", "--db", "t.db", "--timezone", "America/New_York"
+    )
+    send_tcp(c.port("tcp"), OFFSETLESS)
+    db = tmp_path / "t.db"
+    wait_for(lambda: db.exists() and Store(db, readonly=True).count() == 1, what="1 stored")
+    code, _out, err = c.terminate()
+    assert code == 0, err
+    [record] = Store(db, readonly=True).query()
+    assert record.message is not None and record.message.timestamp is not None
+    assert record.message.timestamp.isoformat() == "2026-12-02T02:00:00-05:00"  # EST in December
+    bad = run("collect", "-l", "tcp://127.0.0.1:0", "--timezone", "Mars/Olympus", cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown time zone" in bad.stderr
 
 
 def test_collect_usage_errors(tmp_path: Path) -> None:

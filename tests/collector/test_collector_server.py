@@ -167,6 +167,31 @@ def test_forward_and_jsonl_sinks(tmp_path: Path) -> None:
     assert len(jsonl.read_text("utf-8").splitlines()) == 2
 
 
+def test_forward_over_relp_and_tls_to_another_collector(pki: Any, tmp_path: Path) -> None:
+    """Forwarding is syslogkit's own sending path: RELP (acknowledged) and TLS (verified
+    against the CA) to a second collector, every record relayed with its raw bytes unaltered,
+    everything delivered by the time the first collector has stopped."""
+    central_db = tmp_path / "central.db"
+    msgs = [b"<13>1 - edge app - - - relayed %03d" % i for i in range(100)]
+    with CollectorThread(
+        ["relp://127.0.0.1:0", "tls://127.0.0.1:0"],
+        [SQLiteSink(central_db)],
+        tls=collector_tls(pki, "none"),
+    ) as central:
+        sinks = [
+            ForwardSink(central.url("relp")),
+            ForwardSink(central.url("tls"), ca_file=str(pki.ca.cert)),
+        ]
+        with CollectorThread(["tcp://127.0.0.1:0"], sinks) as edge:
+            tcp_send(edge.port("tcp"), b"".join(b"%d %b" % (len(m), m) for m in msgs))
+            wait_for(lambda: listener_stats(edge, "tcp")["received"] == 100, what="received")
+        forwarded = [sink.stats() for sink in sinks]
+        records = wait_stored(central_db, 200)
+    assert [f["sent"] for f in forwarded] == [100, 100] and all(not f["dropped"] for f in forwarded)
+    by_transport = {t: sorted(r.raw for r in records if r.transport == t) for t in ("relp", "tls")}
+    assert by_transport == {"relp": msgs, "tls": msgs}
+
+
 # -- TLS ----------------------------------------------------------------------------------------
 
 

@@ -6,13 +6,16 @@ collector sink that keeps the records in memory. `collector_tls()` is the collec
 configuration from the `pki` fixture's server certificate. `EVENT_LOOPS` are the loops the
 collector runs on (the `loop_factory` fixture gives each in turn). `rfc5424()`, `feed()` and
 `assert_sent_fields()` are the message real senders (rsyslog, syslog-ng) get to forward into the
-collector, and the check that it was stored as sent.
+collector, and the check that it was stored as sent. `loggen()` runs syslog-ng's load generator
+against a collector (`loggen_path()` None: not installed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +26,7 @@ from typing import Any
 import uvloop
 
 from support.peers import PKI
+from support.peers.syslogng import syslog_ng_root
 from syslogkit.collector import Filters, Record, Store, TLSConfig
 
 #: asyncio's loop, and uvloop's: `syslogkit collect` takes uvloop when it is installed
@@ -168,3 +172,39 @@ def assert_sent_fields(record: Record, text: str) -> None:
     assert m.bom is True
     assert m.msg == text
     assert record.raw.endswith(text.encode())
+
+
+# -- loggen, syslog-ng's load generator: a real sender nobody here wrote -----------------------
+
+
+def loggen_path() -> Path | None:
+    """loggen from the unpacked (or installed) syslog-ng, None when there is none."""
+    root = syslog_ng_root()
+    if root is None:
+        return None
+    path = root / "usr/bin/loggen"
+    return path if path.is_file() else None
+
+
+def loggen(
+    kind: str, port: int, count: int, *, rfc5424: bool, rate: int = 1_000_000, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run loggen to 127.0.0.1:`port` over `kind` ("tcp", "udp" or "tls": loggen does not check
+    the server's certificate) and wait for it to exit. `rfc5424`: `-P` (octet-counted on
+    streams; `-F`, one message per datagram, on UDP); else its default BSD message, which has an
+    RFC 3339 timestamp without a UTC offset."""
+    path = loggen_path()
+    assert path is not None, "loggen is not installed"
+    root = path.parents[2]
+    env = dict(
+        os.environ,
+        LD_LIBRARY_PATH=f"{root}/usr/lib/syslog-ng:{root}/usr/lib",
+        SYSLOGNG_PREFIX=f"{root}/usr",
+    )
+    args = {"tcp": ["-S"], "udp": ["-D"], "tls": ["-U"]}[kind]
+    if rfc5424:
+        args += ["-P", "-F"] if kind == "udp" else ["-P"]
+    command = [str(path), *args, "-Q", "-r", str(rate), "-n", str(count), "127.0.0.1", str(port)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0 and f"count={count}," in done.stderr, (command, done.stderr)
+    return done

@@ -249,6 +249,10 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         max_frame=args.max_frame,
         max_connections=args.max_connections,
         frame_timeout=args.frame_timeout,
+    try:
+        zone = zone_of(args.timezone)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
         idle_timeout=args.idle_timeout,
         handshake_timeout=args.handshake_timeout,
         udp_rcvbuf=parse_size(args.udp_rcvbuf),
@@ -285,10 +289,6 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
     except (StoreError, OSError, ValueError) as exc:
         for sink in sinks:
             sink.close()
-        raise CliError(str(exc)) from None
-    try:
-        zone = zone_of(args.timezone)
-    except ValueError as exc:
         raise CliError(str(exc)) from None
     if not sinks:
         raise CliError("nothing to do: --no-db without --jsonl, --stdout or --forward")

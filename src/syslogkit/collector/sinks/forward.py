@@ -1,7 +1,7 @@
 """Relaying: every record's raw bytes, unaltered, to another syslog server (RFC 5424 §4.2).
 
-Built on syslogkit's own sending path: `transports` (address parsing, UDP, TCP, TLS, RELP,
-failover between addresses) and `delivery.background.BackgroundDelivery` (a bounded queue and a
+Built on syslogkit's own sending path: `transports` (address parsing, `make_transport` from the
+table of schemes: UDP, TCP, TLS, RELP; failover between addresses) and `delivery.background.BackgroundDelivery` (a bounded queue and a
 writer thread: a slow or absent destination never holds up the store; reconnects with backoff;
 optionally a spool on disk). Stream transports carry octet-counted frames; RELP frames by
 itself; a datagram carries one message.
@@ -17,9 +17,9 @@ from syslogkit.codec.framing import frame
 from syslogkit.delivery.background import BackgroundDelivery
 from syslogkit.transports.address import Address, parse_address
 from syslogkit.transports.backoff import Backoff
-from syslogkit.transports.base import Transport, make_transport
+from syslogkit.transports.base import Transport
 from syslogkit.transports.failover import FailoverTransport
-from syslogkit.transports.schemes import SCHEMES
+from syslogkit.transports.schemes import SCHEMES, make_transport
 from syslogkit.transports.tls import TLSConfig
 
 from ..record import Record
