@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from syslogkit.cli.main import CliError
+from syslogkit.cli.nats import add_collect_arguments as add_nats_arguments
 
 __all__ = [
     "DEFAULT_DB",
@@ -184,6 +185,7 @@ def _collect_parser() -> argparse.ArgumentParser:
     misc.add_argument("--stats-interval", type=float, default=5.0, metavar="SECONDS")
     misc.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     misc.add_argument("--no-uvloop", action="store_true", help="use asyncio's own loop")
+    add_nats_arguments(p)
     return p
 
 
@@ -223,7 +225,9 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
     )
     from syslogkit.transports.tls import ServerTLSConfig
 
-    listen = args.listen or list(DEFAULT_LISTEN)
+    from syslogkit.cli.nats import nats_sinks, nats_sources, split_nats_listen
+
+    listen, nats_listen = split_nats_listen(args.listen or list(DEFAULT_LISTEN))
     try:
         from syslogkit.collector import parse_listen_url
 
@@ -261,7 +265,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
     sinks: list[Sink] = []
     db_path: str | None = None
     try:
-        if not args.no_db:
+        if not args.no_db and not (args.nats and not args.db):  # an edge stores nothing
             db_path = args.db or DEFAULT_DB
             sinks.append(
                 SQLiteSink(
@@ -286,7 +290,8 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
                     spool_dir=args.forward_spool,
                 )
             )
-    except (StoreError, OSError, ValueError) as exc:
+        sinks.extend(nats_sinks(args))
+    except (StoreError, OSError, ValueError, CliError) as exc:
         for sink in sinks:
             sink.close()
         raise CliError(str(exc)) from None
@@ -301,6 +306,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             zone=zone,
             commit_interval=args.commit_interval,
             high_water=args.high_water,
+            sources=nats_sources(args, nats_listen, db_path),
         )
     except (ValueError, OSError, ssl_error()) as exc:
         for sink in sinks:
@@ -328,7 +334,11 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             print(f"storing into {db_path}", file=info)
         if args.jsonl:
             print(f"appending JSON lines to {args.jsonl}", file=info)
-        print(f"try: {_send_hint(urls)}", file=info, flush=True)
+        if args.nats:
+            print(f"publishing to JetStream stream {args.nats_stream}", file=info)
+        if addresses:
+            print(f"try: {_send_hint(urls)}", file=info)
+        print(end="", file=info, flush=True)
 
     stats_interval = max(0.1, args.stats_interval)
     try:
