@@ -38,7 +38,7 @@ def test_relp_sync_write_is_acknowledged_by_rsyslog(rsyslog: RsyslogFactory) -> 
     peer = rsyslog(relp=True, no_loss=True)
     transport = relp(peer.relp_port)
     transport.open()
-    assert dict(transport._client.server_offers)["relp_version"] == "0"  # type: ignore[union-attr]
+    assert dict(transport.server_offers)["relp_version"] == "0"
     transport.write(payload(1))  # returns once rsyslog answered 200
     [record] = peer.messages(1)
     assert record["inputname"] == "imrelp"

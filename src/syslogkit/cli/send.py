@@ -64,6 +64,17 @@ def _parser() -> argparse.ArgumentParser:
         "--framing", default="octet", help="octet (default), lf, nul or crlf, on streams"
     )
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per network step")
+    parser.add_argument(
+        "--spool-dir",
+        help="standard input: keep lines on disk while the collector is unreachable "
+        "(replayed in order, also by the next run)",
+    )
+    parser.add_argument(
+        "--block-timeout",
+        type=float,
+        default=2.0,
+        help="standard input: seconds a line may wait for room while the collector is slow",
+    )
     tls = parser.add_argument_group("TLS")
     tls.add_argument("--ca-file", help="CA certificates to verify the collector with")
     tls.add_argument("--cert-file", help="client certificate (mutual TLS)")
@@ -120,6 +131,25 @@ def _messages(words: list[str]) -> Iterator[str]:
             yield line
 
 
+def _delivery(args: argparse.Namespace) -> dict[str, Any]:
+    """Messages in the arguments go out in the call (sync, as logger(1)); standard input goes
+    through the background queue with the handler's rules (back-pressure bounded by
+    --block-timeout, no waiting on a dead collector, --spool-dir, a bounded wait at the end).
+    Nothing is shed: every line a pipe hands over counts the same. RELP is always background."""
+    if args.message and not args.address.startswith("relp"):
+        return {"delivery": "sync"}
+    if args.address.startswith("unix") and not args.message:
+        return {"delivery": "sync"}
+    options: dict[str, Any] = {
+        "delivery": "background",
+        "block_timeout": args.block_timeout,
+        "shed_below": None,
+    }
+    if args.spool_dir:
+        options["spool_dir"] = args.spool_dir
+    return options
+
+
 def _handler(args: argparse.Namespace) -> Any:
     from syslogkit.sender.handler import SyslogHandler
 
@@ -138,7 +168,7 @@ def _handler(args: argparse.Namespace) -> Any:
             server_hostname=args.server_hostname,
             verify_hostname=not args.no_verify_hostname,
             fingerprint=args.fingerprint,
-            delivery="sync",
+            **_delivery(args),
         )
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
@@ -186,6 +216,8 @@ def send_main(argv: list[str]) -> int:
         handler.close()
     stats = handler.stats
     delivered = int(stats.get("acknowledged") or stats.get("sent", 0))
+    if stats.get("spooled"):
+        delivered += int(stats["spooled"]) - int(stats.get("replayed", 0))  # kept on disk
     if delivered < count:
         reason = stats.get("last_error") or "not delivered"
         print(

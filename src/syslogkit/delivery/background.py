@@ -14,12 +14,17 @@ When the queue fills (decisions of issue 11, after rsyslog, logback and log4j2):
   (`dropped_overflow`; with `overflow="drop_oldest"` the oldest queued one instead). A slow
   collector slows the application to its pace and loses nothing.
 - No waiting on a dead collector: once the writer knows it is unreachable (connect or handshake
-  failing, backoff running), or a wait expired without the writer taking a single record (the
-  writer is stuck in a write or waits for answers that do not come), calls do not wait until
-  the writer moves again. An outage costs the application at most one bounded wait.
-- Shedding: past the high-water mark (`high_water`, 80% of the queue) records less severe than
-  `shed_below` (the handler's default: WARNING; None here) are dropped first (`dropped_shed`), so that the ones that matter fit.
-  The severity is read from the frame's PRI, only past the mark (nothing on the common path).
+  failing, backoff running; for a collector that was reached before, for `block_timeout`
+  since the connection broke, so that a quick restart loses nothing), or a wait expired
+  without the writer taking a single record (stuck in a write, or waiting for answers that
+  do not come), calls do not wait until the writer moves again. An outage costs the
+  application at most one bounded wait.
+- Shedding: when the caller cannot be made to wait (collector gone or stalled as above, or
+  `block_timeout=0`), records less severe than `shed_below` (the handler's default: WARNING;
+  None here) are dropped past the high-water mark (`high_water`, 80% of the queue,
+  `dropped_shed`), so that the rest of the queue keeps room for the ones that matter. While
+  the collector keeps up nothing is shed: back-pressure slows the application instead. The
+  severity is read from the frame's PRI, only past the mark (nothing on the common path).
 - With a spool (`spool_dir`) nothing is shed: past the mark, and while the collector is
   unreachable, the writer moves what is in memory to disk, in order; it is replayed first.
 
@@ -203,6 +208,7 @@ class BackgroundDelivery:
         self._stall: float | None = None
         self._next_notice = 0.0
         self._ever_connected = False
+        self._lost_at = 0.0  # when the last connection broke
         reset_after_fork(self)
         if spool is not None:
             self._start()  # records left by an earlier run are replayed without waiting for one
@@ -259,7 +265,7 @@ class BackgroundDelivery:
     def _admit(self, data: bytes, size: int) -> bool:
         """Past the mark: shed a record of low severity, wait for room, or drop one."""
         shed_below = self.shed_below
-        if shed_below is not None:
+        if shed_below is not None and not (self.block_timeout > 0 and self._live()):
             severity = severity_of(data)
             if severity is not None and severity > shed_below:
                 self._lose("shed", 1)
@@ -276,10 +282,12 @@ class BackgroundDelivery:
         self._lose("overflow", 1)
         return False
 
+    def _live(self) -> bool:
+        """The writer is known to move records (not stalled, the collector not gone)."""
+        return not (self._stalled or (self._gone and self._spool is None))
+
     def _may_wait(self) -> bool:
-        if self._stalled or self._closing or self._writer_ident == _get_ident():
-            return False
-        if self._gone and self._spool is None:
+        if not self._live() or self._closing or self._writer_ident == _get_ident():
             return False
         return self._writer_running() or self._start_writer()
 
@@ -499,7 +507,9 @@ class BackgroundDelivery:
             if adopted:
                 self.stats.add("adopted", adopted)
         if not self._connected():
-            self._gone = True
+            # a collector never reached is gone at once; one that was, after block_timeout
+            # without a connection (a restart within that costs callers a bounded wait only)
+            self._gone = not self._ever_connected or now - self._lost_at >= self.block_timeout
             self._room_notify()
             if spool is not None:
                 self._to_spool()
@@ -609,6 +619,7 @@ class BackgroundDelivery:
     def _broken(self, exc: TransportError, failed: list[Item]) -> None:
         """The connection failed: count it, and line up what must be written again."""
         self._error(exc)
+        self._lost_at = time.monotonic()
         transport = self.transport
         transport.discard()
         if self._fresh:

@@ -7,7 +7,6 @@ import threading
 import time
 from typing import Any, Final
 
-from syslogkit.codec.message import Severity
 from syslogkit.delivery.base import Delivery, ErrorReporter, Stats
 from syslogkit.transports.base import Transport, TransportError
 from syslogkit.transports.failover import FailoverTransport
@@ -102,7 +101,7 @@ class SyncDelivery:
 
     def close(self, timeout: float | None = None) -> None:
         """Close the connection (TLS close_notify), within `timeout` seconds."""
-        wait = self.transport.timeout if timeout is None else timeout
+        wait = min(self.transport.timeout, 2.0) if timeout is None else timeout
         deadline = time.monotonic() + wait
         self._closed = True
         if not self._lock.acquire(timeout=max(wait, 0.0)):
@@ -145,6 +144,5 @@ def make_delivery(
         from syslogkit.delivery.background import BackgroundDelivery
 
         options.setdefault("timeout", transport.timeout)
-        options.setdefault("shed_below", Severity.WARNING)  # issue 11: keep what matters
         return BackgroundDelivery(transport, stats=stats, report=report, **options)
     raise ValueError(f"unknown delivery {kind!r}: 'sync' or 'background'")
