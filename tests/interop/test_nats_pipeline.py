@@ -225,21 +225,22 @@ def test_a_sigkilled_store_gets_its_batches_again_and_stores_them_once(
 ) -> None:
     stream = make_stream(healed, "T4")
     a = edge(tmp_path / "a", healed, stream)
+    folder = tmp_path / "s"
+    db = folder / "store.db"
+    first = store(folder, healed, stream, "--nats-ack-wait", "2s")
     count = 20_000
     try:
         log, handler = relp_logger("r", a.port("relp"))
-        send(log, "r", count)
-        handler.flush(60)
-        handler.close()
-        folder = tmp_path / "s"
-        db = folder / "store.db"
-        first = store(folder, healed, stream, "--nats-ack-wait", "2s")
-        wait_until(lambda: len(rows(db)) > 0, 30, "the first commit")
+        thread = threading.Thread(target=send, args=(log, "r", count, 0.02))
+        thread.start()
+        wait_until(lambda: len(rows(db)) >= 3000, 30, "the first commits")
         first.kill()  # mid-stream: fetched, maybe committed, not all acknowledged
-        held = len(rows(db))
-        assert held < count, "the store finished before it was killed: nothing was tested"
+        assert len(rows(db)) < count, "the store finished before it was killed"
         second = store(folder, healed, stream, "--nats-ack-wait", "2s")
         try:
+            thread.join(60)
+            handler.flush(60)
+            handler.close()
             wait_until(lambda: len(rows(db)) >= count, 60, f"{count} stored records")
             time.sleep(3.0)  # an ack_wait more: a redelivery would have arrived
             stored = rows(db)
@@ -248,6 +249,7 @@ def test_a_sigkilled_store_gets_its_batches_again_and_stores_them_once(
         finally:
             second.stop()
     finally:
+        first.stop()
         a.stop()
 
 
