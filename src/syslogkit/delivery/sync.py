@@ -7,11 +7,11 @@ import threading
 import time
 from typing import Any, Final
 
-from syslogkit.delivery.base import Delivery, ErrorReporter, Stats
+from syslogkit.delivery.base import ErrorReporter, Stats
 from syslogkit.transports.base import Transport, TransportError
 from syslogkit.transports.failover import FailoverTransport
 
-__all__ = ["SyncDelivery", "make_delivery"]
+__all__ = ["SyncDelivery"]
 
 #: Write failures that another connection would not cure.
 _NO_RETRY: Final = frozenset({"timeout", "too_large"})
@@ -123,26 +123,3 @@ class SyncDelivery:
         self.transport.forget()
         self.transport.opened = 0
         self._pid = os.getpid()
-
-
-def make_delivery(
-    kind: str,
-    transport: Transport,
-    stats: Stats,
-    report: ErrorReporter | None = None,
-    **options: Any,
-) -> Delivery:
-    """The delivery named by the handler's `delivery` option: `"sync"` or `"background"`.
-
-    `options` go to the delivery's constructor (background: queue_size, overflow, spool_dir...).
-    """
-    if kind == "sync":
-        if options:
-            raise ValueError(f"sync delivery takes no options: {sorted(options)}")
-        return SyncDelivery(transport, stats=stats, report=report)
-    if kind == "background":
-        from syslogkit.delivery.background import BackgroundDelivery
-
-        options.setdefault("timeout", transport.timeout)
-        return BackgroundDelivery(transport, stats=stats, report=report, **options)
-    raise ValueError(f"unknown delivery {kind!r}: 'sync' or 'background'")
