@@ -43,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
         "--count", type=int, default=3, help="records per transport (default 3, at most 1000)"
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for arrival")
+    parser.add_argument(
+        "--web",
+        nargs="?",
+        const="127.0.0.1:8514",
+        metavar="HOST:PORT",
+        help="then keep the collector running with a trickle of traffic and show it in the web "
+        "UI (default 127.0.0.1:8514) until Ctrl-C; needs the [web] extra",
+    )
     return parser
 
 
@@ -145,7 +153,9 @@ def _summary(out: TextIO, logged: dict[str, int], arrived: Counter[str], where: 
     return complete
 
 
-def run_demo(directory: Path, count: int, timeout: float, out: TextIO, *, keep: bool) -> bool:
+def run_demo(
+    directory: Path, count: int, timeout: float, out: TextIO, *, keep: bool, web: str | None = None
+) -> bool:
     """Run the demo with its files in `directory`; True when every record arrived."""
     from syslogkit.cli.pki import write_pki
     from syslogkit.collector import CollectorThread, SQLiteSink, TLSConfig
@@ -169,6 +179,10 @@ def run_demo(directory: Path, count: int, timeout: float, out: TextIO, *, keep: 
         out.flush()
         logged = _application_logs(_make_handlers(urls, pki), count)
         shower.wait_for(sum(logged.values()), timeout)
+        if web:
+            from syslogkit.cli.web import serve_demo
+
+            serve_demo(web, db, urls["udp"], out)
     where = (
         f"query them with: syslogkit query --db {db}"
         if keep
@@ -188,10 +202,17 @@ def demo_main(argv: list[str]) -> int:
         require_cryptography()
     except RuntimeError as exc:
         raise CliError(str(exc)) from None
+    if args.web:
+        from syslogkit.web import missing_extra
+
+        if missing_extra():
+            raise CliError(str(missing_extra()))
     directory = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="syslogkit-demo-"))
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        ok = run_demo(directory, args.count, args.timeout, sys.stdout, keep=bool(args.keep))
+        ok = run_demo(
+            directory, args.count, args.timeout, sys.stdout, keep=bool(args.keep), web=args.web
+        )
     except OSError as exc:
         raise CliError(str(exc)) from None
     finally:

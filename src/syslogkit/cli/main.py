@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "query": ("syslogkit.cli.read", "query_main", "search the messages in a store"),
     "certs": ("syslogkit.cli.certs", "certs_main", "make a CA and certificates for mutual TLS"),
     "demo": ("syslogkit.cli.demo", "demo_main", "a collector and an app logging over UDP/TCP/TLS"),
+    "web": ("syslogkit.cli.web", "web_main", "look at a store in a browser (needs [web])"),
     "nats": ("syslogkit.cli.nats", "nats_main", "set up the JetStream stream between collectors"),
 }
 

@@ -8,6 +8,7 @@ variable (how `collect --web` hands it to its child without putting it on a comm
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import random
@@ -15,17 +16,22 @@ import select
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import IO, Any
 
 from syslogkit.cli.main import CliError
 
 __all__ = [
     "DEFAULT_WEB",
     "TOKEN_ENV",
+    "Beside",
     "WebProcess",
+    "add_web_arguments",
+    "check_beside",
     "parse_addr",
     "read_token",
+    "serve_demo",
     "trickle",
     "web_main",
 ]
@@ -208,3 +214,127 @@ def trickle(address: str, stop: threading.Event, *, rate: float = 3.0) -> int:
         for handler in handlers.values():
             handler.close()
     return sent
+
+
+# -- collect --web / --metrics ------------------------------------------------------------------
+
+
+def add_web_arguments(parser: argparse.ArgumentParser) -> None:
+    """`collect`'s options for the page and the metrics beside the collector."""
+    g = parser.add_argument_group("web UI and metrics")
+    g.add_argument(
+        "--web",
+        nargs="?",
+        const=DEFAULT_WEB,
+        metavar="HOST:PORT",
+        help=f"serve the web UI over the store (syslogkit web, in its own process; {DEFAULT_WEB})",
+    )
+    g.add_argument(
+        "--web-token-file",
+        metavar="PATH",
+        help=f"its token (or ${TOKEN_ENV}); required beyond loopback",
+    )
+    g.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve /metrics (Prometheus text) and /healthz there (no extra needed)",
+    )
+
+
+def check_beside(args: argparse.Namespace, db_path: str | None) -> None:
+    """Refuse before the collector starts: --web without a store, the exposure rule."""
+    if not getattr(args, "web", None):
+        return
+    if db_path is None:
+        raise CliError("--web shows the store: it cannot be used with --no-db")
+    from syslogkit.web import missing_extra
+    from syslogkit.web.security import ExposureError, check_exposure
+
+    why = missing_extra()
+    if why:
+        raise CliError(why)
+    host, _ = parse_addr(args.web)
+    try:
+        check_exposure(host, read_token(None, args.web_token_file))
+    except ExposureError as exc:
+        raise CliError(f"--web: {exc}") from None
+
+
+class Beside:
+    """The web UI process and the metrics server of a running collector; `stop()` ends both.
+
+    `snapshot` is called on the collector's event loop (`loop`), where its counters change.
+    """
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        db_path: str | None,
+        snapshot: Callable[[], Mapping[str, Any]],
+        loop: asyncio.AbstractEventLoop,
+        info: IO[str],
+    ) -> None:
+        self.web: WebProcess | None = None
+        self.metrics: Any = None
+        if getattr(args, "metrics", None):
+            from syslogkit.collector.metrics import MetricsServer
+
+            async def read() -> Mapping[str, Any]:
+                return snapshot()
+
+            def on_loop() -> Mapping[str, Any]:
+                return asyncio.run_coroutine_threadsafe(read(), loop).result(5)
+
+            host, port = parse_addr(args.metrics, 9514)
+            try:
+                self.metrics = MetricsServer(host, port, on_loop, store_path=db_path).start()
+            except OSError as exc:
+                raise CliError(f"--metrics: cannot listen on {args.metrics}: {exc}") from None
+            if not args.quiet:
+                print(f"metrics on {self.metrics.url} (and /healthz)", file=info)
+        if getattr(args, "web", None) and db_path is not None:
+            token = read_token(None, args.web_token_file)
+            try:
+                self.web = WebProcess(db_path, args.web, token)
+            except CliError:
+                self.stop()
+                raise
+            if not args.quiet:
+                print(f"web UI: {self.web.banner}", file=info)
+
+    def stop(self) -> None:
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
+
+
+# -- demo --web -----------------------------------------------------------------------------------
+
+
+def serve_demo(listen: str, db: str | Path, address: str, out: IO[str]) -> int:
+    """The page over the demo's store with a trickle of traffic to `address`, until Ctrl-C;
+    returns how many trickled messages were sent."""
+    from syslogkit.web.security import ExposureError
+    from syslogkit.web.server import WebServer
+
+    host, port = parse_addr(listen)
+    try:
+        server = WebServer(db, host, port)
+    except ExposureError as exc:
+        raise CliError(f"--web: {exc}") from None
+    except OSError as exc:
+        raise CliError(f"--web: cannot listen on {listen}: {exc.strerror or exc}") from None
+    stop = threading.Event()
+    with server:
+        out.write(f"\nopen {server.url} to look at the logs: search, filters, a histogram and\n")
+        out.write("a live tail of made-up traffic (about 3 messages a second). Ctrl-C stops.\n\n")
+        out.flush()
+        try:
+            return trickle(address, stop)
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            stop.set()
