@@ -1,10 +1,10 @@
 """Relaying: every record's raw bytes, unaltered, to another syslog server (RFC 5424 §4.2).
 
 Built on syslogkit's own sending path: `transports` (address parsing, `make_transport` from the
-table of schemes: UDP, TCP, TLS, RELP; failover between addresses) and `delivery.background.BackgroundDelivery` (a bounded queue and a
-writer thread: a slow or absent destination never holds up the store; reconnects with backoff;
-optionally a spool on disk). Stream transports carry octet-counted frames; RELP frames by
-itself; a datagram carries one message.
+table of schemes: UDP, TCP, TLS, RELP; failover between addresses) and
+`delivery.background.BackgroundDelivery` (a bounded queue and a writer thread: a slow or absent
+destination never holds up the store; reconnects with backoff; optionally a spool on disk).
+Stream transports carry octet-counted frames; RELP frames by itself; a datagram carries one message.
 """
 
 from __future__ import annotations
