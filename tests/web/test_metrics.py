@@ -1,0 +1,96 @@
+"""The collector's /metrics (read back with prometheus_client's text parser) and /healthz."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from support.collector import feed, wait_for
+from support.web import get
+from syslogkit.collector import CollectorThread, SQLiteSink
+from syslogkit.collector.metrics import MetricsServer, render
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[CollectorThread, MetricsServer, Path]]:
+    db = tmp_path / "m.db"
+    with (
+        CollectorThread(["tcp://127.0.0.1:0", "udp://127.0.0.1:0"], [SQLiteSink(db)]) as collector,
+        MetricsServer("127.0.0.1", 0, collector.stats, store_path=db) as metrics,
+    ):
+        yield collector, metrics, db
+
+
+def test_metrics_count_what_each_listener_received_and_the_store_committed(
+    running: tuple[CollectorThread, MetricsServer, Path],
+) -> None:
+    collector, metrics, _db = running
+    feed(collector.port("tcp"), [b"<13>1 - h a - - - one", b"<13>1 - h a - - - two", b"junk"])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.sendto(b"<13>1 - h a - - - three", ("127.0.0.1", collector.port("udp")))
+
+    def scraped() -> Any:
+        status, headers, body = get(metrics.url, "/metrics")
+        assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+        found = samples(body.decode())
+        return found if found[("syslogkit_pipeline_committed_total", ())] >= 4 else None
+
+    found = wait_for(scraped, 10.0, "4 committed in /metrics")
+    tcp, udp_url = collector.url("tcp"), collector.url("udp")
+    assert found[("syslogkit_listener_received_total", (("listener", tcp),))] == 3
+    assert found[("syslogkit_listener_received_total", (("listener", udp_url),))] == 1
+    assert found[("syslogkit_listener_parsed_total", (("listener", tcp),))] == 2
+    assert found[("syslogkit_listener_connections_total", (("listener", tcp),))] == 1
+    assert found[("syslogkit_pipeline_queued_total", ())] == 4
+    assert found[("syslogkit_store_bytes", ())] > 0
+    assert found[("syslogkit_up", ())] == 1
+
+
+def test_healthz_answers_while_the_collector_does(
+    running: tuple[CollectorThread, MetricsServer, Path],
+) -> None:
+    _, metrics, _ = running
+    status, _, body = get(metrics.url, "/healthz")
+    assert (status, body) == (200, b"ok\n")
+    assert get(metrics.url, "/other")[0] == 404
+
+
+def test_a_collector_that_does_not_answer_is_unhealthy(tmp_path: Path) -> None:
+    def stuck() -> dict[str, Any]:
+        raise TimeoutError("the event loop is blocked")
+
+    with MetricsServer("127.0.0.1", 0, stuck) as metrics:
+        for path in ("/healthz", "/metrics"):
+            status, _, body = get(metrics.url, path)
+            assert status == 503 and b"the event loop is blocked" in body
+
+
+def test_label_values_are_escaped_as_the_format_says() -> None:
+    url = 'tcp://weird"host\\name\n:514'
+    text = render(
+        {
+            "listeners": [
+                {"url": url, "received": 5, "dropped": {'cut:a "b"': 2}, "framing": {"x": 1}}
+            ],
+            "pipeline": {"committed": 5, "pending": 0},
+        },
+        store_size=123,
+    )
+    found = samples(text)
+    assert found[("syslogkit_listener_received_total", (("listener", url),))] == 5
+    key = ("syslogkit_listener_dropped_total", (("listener", url), ("reason", 'cut:a "b"')))
+    assert found[key] == 2
+    assert found[("syslogkit_store_bytes", ())] == 123
