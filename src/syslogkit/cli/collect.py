@@ -249,14 +249,14 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             ca_dir=args.tls_capath,
             client_auth=client_auth,
         )
-    limits = Limits(
-        max_frame=args.max_frame,
-        max_connections=args.max_connections,
-        frame_timeout=args.frame_timeout,
     try:
         zone = zone_of(args.timezone)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    limits = Limits(
+        max_frame=args.max_frame,
+        max_connections=args.max_connections,
+        frame_timeout=args.frame_timeout,
         idle_timeout=args.idle_timeout,
         handshake_timeout=args.handshake_timeout,
         udp_rcvbuf=parse_size(args.udp_rcvbuf),
