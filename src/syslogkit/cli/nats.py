@@ -202,6 +202,7 @@ def nats_main(argv: Sequence[str]) -> int:
     args = _nats_parser().parse_args(list(argv))
     nats = _import()
     options = _options(args.server, args, "")
+    options.forever = False
     if not 1 <= args.replicas <= 5:
         raise CliError("--replicas must be 1 to 5")
     settings = nats.StreamSettings(

@@ -90,6 +90,8 @@ class NatsOptions:
     name: str = "syslogkit"
     connect_timeout: float = 2.0
     reconnect_wait: float = 0.25
+    #: keep trying to connect (a collector); False: give up after a few attempts (a command)
+    forever: bool = True
 
     def __post_init__(self) -> None:
         self.servers = server_urls(self.servers)
@@ -122,7 +124,7 @@ class NatsOptions:
             "disconnected_cb": errors.disconnected,
             "reconnected_cb": errors.reconnected,
             "allow_reconnect": True,
-            "max_reconnect_attempts": -1,
+            "max_reconnect_attempts": -1 if self.forever else 2,
             "reconnect_time_wait": self.reconnect_wait,
             "connect_timeout": self.connect_timeout,
             "ping_interval": 5,
@@ -175,4 +177,8 @@ class ErrorLog:
 async def connect(options: NatsOptions, errors: ErrorLog) -> Any:
     """A connected `nats.aio.client.Client` (retries until it connects)."""
     nats = require_nats()
-    return await nats.connect(**options.connect_kwargs(errors))
+    try:
+        return await nats.connect(**options.connect_kwargs(errors))
+    except Exception as exc:
+        reason = errors.last_error or f"{type(exc).__name__}: {exc}"
+        raise ConnectionError(f"cannot connect to {options.describe()}: {redact(reason)}") from None
