@@ -21,8 +21,10 @@ asyncio.run(main())
 every transport (unix sockets included, where a plain handler writes in the caller): a log call
 made on the loop formats the record and appends its bytes to a bounded in-memory queue, and
 returns. Name resolution, connecting, TLS handshakes, writes, reconnects and the spool all
-happen in the handler's writer thread. A full queue drops the record (counted in `stats`), it
-never makes the caller wait. Everything else (options, `extra` fields, `stats`) is the
+happen in the handler's writer thread. A full queue follows the handler's rules
+(`docs/delivery.md`): with a live collector the call waits for room, at most `block_timeout`
+(so the loop may pause that long under overload; `block_timeout=0` never waits and sheds
+records below WARNING instead); with a collector known to be down it never waits. Everything else (options, `extra` fields, `stats`) is the
 `SyslogHandler`'s.
 
 The waiting methods have awaitable forms that wait in a worker thread: `await aflush()`,
