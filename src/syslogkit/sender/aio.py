@@ -24,8 +24,8 @@ returns. Name resolution, connecting, TLS handshakes, writes, reconnects and the
 happen in the handler's writer thread. A full queue follows the handler's rules
 (`docs/delivery.md`): with a live collector the call waits for room, at most `block_timeout`
 (so the loop may pause that long under overload; `block_timeout=0` never waits and sheds
-records below WARNING instead); with a collector known to be down it never waits. Everything else (options, `extra` fields, `stats`) is the
-`SyslogHandler`'s.
+records below WARNING instead); with a collector known to be down it never waits. Everything
+else (options, `extra` fields, `stats`) is the `SyslogHandler`'s.
 
 The waiting methods have awaitable forms that wait in a worker thread: `await aflush()`,
 `await aclose()`, and `async with`. The plain `flush()`/`close()` still work (and
