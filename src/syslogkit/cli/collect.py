@@ -186,6 +186,9 @@ def _collect_parser() -> argparse.ArgumentParser:
     misc.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     misc.add_argument("--no-uvloop", action="store_true", help="use asyncio's own loop")
     add_nats_arguments(p)
+    from syslogkit.cli.web import add_web_arguments
+
+    add_web_arguments(p)
     return p
 
 
@@ -297,6 +300,14 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         raise CliError(str(exc)) from None
     if not sinks:
         raise CliError("nothing to do: --no-db without --jsonl, --stdout or --forward")
+    from syslogkit.cli.web import Beside, check_beside
+
+    try:
+        check_beside(args, db_path)
+    except CliError:
+        for sink in sinks:
+            sink.close()
+        raise
     try:
         collector = Collector(
             addresses,
@@ -341,13 +352,17 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         print(end="", file=info, flush=True)
 
     stats_interval = max(0.1, args.stats_interval)
+    beside: Beside | None = None
     try:
+        beside = Beside(args, db_path, lambda: _stats(collector, sinks), loop, info)
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), stats_interval)
             if args.stats_file:
                 _write_stats(args.stats_file, _stats(collector, sinks))
     finally:
+        if beside is not None:
+            beside.stop()
         await collector.stop()
         final = _stats(collector, sinks)
         if args.stats_file:
