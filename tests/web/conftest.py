@@ -8,6 +8,7 @@ reason, and fail under CI=true.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,5 +56,9 @@ def watched(browser: Any) -> Iterator[Watched]:
 
 
 @pytest.fixture
-def docs() -> Path:
-    return Path(__file__).resolve().parents[2] / "docs"
+def docs(tmp_path: Path) -> Path:
+    """Where the README's screenshot goes: docs/ with SYSLOGKIT_UPDATE_SCREENSHOT=1, else a
+    temporary folder (a test run leaves the checkout as it was)."""
+    if os.environ.get("SYSLOGKIT_UPDATE_SCREENSHOT") == "1":
+        return Path(__file__).resolve().parents[2] / "docs"
+    return tmp_path / "docs"

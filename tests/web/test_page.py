@@ -173,7 +173,8 @@ def test_hostile_messages_render_as_text_and_run_nothing(stack: WebStack, watche
 
 
 def test_screenshot_for_the_readme(tmp_path: Path, watched: Watched, docs: Path) -> None:
-    """Writes docs/web.png (the README shows it): a day of made-up traffic."""
+    """The README's screenshot of a day of made-up traffic (written to docs/web.png with
+    SYSLOGKIT_UPDATE_SCREENSHOT=1)."""
     now = time.time()
     events = [
         ("nginx", 6, "GET /api/orders/{n} 200 12ms"),
