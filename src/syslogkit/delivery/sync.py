@@ -47,7 +47,7 @@ class SyncDelivery:
 
     def deliver(self, data: bytes, record: Any = None) -> None:
         """Write one frame now; never raises."""
-        if not self._lock.acquire(timeout=self._lock_timeout):
+        if not self._lock.acquire(True, self._lock_timeout):  # positional: cheaper per record
             self._fail(
                 TransportError("busy", "another thread held the connection too long"), record
             )
