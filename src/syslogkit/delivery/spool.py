@@ -12,14 +12,10 @@ same application):
 
 `<owner>` starts with the creation time in hex, so sorting names sorts owners by age.
 
-A segment is a 40-byte header (magic, then two commit slots) and records. A record is
-`length (u32) | crc32 (u32) | flags (u8) | payload`, the crc covering flags and payload, so a
-record is either whole or recognised as torn: reading stops at the first record whose length
-runs past the end of the file or whose crc does not match (a torn tail after a crash), and
-what follows is skipped and counted (`dropped_torn`). The commit slots hold the offset up to
-which records were delivered (written; over RELP acknowledged), each with a sequence number
-and a crc; the newer valid slot wins, so a torn slot write falls back to the previous commit
-(at-least-once: a record may be replayed twice after a crash, never lost).
+The segment file format (records with a length and a crc, so that a torn tail after a crash is
+found and skipped, counted as `dropped_torn`; two commit slots holding the offset up to which
+records were delivered) is `syslogkit.delivery.segment`; this module is the directory of
+segments: who owns which, reading them in order, committing, bounding and adopting them.
 
 A process adopts the segments of an owner whose lock it can take (the owner died or exited
 with records left) and keeps that lock until it has replayed them: two processes never replay
@@ -40,114 +36,25 @@ import contextlib
 import fcntl
 import os
 import secrets
-import struct
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
 
-__all__ = ["FLAG_SENT", "Spool", "Ticket"]
+from syslogkit.delivery.segment import FLAG_SENT, HEADER, RECORD_HEAD, Segment, record_head
 
-MAGIC: Final = b"SKSPOOL1"
-_SLOT: Final = struct.Struct("<IQI")  # commit sequence, offset, crc32 of the first two
-_SLOTS_AT: Final = len(MAGIC)
-HEADER: Final = len(MAGIC) + 2 * _SLOT.size
-_REC: Final = struct.Struct("<IIB")  # payload length, crc32(flags + payload), flags
-#: Record flag: the record had been written to a connection before it was spooled.
-FLAG_SENT: Final = 1
-_READ_CHUNK: Final = 256 * 1024
-_MAX_RECORD: Final = 64 * 1024 * 1024
-
-
-def _slot(seq: int, offset: int) -> bytes:
-    head = struct.pack("<IQ", seq, offset)
-    return head + struct.pack("<I", zlib.crc32(head))
-
-
-def _read_commit(header: bytes) -> tuple[int, int]:
-    """(commit sequence, committed offset) from a segment header; (0, HEADER) when none."""
-    best = (0, HEADER)
-    for index in range(2):
-        at = _SLOTS_AT + index * _SLOT.size
-        chunk = header[at : at + _SLOT.size]
-        if len(chunk) < _SLOT.size:
-            continue
-        seq, offset, crc = _SLOT.unpack(chunk)
-        if crc == zlib.crc32(chunk[:12]) and seq > best[0] and offset >= HEADER:
-            best = (seq, offset)
-    return best
-
-
-class _Segment:
-    """One segment file open for reading (and for appending, when it is ours and active)."""
-
-    __slots__ = (
-        "commit_seq",
-        "committed",
-        "committed_records",
-        "dead",
-        "fd",
-        "hwm",
-        "owner",
-        "path",
-        "read",
-        "records",
-        "seq",
-        "size",
-    )
-
-    def __init__(self, path: str, fd: int, owner: str, seq: int) -> None:
-        self.path = path
-        self.fd = fd
-        self.owner = owner
-        self.seq = seq
-        self.size = HEADER  # end of the valid records
-        self.committed = HEADER  # records before this offset are delivered
-        self.read = HEADER  # records before this offset were handed out for sending
-        self.hwm = HEADER  # records before this were written once (the writer moves it)
-        self.records = 0  # valid records in the file
-        self.committed_records = 0
-        self.commit_seq = 0
-        self.dead = False
+__all__ = ["FLAG_SENT", "HEADER", "Spool", "Ticket"]
 
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
     """Where a record read from the spool ends: commit it once it is delivered."""
 
-    segment: _Segment
+    segment: Segment
     end: int
 
 
 #: One record read back: payload, its ticket, and whether it had been written before.
 Item = tuple[bytes, Ticket, bool]
-
-
-def _parse(data: bytes, start: int, limit: int) -> tuple[list[tuple[bytes, int, int]], int, bool]:
-    """Records in `data` (read at file offset `start`): [(payload, end offset, flags)].
-
-    Returns the records, the offset after the last whole one, and True when a torn or corrupt
-    record stopped the parse (rather than the end of the data).
-    """
-    out: list[tuple[bytes, int, int]] = []
-    pos = 0
-    size = len(data)
-    head = _REC.size
-    while pos + head <= size:
-        length, crc, flags = _REC.unpack_from(data, pos)
-        end = pos + head + length
-        if length > _MAX_RECORD or start + end > limit:
-            return out, start + pos, start + end > limit or length > _MAX_RECORD
-        if end > size:
-            return out, start + pos, False  # whole on disk, not in this chunk
-        payload = data[pos + head : end]
-        if zlib.crc32(payload, zlib.crc32(data[pos + 8 : pos + 9])) != crc:
-            return out, start + pos, True
-        out.append((payload, start + end, flags))
-        pos = end
-    torn = start + pos < limit and start + pos + head > limit
-    return out, start + pos, torn
 
 
 class Spool:
@@ -175,8 +82,8 @@ class Spool:
         self._owner: str | None = None
         self._lock_fd: int | None = None
         self._next_seq = 1
-        self._active: _Segment | None = None
-        self._segments: list[_Segment] = []  # read order: adopted first, then our own
+        self._active: Segment | None = None
+        self._segments: list[Segment] = []  # read order: adopted first, then our own
         self._adopted_locks: dict[str, int] = {}  # owner -> lock fd
         self._bytes = 0  # file bytes of the segments in _segments
         self._next_adopt = 0.0
@@ -220,8 +127,7 @@ class Spool:
         parts: list[bytes] = []
         for index, payload in enumerate(payloads):
             flag = flags if isinstance(flags, int) else flags[index]
-            fb = bytes((flag,))
-            parts.append(_REC.pack(len(payload), zlib.crc32(payload, zlib.crc32(fb)), flag))
+            parts.append(record_head(payload, flag))
             parts.append(payload)
         # write in pieces that fit a segment each, rotating between them
         kept = 0
@@ -250,34 +156,18 @@ class Spool:
                 self._rotate()
         return kept
 
-    def _write_at(self, segment: _Segment, data: bytes) -> None:
-        view = memoryview(data)
-        offset = segment.size
-        while view:
-            written = os.pwrite(segment.fd, view, offset)
-            view = view[written:]
-            offset += written
-        segment.size = offset
+    def _write_at(self, segment: Segment, data: bytes) -> None:
+        segment.append(data, fsync=self.fsync)
         self._bytes += len(data)
-        if self.fsync:
-            os.fsync(segment.fd)
 
-    def _writable(self) -> _Segment:
+    def _writable(self) -> Segment:
         if self._active is None:
             self._ensure_owner()
             assert self._owner is not None
             seq = self._next_seq
             self._next_seq += 1
             path = os.path.join(self.directory, f"{self._owner}.{seq:08d}.seg")
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            try:
-                os.pwrite(fd, MAGIC + _slot(0, HEADER) + _slot(0, HEADER), 0)
-            except OSError:
-                os.close(fd)
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-                raise
-            segment = _Segment(path, fd, self._owner, seq)
+            segment = Segment.create(path, self._owner, seq)
             self._segments.append(segment)
             self._bytes += HEADER
             self._active = segment
@@ -290,7 +180,7 @@ class Spool:
             with contextlib.suppress(OSError):
                 os.fsync(segment.fd)
 
-    def _make_room(self, size: int, keep: _Segment) -> bool:
+    def _make_room(self, size: int, keep: Segment) -> bool:
         """Drop the oldest segments until `size` more bytes fit; False when they cannot."""
         while self._bytes + size > self.max_bytes:
             victim = next((s for s in self._segments if s is not keep), None)
@@ -330,19 +220,11 @@ class Spool:
             while segment.read < segment.size and budget > 0:
                 if max_records is not None and len(out) >= max_records:
                     return out
-                want = min(max(budget, _READ_CHUNK), segment.size - segment.read)
-                data = os.pread(segment.fd, want, segment.read)
-                records, end, _ = _parse(data, segment.read, segment.size)
-                if not records:
-                    if end == segment.read and len(data) < segment.size - segment.read:
-                        # one record longer than the chunk: read exactly that much
-                        length = _REC.unpack_from(data, 0)[0] + _REC.size
-                        data = os.pread(segment.fd, length, segment.read)
-                        records, end, _ = _parse(data, segment.read, segment.size)
-                    if not records:  # cannot happen for a scanned segment; stop safely
-                        self._drop("torn", 1)
-                        segment.size = segment.read
-                        break
+                records = segment.next_records(budget)
+                if not records:  # cannot happen for a scanned segment; stop safely
+                    self._drop("torn", 1)
+                    segment.size = segment.read
+                    break
                 if max_records is not None:
                     records = records[: max_records - len(out)]
                 for payload, rec_end, flags in records:
@@ -353,7 +235,7 @@ class Spool:
                             bool(flags & FLAG_SENT) or rec_end <= segment.hwm,
                         )
                     )
-                    budget -= len(payload) + _REC.size
+                    budget -= len(payload) + RECORD_HEAD
                     segment.read = rec_end
                     if budget <= 0:
                         break
@@ -366,15 +248,7 @@ class Spool:
         segment = ticket.segment
         if segment.dead or ticket.end <= segment.committed:
             return
-        segment.committed = ticket.end
-        segment.committed_records += records
-        segment.commit_seq += 1
-        with contextlib.suppress(OSError):
-            os.pwrite(
-                segment.fd,
-                _slot(segment.commit_seq, ticket.end),
-                _SLOTS_AT + (segment.commit_seq % 2) * _SLOT.size,
-            )
+        segment.commit(ticket.end, records)
         if segment.committed >= segment.size and segment is not self._active:
             self._remove(segment)
         elif segment is self._active and segment.committed >= segment.size:
@@ -409,7 +283,7 @@ class Spool:
         for segment in self._segments:
             segment.read = segment.committed
 
-    def _remove(self, segment: _Segment) -> None:
+    def _remove(self, segment: Segment) -> None:
         segment.dead = True
         if segment in self._segments:
             self._segments.remove(segment)
@@ -480,7 +354,7 @@ class Spool:
         adopted = 0
         insert_at = sum(1 for s in self._segments if s.owner in self._adopted_locks)
         for seq, path in found:
-            segment = self._open_adopted(path, owner, seq)
+            segment = Segment.scan(path, owner, seq, lambda: self._drop("torn", 1))
             if segment is None:
                 continue
             if segment.committed >= segment.size:
@@ -497,47 +371,6 @@ class Spool:
         if not any(s.owner == owner for s in self._segments):
             self._release_adopted(owner, unlink=True)
         return adopted
-
-    def _open_adopted(self, path: str, owner: str, seq: int) -> _Segment | None:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        except OSError:
-            return None
-        try:
-            file_size = os.fstat(fd).st_size
-            header = os.pread(fd, HEADER, 0)
-            segment = _Segment(path, fd, owner, seq)
-            if len(header) < HEADER or not header.startswith(MAGIC):
-                self._drop("torn", 1)
-                segment.size = segment.committed = HEADER
-                return segment
-            segment.commit_seq, committed = _read_commit(header)
-            # scan: find the valid end and count the records (before and after the commit)
-            pos = HEADER
-            torn = False
-            while pos < file_size:
-                data = os.pread(fd, min(_READ_CHUNK, file_size - pos), pos)
-                records, end, torn = _parse(data, pos, file_size)
-                if not records and not torn and end == pos and data:
-                    length = _REC.unpack_from(data, 0)[0] + _REC.size
-                    data = os.pread(fd, length, pos)
-                    records, end, torn = _parse(data, pos, file_size)
-                for _, rec_end, _ in records:
-                    segment.records += 1
-                    if rec_end <= committed:
-                        segment.committed_records += 1
-                pos = end
-                if torn or not records:
-                    break
-            if torn or pos < file_size:
-                self._drop("torn", 1)
-            segment.size = pos
-            segment.committed = min(committed, pos)
-            segment.read = segment.hwm = segment.committed
-            return segment
-        except OSError:
-            os.close(fd)
-            return None
 
     def _release_adopted(self, owner: str, *, unlink: bool) -> None:
         fd = self._adopted_locks.pop(owner, None)
