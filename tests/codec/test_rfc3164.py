@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syslogkit import Facility, ParseError, SDElement, Severity, SyslogMessage
-from syslogkit.codec import rfc3164
 from syslogkit.codec.rfc3164 import (
     TAG_MAX,
     default_reference,
@@ -18,6 +17,7 @@ from syslogkit.codec.rfc3164 import (
     sanitize_hostname,
     sanitize_tag,
 )
+from syslogkit.codec.rfc3164 import parsing as rfc3164_parsing
 
 UTC = timezone.utc
 PLUS2 = timezone(timedelta(hours=2))
@@ -217,7 +217,7 @@ def test_explicit_reference_bypasses_the_clock(monkeypatch: pytest.MonkeyPatch) 
     def no_clock() -> datetime:
         raise AssertionError("default_reference() read the clock despite reference=")
 
-    monkeypatch.setattr(rfc3164, "default_reference", no_clock)
+    monkeypatch.setattr(rfc3164_parsing, "default_reference", no_clock)
     parse_3164("<13>Mar  1 10:00:00 h t: m", reference=REF)
     parse_3164("<13>2024-03-01T10:00:00 h t: m", reference=REF)
 
@@ -596,8 +596,8 @@ def test_fast_path_reads_exactly_what_the_general_parser_reads(
     data: bytes, reference: datetime | None
 ) -> None:
     ref = reference or REF
-    fast = rfc3164._fast(data, ref)
+    fast = rfc3164_parsing._fast(data, ref)
     if fast is None:
         return
     for mode in ("lenient", "strict"):
-        assert rfc3164._parse(data, mode, ref, False, True, True) == fast
+        assert rfc3164_parsing._parse(data, mode, ref, False, True, True) == fast

@@ -2,7 +2,9 @@
 
 Sans-I/O: `frame()` turns one encoded message into bytes for a stream, `FrameDecoder` turns the
 bytes a stream delivers, in chunks split anywhere, back into frames. Nothing here touches a
-socket, a thread or a clock.
+socket, a thread or a clock. Kept as one module past 500 lines on purpose: the two
+halves apply one set of rules (the escape alphabet, what counts as a count, the trailers), and
+most of its length is this statement of them and the decoder's one state machine.
 
 Sending (`frame`)
     ``"octet"`` (the default, and what RFC 5425 requires for TLS) prefixes the octet count:

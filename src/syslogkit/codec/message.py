@@ -5,8 +5,9 @@ Sans-I/O: nothing here reads the clock, the environment or a socket.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -20,6 +21,7 @@ __all__ = [
     "Severity",
     "StructuredDataInput",
     "SyslogMessage",
+    "build_message",
     "coerce_sd",
 ]
 
@@ -236,6 +238,31 @@ class SyslogMessage:
         for element in self.structured_data:
             out.setdefault(element.id, {}).update(element.params)
         return out
+
+
+#: SyslogMessage's fields in the order `build_message` takes them.
+_MESSAGE_FIELDS: Final = (
+    "facility", "severity", "version", "timestamp", "hostname", "app_name", "procid", "msgid",
+    "structured_data", "msg", "bom", "raw", "extra",
+)  # fmt: skip
+
+
+def _positional_builder() -> Callable[..., SyslogMessage]:
+    """SyslogMessage from positional arguments (far cheaper than keywords), guarded against a
+    reordering of its fields."""
+    names = tuple(f.name for f in dataclasses.fields(SyslogMessage))
+    if names[: len(_MESSAGE_FIELDS)] == _MESSAGE_FIELDS:
+        return SyslogMessage
+
+    def build(*args: Any) -> SyslogMessage:
+        return SyslogMessage(**dict(zip(_MESSAGE_FIELDS, args, strict=True)))
+
+    return build
+
+
+#: `SyslogMessage(facility, severity, version, timestamp, hostname, app_name, procid, msgid,
+#: structured_data, msg, bom, raw, extra)`, all thirteen positional: for the parsers' hot paths.
+build_message: Final = _positional_builder()
 
 
 class ParseError(ValueError):

@@ -31,8 +31,9 @@ from typing import Final
 from syslogkit.codec._rfc3339 import format_timestamp
 from syslogkit.codec.message import Facility, SDElement, Severity, SyslogMessage
 from syslogkit.codec.rfc5424.grammar import APP_NAME, HOSTNAME, MSGID, PROCID, SD_NAME, VERSION_MAX
+from syslogkit.codec.text import cut_utf8
 
-__all__ = ["cut_utf8", "format_5424", "format_sd", "sanitize_field"]
+__all__ = ["format_5424", "format_sd", "sanitize_field"]
 
 _SD_NAME_BAD: Final = frozenset('= ]"')
 
@@ -93,15 +94,6 @@ def format_sd(elements: Iterable[SDElement]) -> str:
             parts.append(" " + (names.get(name) or _sd_name(name)) + '="' + value + '"')
         parts.append("]")
     return "".join(parts) if parts else "-"
-
-
-def cut_utf8(data: bytes, size: int) -> bytes:
-    """At most `size` bytes of UTF-8 `data`, never ending inside a multi-byte sequence."""
-    if len(data) <= size:
-        return data
-    while size > 0 and (data[size] & 0xC0) == 0x80:  # data[size] is the first byte left out
-        size -= 1
-    return data[:size]
 
 
 def _count(report: dict[str, int] | None, key: str) -> None:

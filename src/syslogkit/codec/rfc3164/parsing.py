@@ -1,77 +1,41 @@
-"""RFC 3164 (BSD syslog): a formatter, and a parser for the variants real senders produce.
+"""RFC 3164 parsing: the variants real senders produce (see the package for the decisions).
 
-Sans-I/O: bytes and values in, bytes and values out. The one clock read is
-`default_reference()`, used only when a BSD timestamp (which has no year and no zone) is parsed
-without a `reference`; pass `reference=` to bypass it.
-
-Wire format written by `format_3164`::
-
-    <PRI>Mmm dd hh:mm:ss HOSTNAME TAG[PID]: MSG      (network)
-    <PRI>Mmm dd hh:mm:ss TAG[PID]: MSG               (omit_hostname=True: what glibc's
-                                                     syslog() writes to /dev/log)
-
-Decisions (each named where it applies below):
-
-- TAG is cut to 32 characters (RFC 3164 §4.1.3: "MUST NOT exceed 32 characters"); the PID is not
-  part of TAG (§5.3) and is cut to the RFC 5424 PROCID limit (128).
-- A TAG is recognised by its terminator: `name:`, `name[pid]:` or `name[pid]` (§5.3). A bare word
-  after HOSTNAME is CONTENT, not TAG: RFC 3164 §5.4 Example 2 (`<13>Feb  5 17:32:18 10.0.0.99
-  Use the BFG!` has no TAG; so does any message whose header a relay inserted, §4.3.2).
-- HOSTNAME is absent (None) when the first word after the timestamp is already a TAG (OpenBSD
-  syslogd, HAProxy, `/dev/log` messages).
-- Year and zone of a BSD timestamp come from `reference` with December/January rollover.
-- Structured data after the TAG (rsyslog's `[origin ...]`) is taken only when it is one or more
-  well-formed RFC 5424 SD-ELEMENTs whose SD-IDs are valid by RFC 5424 §6.3.2 (IANA-registered
-  `timeQuality`/`origin`/`meta`, or `name@digits`) followed by a space or the end; anything
-  else (iptables prefixes, Apache fields) stays in MSG.
-- Cisco IOS prefixes are parsed only on request (`cisco=`), because numeric prefixes cannot be
-  told apart by value alone: see `parse_3164`.
+One cohesive parser over about 500 lines: the one-regex fast path for the common shape, and the
+general parser (PRI, BSD or RFC 3339 timestamp, HOSTNAME, Cisco prefixes, TAG, structured data)
+whose steps share one `_Result` and the mode rules; split further, each part would need the
+others' state. The one clock read is `default_reference()`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import re
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
 from syslogkit.codec._rfc3339 import TimestampError, fromisoformat, scan_timestamp
 from syslogkit.codec.message import (
-    LIMITS,
     Facility,
     ParseError,
     SDElement,
     Severity,
     SyslogMessage,
+    build_message,
     facility_of,
     severity_of,
 )
+from syslogkit.codec.rfc3164.formatting import MONTH_ABBR
 
-__all__ = [
-    "CISCO_COMPONENTS",
-    "TAG_MAX",
-    "default_reference",
-    "format_3164",
-    "parse_3164",
-    "sanitize_hostname",
-    "sanitize_tag",
-]
-
-#: RFC 3164 §4.1.3: the TAG "MUST NOT exceed 32 characters".
-TAG_MAX: Final = 32
+__all__ = ["CISCO_COMPONENTS", "default_reference", "parse_3164"]
 
 #: Cisco IOS prefix parts that `cisco=` can switch off (`"no-counter|no-sequence"`, ...).
 CISCO_COMPONENTS: Final = ("counter", "sequence", "hostname")
 
 _MODES: Final = frozenset({"strict", "best_effort", "lenient"})
-_MONTH_ABBR: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")  # fmt: skip
-_MONTH_NUMBER: Final = {name.lower().encode(): i + 1 for i, name in enumerate(_MONTH_ABBR)}
-_MONTH_TITLE: Final = {name.encode(): i + 1 for i, name in enumerate(_MONTH_ABBR)}
+_MONTH_NUMBER: Final = {name.lower().encode(): i + 1 for i, name in enumerate(MONTH_ABBR)}
+_MONTH_TITLE: Final = {name.encode(): i + 1 for i, name in enumerate(MONTH_ABBR)}
 #: b"00".."99" and b" 0".." 9" -> int (cheaper than int(bytes) on the fast path).
 _TWO_DIGITS: Final = {b"%02d" % i: i for i in range(100)} | {b" %d" % i: i for i in range(10)}
 _BOM: Final = b"\xef\xbb\xbf"
@@ -123,105 +87,6 @@ def default_reference() -> datetime:
 @functools.lru_cache(maxsize=8)
 def _local_zone(offset: int, name: str) -> timezone:
     return timezone(timedelta(seconds=offset), name)
-
-
-# --------------------------------------------------------------------------------------------
-# Formatting
-
-
-def _ascii_visible(value: str, forbidden: str) -> str:
-    """`value` with only ASCII VCHAR (33..126) characters that are not in `forbidden`."""
-    return "".join(c for c in value if "!" <= c <= "~" and c not in forbidden)
-
-
-@functools.lru_cache(maxsize=256)
-def sanitize_tag(value: str | None) -> str:
-    """TAG as sent: ASCII visible characters without `[`, `]`, `:`; at most 32 (§4.1.3)."""
-    if not value:
-        return ""
-    return _ascii_visible(value, "[]:")[:TAG_MAX]
-
-
-@functools.lru_cache(maxsize=256)
-def sanitize_hostname(value: str | None) -> str:
-    """HOSTNAME as sent: ASCII visible characters (RFC 3164 §4.1.2), no spaces.
-
-    `[` and `]` are dropped and trailing `:` stripped, so that a receiver never mistakes the
-    HOSTNAME for a TAG. Dots are kept (no domain stripping: that is the sender's choice).
-    """
-    if not value:
-        return ""
-    return _ascii_visible(value, "[]").rstrip(":")
-
-
-@functools.lru_cache(maxsize=256)
-def _sanitize_procid(value: str | None) -> str:
-    if not value:
-        return ""
-    return _ascii_visible(value, "[]")[: LIMITS["procid"]]
-
-
-def _bsd_timestamp(ts: datetime) -> str:
-    """`Mmm dd hh:mm:ss` in the datetime's own zone (a naive datetime as it is)."""
-    return f"{_MONTH_ABBR[ts.month - 1]} {ts.day:2d} {ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
-
-
-def format_3164(
-    msg: SyslogMessage,
-    omit_hostname: bool = False,
-    *,
-    max_size: int | None = None,
-    report: dict[str, int] | None = None,
-) -> bytes:
-    """Encode `msg` as `<PRI>Mmm dd hh:mm:ss HOSTNAME TAG[pid]: MSG`.
-
-    - A missing facility or severity is written as RFC 3164's default (user, notice: PRI 13,
-      §4.3.3), since a PRI is required on the wire.
-    - `omit_hostname=True` leaves HOSTNAME out (the local `/dev/log` form glibc writes).
-    - Without a timestamp, TIMESTAMP and HOSTNAME are both left out (`<PRI>TAG: MSG`, the form of
-      a device without a clock; a relay adds them, §4.3.2): a HOSTNAME is only recognisable after
-      a TIMESTAMP. Without a hostname, HOSTNAME is left out.
-    - TAG is `app_name` sanitised (see `sanitize_tag`), `[pid]` only with a TAG; no TAG without
-      an `app_name`. Structured data has no place in RFC 3164 and is not written.
-    - MSG is written as UTF-8, unchanged.
-    - `max_size` limits the encoded size in bytes; the message is cut at the end (MSG first)
-      and never inside a UTF-8 sequence. When it cuts, `report["truncated"]` is incremented.
-    """
-    facility = Facility.USER if msg.facility is None else msg.facility
-    severity = Severity.NOTICE if msg.severity is None else msg.severity
-    parts = [f"<{(int(facility) << 3) | int(severity)}>"]
-    if msg.timestamp is not None:
-        parts.append(_bsd_timestamp(msg.timestamp))
-        parts.append(" ")
-        if not omit_hostname:
-            host = sanitize_hostname(msg.hostname)
-            if host:
-                parts.append(host)
-                parts.append(" ")
-    tag = sanitize_tag(msg.app_name)
-    if tag:
-        pid = _sanitize_procid(msg.procid)
-        parts.append(f"{tag}[{pid}]:" if pid else f"{tag}:")
-        if msg.msg is not None:
-            parts.append(" ")
-    if msg.msg is not None:
-        parts.append(msg.msg)
-    out = "".join(parts).encode("utf-8", "replace")
-    if max_size is not None:
-        if max_size < 1:
-            raise ValueError(f"max_size must be at least 1, not {max_size}")
-        if len(out) > max_size:
-            cut = max_size
-            while cut > 0 and (out[cut] & 0xC0) == 0x80:  # never split a UTF-8 sequence
-                cut -= 1
-            out = out[:cut]
-            if report is not None:
-                report["truncated"] = report.get("truncated", 0) + 1
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Parsing
 
 
 def _decode(data: bytes) -> str:
@@ -431,28 +296,6 @@ def _is_tag(tag: re.Match[bytes], raw: bytes) -> bool:
     return bool(colon) or end == len(raw) or raw[end] == _SP
 
 
-_MESSAGE_FIELDS: Final = (
-    "facility", "severity", "version", "timestamp", "hostname", "app_name", "procid", "msgid",
-    "structured_data", "msg", "bom", "raw", "extra",
-)  # fmt: skip
-
-
-def _message_builder() -> Callable[..., SyslogMessage]:
-    """SyslogMessage from positional arguments (far cheaper than keywords), guarded against a
-    reordering of its fields."""
-    names = tuple(f.name for f in dataclasses.fields(SyslogMessage))
-    if names[: len(_MESSAGE_FIELDS)] == _MESSAGE_FIELDS:
-        return SyslogMessage
-
-    def build(*args: Any) -> SyslogMessage:
-        return SyslogMessage(**dict(zip(_MESSAGE_FIELDS, args, strict=True)))
-
-    return build
-
-
-_build: Final = _message_builder()
-
-
 def _fast(raw: bytes, reference: datetime | None) -> SyslogMessage | None:
     """The message when it has the common well-formed shape (`_FAST`), else None."""
     m = _FAST.match(raw)
@@ -480,7 +323,7 @@ def _fast(raw: bytes, reference: datetime | None) -> SyslogMessage | None:
     except ValueError:
         return None
     pid = m[9]
-    return _build(
+    return build_message(
         _FACILITY_OF[value >> 3],
         _SEVERITY_OF[value & 7],
         None,
