@@ -29,17 +29,18 @@ from syslogkit.transports.address import Address
 from syslogkit.transports.backoff import Backoff
 from syslogkit.transports.base import Transport
 from syslogkit.transports.schemes import make_transport
+from syslogkit.transports.stream import TCPTransport
 
 TIMEOUT = 5.0
 _NUMBER = re.compile(rb"n=(\d+)")
 _WHEN = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
-def payload(n: int, tag: str = "t", pad: int = 0) -> bytes:
+def payload(n: int, tag: str = "t", pad: int = 0, severity: Severity = Severity.INFO) -> bytes:
     """An RFC 5424 message (syslogkit's formatter) whose MSG carries `n=<n>`."""
     msg = SyslogMessage(
         facility=Facility.LOCAL3,
-        severity=Severity.INFO,
+        severity=severity,
         version=1,
         timestamp=_WHEN,
         hostname="host",
@@ -51,9 +52,9 @@ def payload(n: int, tag: str = "t", pad: int = 0) -> bytes:
     return format_5424(msg)
 
 
-def numbered(n: int, tag: str = "t", pad: int = 0) -> bytes:
+def numbered(n: int, tag: str = "t", pad: int = 0, severity: Severity = Severity.INFO) -> bytes:
     """`payload(n)` framed with octet counting, as the handler sends it on streams."""
-    return frame(payload(n, tag, pad))
+    return frame(payload(n, tag, pad, severity))
 
 
 def number_of(data: bytes | str) -> int | None:
@@ -94,15 +95,90 @@ def wait_for(predicate: Any, timeout: float = TIMEOUT, step: float = 0.01) -> bo
         time.sleep(step)
 
 
+class GatedTCP(TCPTransport):
+    """A real TCP transport whose writes pass a gate the test holds: a scripted writer.
+
+    Closed (the default), a write waits at the gate, and fails as a real write does when its
+    time runs out (`timeout`: the connection is dropped, a `timeout` TransportError).
+    `let_through(n)` lets `n` more writes pass; `unblock()` lets every write pass from now on.
+    `entered`/`returned` count writes; `in_write` is set while the writer is inside one.
+    `sndbuf` sets a small send buffer (a slow collector then holds the writer back).
+    """
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        timeout: float = TIMEOUT,
+        backoff: Backoff | None = None,
+        sndbuf: int | None = None,
+    ) -> None:
+        super().__init__(
+            Address("tcp", "127.0.0.1", port),
+            timeout=timeout,
+            backoff=backoff if backoff is not None else Backoff(0.05, 0.5),
+        )
+        self._gate = threading.Condition()
+        self._permits: int | None = 0  # None: open for good
+        self.sndbuf = sndbuf
+        self.in_write = threading.Event()
+        self.entered = 0
+        self.returned = 0
+
+    def _connect(self, deadline: float) -> socket.socket:
+        sock = super()._connect(deadline)
+        if self.sndbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
+        return sock
+
+    def let_through(self, n: int = 1) -> None:
+        with self._gate:
+            if self._permits is not None:
+                self._permits += n
+            self._gate.notify_all()
+
+    def unblock(self) -> None:
+        with self._gate:
+            self._permits = None
+            self._gate.notify_all()
+
+    def _pass(self) -> bool:
+        with self._gate:
+            if not self._gate.wait_for(lambda: self._permits != 0, self.timeout):
+                return False
+            if self._permits is not None:
+                self._permits -= 1
+            return True
+
+    def write(self, data: bytes) -> None:
+        self.entered += 1
+        self.in_write.set()
+        try:
+            if not self._pass():
+                self._write_failed(TimeoutError("the gate stayed closed"))
+            super().write(data)
+        finally:
+            self.returned += 1
+            self.in_write.clear()
+
+
 class Sink:
     """A TCP collector on loopback: accepts any number of connections, collects frames.
 
     `stall()` stops reading (connections stay open, the kernel buffers fill up); `resume()`
     reads again. `rcvbuf` sets a small receive buffer on the listening socket (inherited by
-    accepted ones). `port` may name a port to listen on (for a collector coming back).
+    accepted ones). `port` may name a port to listen on (for a collector coming back). A slow
+    collector: `chunk` bytes per read, `read_delay` seconds between reads.
     """
 
-    def __init__(self, port: int = 0, *, rcvbuf: int | None = None) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        rcvbuf: int | None = None,
+        chunk: int = 65536,
+        read_delay: float = 0.0,
+    ) -> None:
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if rcvbuf is not None:
@@ -113,6 +189,8 @@ class Sink:
         self.port: int = self.listener.getsockname()[1]
         self.frames: list[bytes] = []
         self.connections = 0
+        self._chunk = chunk
+        self._read_delay = read_delay
         self._reading = threading.Event()
         self._reading.set()
         self._stop = threading.Event()
@@ -142,7 +220,7 @@ class Sink:
                 if not self._reading.wait(0.1):
                     continue
                 try:
-                    data = conn.recv(65536)
+                    data = conn.recv(self._chunk)
                 except TimeoutError:
                     continue
                 except OSError:
@@ -152,6 +230,8 @@ class Sink:
                 found = [f for f in decoder.feed(data) if isinstance(f, bytes)]
                 with self._lock:
                     self.frames.extend(found)
+                if self._read_delay:
+                    time.sleep(self._read_delay)
 
     def stall(self) -> None:
         self._reading.clear()
