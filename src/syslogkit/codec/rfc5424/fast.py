@@ -63,7 +63,10 @@ _TOKEN: Final = re.compile(
 
 _fast_match: Final = _FAST.match
 _find_tokens: Final = _TOKEN.findall
-_find_params: Final = re.compile(" (" + NAME_RE + ')="(' + VALUE_RE + ')"', re.S | re.A).findall
+#: Over SD text without a backslash that the fast regex accepted, simpler patterns read the same
+#: tokens faster: no value holds '"' or ']', no name holds '=', SP, ']' or '"'.
+_find_plain_tokens: Final = re.compile(r'\[([^ \]]+)| ([^=]+)="([^"]*)"').findall
+_find_plain_params: Final = re.compile(r' ([^=]+)="([^"]*)"').findall
 
 #: PRIVAL text (no leading zeros, 0..191) -> (Facility, Severity).
 _PRI: Final[dict[str, tuple[Facility, Severity]]] = {
@@ -109,11 +112,11 @@ def _fast_sd(sd: str) -> tuple[SDElement, ...] | None:
         space = sd.find(" ")
         if space < 0:
             return (_element(sd[1:-1], ()),)
-        return (_element(sd[1:space], tuple(_find_params(sd))),)
+        return (_element(sd[1:space], tuple(_find_plain_params(sd, space))),)
     out = []
     ids: list[str] = []
     params: list[tuple[str, str]] = []
-    for sd_id, name, value in _find_tokens(sd):
+    for sd_id, name, value in (_find_tokens if escaped else _find_plain_tokens)(sd):
         if sd_id:
             if ids:
                 out.append(_element(ids[-1], tuple(params)))
