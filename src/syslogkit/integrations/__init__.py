@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Final
 
 from syslogkit.codec.message import LIMITS, SDElement
+from syslogkit.sender.encode import OVERRIDES
 
 __all__ = [
     "OVERRIDE_FIELDS",
@@ -29,7 +30,7 @@ __all__ = [
 
 #: Keys that may be taken out of an event dict or `extra` to set the record's header fields
 #: (the handler's per-record overrides) instead of becoming SD parameters.
-OVERRIDE_FIELDS: Final = ("facility", "severity", "msgid", "structured_data")
+OVERRIDE_FIELDS: Final = OVERRIDES
 
 _SD_NAME_MAX: Final = LIMITS["sd_name"]
 _SD_NAME_BAD: Final = frozenset('= ]"')
