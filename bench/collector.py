@@ -463,6 +463,14 @@ def main() -> int:
     parser.add_argument("--loggen-messages", type=int, default=200_000, help="loggen TCP run")
     parser.add_argument("--loggen-udp-rates", default="11000,22000")
     parser.add_argument("--only-loggen", action="store_true", help="only the loggen section")
+    parser.add_argument(
+        "--receivers",
+        default="rsyslog,sqlite,jsonl,syslog-ng",
+        help="TCP receivers to compare (comma-separated; those not installed are left out)",
+    )
+    parser.add_argument(
+        "--sections", default="tcp,udp,loggen", help="which sections to run (comma-separated)"
+    )
     parser.add_argument("--quick", action="store_true", help="20k messages, 1 run, 2 s UDP")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args()
@@ -485,9 +493,15 @@ def main() -> int:
             Path(args.json).write_text(json.dumps(results, indent=1))
         shutil.rmtree(base, ignore_errors=True)
         return 0
-    kinds = (["rsyslog"] if have_rsyslog else []) + ["sqlite", "jsonl"]
-    if syslog_ng_root() is not None:
-        kinds.append("syslog-ng")
+    sections = set(args.sections.split(","))
+    wanted = args.receivers.split(",")
+    kinds = [
+        k
+        for k in wanted
+        if (k != "rsyslog" or have_rsyslog) and (k != "syslog-ng" or syslog_ng_root() is not None)
+    ]
+    if "tcp" not in sections:
+        kinds = []
     runs: dict[str, list[float]] = {k: [] for k in kinds}
     for i in range(args.runs):  # interleaved, so a busy moment hits every receiver alike
         for kind in kinds:
@@ -495,6 +509,9 @@ def main() -> int:
             runs[kind].append(rate)
             print(f"  run {i + 1} {kind:9s} {rate:10.0f} msgs/s", flush=True)
     medians = {k: statistics.median(v) for k, v in runs.items()}
+    if not kinds:
+        udp_and_loggen(args, sections, base, results)
+        return 0
     print()
     print(f"{'receiver':34s} {'msgs/s':>10s} {'vs rsyslog':>11s}")
     labels = {
@@ -508,10 +525,28 @@ def main() -> int:
         print(f"{labels[kind]:34s} {medians[kind]:10.0f} {ratio:10.2f}x")
         results["tcp"][kind] = {"runs": runs[kind], "median": medians[kind], "ratio": ratio}
     if "syslog-ng" in medians:
-        for kind in ("sqlite", "jsonl"):
+        for kind in [k for k in ("sqlite", "jsonl") if k in medians]:
             ratio = medians[kind] / medians["syslog-ng"]
             print(f"{labels[kind]:34s} {'':10s} {ratio:10.2f}x syslog-ng")
             results["tcp"][kind]["ratio_syslog_ng"] = ratio
+    udp_and_loggen(args, sections, base, results)
+    return 0
+
+
+def udp_and_loggen(
+    args: argparse.Namespace, sections: set[str], base: Path, results: dict[str, Any]
+) -> None:
+    if "udp" in sections:
+        udp_section(args, base, results)
+    if "loggen" in sections:
+        print()
+        loggen_section(args, base, results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def udp_section(args: argparse.Namespace, base: Path, results: dict[str, Any]) -> None:
     print()
     print(f"UDP into SQLite, {args.udp_seconds:.0f} s per rate:")
     print(
@@ -525,12 +560,6 @@ def main() -> int:
             f" {r['kernel_drops']!s:>13s}",
             flush=True,
         )
-    print()
-    loggen_section(args, base, results)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
-    shutil.rmtree(base, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":

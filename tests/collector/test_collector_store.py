@@ -119,7 +119,9 @@ def test_schema_is_wal_with_indexes_and_fts(store: Store, tmp_path: Path) -> Non
     db = sqlite3.connect(tmp_path / "s.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-    assert {"messages_time", "messages_host", "messages_app", "messages_severity"} <= names
+    assert "messages_time" in names
+    # dropped in schema 2 (a third of an insert; bench/query.py answers without them)
+    assert not {"messages_host", "messages_app", "messages_severity"} & names
     assert "messages_fts" in names
     db.close()
 

@@ -16,15 +16,17 @@ Decided here, once, for every transport:
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+import time
+from datetime import datetime, timezone, tzinfo
 
 from syslogkit.codec.detect import is_rfc5424, parse
 from syslogkit.codec.framing import FramingError
 from syslogkit.codec.message import ParseError, SyslogMessage
-from syslogkit.codec.rfc3164 import parse_3164
+from syslogkit.codec.rfc3164 import default_reference, parse_3164
 from syslogkit.codec.rfc5424 import parse_5424
 
 from .config import reference_in
+from .fastpath import NULL, fast_row
 from .record import NOTED, Record
 from .stats import ListenerStats
 
@@ -106,7 +108,7 @@ class Decoder:
     once per received chunk by the caller (`batch()`), not per record.
     """
 
-    __slots__ = ("listener", "max_frame", "stats", "transport", "zone")
+    __slots__ = ("_local", "listener", "max_frame", "stats", "transport", "zone")
 
     def __init__(
         self,
@@ -122,6 +124,16 @@ class Decoder:
         self.listener = listener
         self.max_frame = max_frame
         self.zone = zone
+        self._local: tuple[float, tzinfo] = (0.0, timezone.utc)
+
+    def _local_zone(self) -> tzinfo:
+        """The collector's local zone (`default_reference`'s), looked up once a second."""
+        now = time.monotonic()
+        if now - self._local[0] >= 1.0:
+            zone = default_reference().tzinfo
+            assert zone is not None
+            self._local = (now, zone)
+        return self._local[1]
 
     def reference(self) -> datetime | None:
         """Now, in this listener's zone (None: the codec's default, the local zone)."""
@@ -165,7 +177,46 @@ class Decoder:
         tls_subject: str | None = None,
         tls_fingerprint: str | None = None,
     ) -> Record:
-        """Parse one message and count it (`Record` is built here, and only here)."""
+        """Parse one message and count it (`Record` is built here, and only here).
+
+        The fast path (`fastpath.fast_row`) reads the common shapes straight into the store's
+        row; everything else, and any frame with a transport note, goes through `parse_frame`.
+        """
+        if not notes or not any(notes):
+            zone = self._local_zone() if reference is None else reference.tzinfo
+            row = fast_row(
+                raw,
+                zone,  # type: ignore[arg-type]
+                received_at,
+                (
+                    self.transport,
+                    peer,
+                    self.listener,
+                    NULL if tls_subject is None else tls_subject,
+                    NULL if tls_fingerprint is None else tls_fingerprint,
+                    NULL,
+                ),
+            )
+            if row is not None:
+                error = row[15]
+                stats = self.stats
+                stats.received += 1
+                if error is NULL:
+                    error = None
+                    stats.parsed += 1
+                else:
+                    stats.noted += 1
+                return Record(
+                    raw,
+                    received_at,
+                    self.transport,
+                    peer,
+                    self.listener,
+                    error=error,
+                    tls_subject=tls_subject,
+                    tls_fingerprint=tls_fingerprint,
+                    row=row,
+                )
         message, error, msg_bytes = parse_frame(raw, *notes, reference=reference)
         record = Record(
             raw=raw,

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from syslogkit.codec.message import SDElement, SyslogMessage
+from syslogkit.codec.message import Facility, SDElement, Severity, SyslogMessage
+from syslogkit.codec.rfc5424.grammar import NAME_RE, VALUE_RE, unescape
 
 __all__ = [
     "NOTED",
     "PARSED",
     "UNPARSED",
     "Record",
+    "message_from_row",
+    "message_from_values",
     "record_to_dict",
     "record_to_json",
+    "sd_from_column",
     "sd_from_json",
     "sd_to_json",
 ]
@@ -35,26 +39,76 @@ UNPARSED: Final = "unparsed"
 _escape: Callable[[str], str] = json.encoder.encode_basestring
 
 
-@dataclass(slots=True)
+_UNSET: Any = object()
+
+
 class Record:
     """One received frame (built by keyword, in `collector.decode` only, and by the store).
 
     `message` is the lenient parse (None only when even that failed); `error` is the strict parse
     error or the framing error, None when the frame is a clean message. `msg_bytes` holds MSG when
     it is not valid UTF-8 (then `message.msg` is its decoding with replacement characters).
+
+    `row`: the store's row of this record when the decoder's fast path made it
+    (`collector.fastpath`); then `message` is built from it only when a sink asks for it, the
+    way the store builds it when the record is read back (`message_from_values`).
     """
 
-    raw: bytes
-    received_at: float
-    transport: str
-    peer: str
-    listener: str
-    message: SyslogMessage | None
-    error: str | None = None
-    msg_bytes: bytes | None = None
-    tls_subject: str | None = None
-    tls_fingerprint: str | None = None
-    id: int | None = None
+    __slots__ = (
+        "_message",
+        "error",
+        "id",
+        "listener",
+        "msg_bytes",
+        "peer",
+        "raw",
+        "received_at",
+        "row",
+        "tls_fingerprint",
+        "tls_subject",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        raw: bytes,
+        received_at: float,
+        transport: str,
+        peer: str,
+        listener: str,
+        message: SyslogMessage | None = _UNSET,
+        error: str | None = None,
+        msg_bytes: bytes | None = None,
+        tls_subject: str | None = None,
+        tls_fingerprint: str | None = None,
+        id: int | None = None,
+        row: tuple[Any, ...] | None = None,
+    ) -> None:
+        if message is _UNSET and row is None:
+            raise TypeError("Record needs a message (None: not parsed) or a row")
+        self.raw = raw
+        self.received_at = received_at
+        self.transport = transport
+        self.peer = peer
+        self.listener = listener
+        self._message = message
+        self.error = error
+        self.msg_bytes = msg_bytes
+        self.tls_subject = tls_subject
+        self.tls_fingerprint = tls_fingerprint
+        self.id = id
+        self.row = row
+
+    @property
+    def message(self) -> SyslogMessage | None:
+        message = self._message
+        if message is _UNSET:
+            message = self._message = message_from_row(self.row)
+        return message
+
+    @message.setter
+    def message(self, value: SyslogMessage | None) -> None:
+        self._message = value
 
     @property
     def status(self) -> str:
@@ -62,10 +116,131 @@ class Record:
         or `UNPARSED` (stored raw). The store's `Filters.status` selects the same split."""
         if self.error is None:
             return PARSED
+        if self._message is _UNSET:
+            return NOTED if self.row is not None and self.row[3] != _NULL else UNPARSED
         message = self.message
         if message is None or message.facility is None:
             return UNPARSED
         return NOTED
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (
+            self.raw,
+            self.received_at,
+            self.transport,
+            self.peer,
+            self.listener,
+            self.message,
+            self.error,
+            self.msg_bytes,
+            self.tls_subject,
+            self.tls_fingerprint,
+            self.id,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Record):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        names = ("raw", "received_at", "transport", "peer", "listener", "message", "error",
+                 "msg_bytes", "tls_subject", "tls_fingerprint", "id")  # fmt: skip
+        body = ", ".join(f"{n}={v!r}" for n, v in zip(names, self._fields(), strict=True))
+        return f"Record({body})"
+
+
+# -- a row's values -> the message ---------------------------------------------------------------
+
+#: NULL in a row built for the store (`store.schema`): an int that the INSERT turns into NULL
+_NULL: Final = -1
+
+
+def message_from_row(row: tuple[Any, ...] | None) -> SyslogMessage | None:
+    """The message of a row built for the store (`store.schema.make_row`'s layout)."""
+    if row is None:
+        return None
+    values = [None if type(v) is int and v == _NULL else v for v in row]
+    return message_from_values(
+        values[2], values[3], values[4], values[5], values[6], values[7], values[8],
+        values[9], values[10], values[11], values[13], row[14], values[15], values[21],
+    )  # fmt: skip
+
+
+def message_from_values(
+    timestamp: str | None,
+    facility: int | None,
+    severity: int | None,
+    version: int | None,
+    hostname: str | None,
+    app_name: str | None,
+    procid: str | None,
+    msgid: str | None,
+    sd: str | None,
+    msg: str | None,
+    bom: int | None,
+    raw: bytes,
+    error: str | None,
+    extra: str | None,
+) -> SyslogMessage | None:
+    """The message of a stored record's columns (None: the record was not parsed at all)."""
+    if (
+        timestamp is None
+        and facility is None
+        and severity is None
+        and version is None
+        and hostname is None
+        and app_name is None
+        and msg is None
+        and error is not None
+    ):
+        return None
+    return SyslogMessage(
+        facility=None if facility is None else Facility(facility),
+        severity=None if severity is None else Severity(severity),
+        version=version,
+        timestamp=None if timestamp is None else datetime.fromisoformat(timestamp),
+        hostname=hostname,
+        app_name=app_name,
+        procid=procid,
+        msgid=msgid,
+        structured_data=sd_from_column(sd),
+        msg=msg,
+        bom=bool(bom),
+        raw=bytes(raw),
+        extra=json.loads(extra) if extra else None,
+    )
+
+
+_SD_TOKEN: Final = re.compile(
+    r"\[(" + NAME_RE + ")| (" + NAME_RE + ')="(' + VALUE_RE + ')"', re.S | re.A
+)
+
+
+def sd_from_column(text: str | None) -> tuple[SDElement, ...]:
+    """Structured data as stored: its RFC 5424 text (written by the fast path, which validated
+    it) or the JSON of `sd_to_json` (the general path, and every store of 0.1); a JSON text
+    starts with `[["`, which no SD text can (an SD-ID holds no `"`)."""
+    if not text:
+        return ()
+    if text.startswith('[["'):
+        return sd_from_json(text)
+    elements: list[SDElement] = []
+    sd_id: str | None = None
+    params: list[tuple[str, str]] = []
+    for found_id, name, value in _SD_TOKEN.findall(text):
+        if found_id:
+            if sd_id is not None:
+                elements.append(SDElement(sd_id, tuple(params)))
+                params = []
+            sd_id = found_id
+        else:
+            params.append((name, unescape(value)))
+    if sd_id is not None:
+        elements.append(SDElement(sd_id, tuple(params)))
+    return tuple(elements)
 
 
 # -- JSON form ----------------------------------------------------------------------------------

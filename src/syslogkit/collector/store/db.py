@@ -87,7 +87,7 @@ class Store:
             for statement in statements(SCHEMA):
                 db.execute(statement)
             db.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
             )
             db.execute("COMMIT")
         except sqlite3.Error as exc:
