@@ -84,9 +84,10 @@ def test_relp_window_bounds_what_is_in_flight(rsyslog: RsyslogFactory) -> None:
     seen = []
     original = transport.send_messages
 
-    def watch(messages: Sequence[bytes]) -> None:
-        seen.append(transport.in_flight + len(messages))
-        original(messages)
+    def watch(messages: Sequence[bytes]) -> list[int]:
+        txnrs = original(messages)  # the writer keeps the TXNRs: pass them back
+        seen.append(transport.in_flight)  # unanswered on the session, these included
+        return txnrs
 
     transport.send_messages = watch  # type: ignore[method-assign]
     for i in range(200):
@@ -97,6 +98,8 @@ def test_relp_window_bounds_what_is_in_flight(rsyslog: RsyslogFactory) -> None:
     order, dupes = first_arrivals(number_of(r.get("msg", "")) for r in peer.records())
     assert order == list(range(200))
     assert dupes == 0
+    stats = delivery.stats.snapshot()
+    assert stats["acknowledged"] == 200 and stats["errors"] == 0, stats
 
 
 def test_relp_over_tls_with_client_certificate_to_imrelp(rsyslog: RsyslogFactory, pki: PKI) -> None:
