@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import heapq
+import itertools
 import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -43,8 +45,16 @@ def _facility(text: str) -> int:
         raise CliError(str(exc)) from None
 
 
-def _filter_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help=f"default ./{DEFAULT_DB}")
+def _filter_arguments(p: argparse.ArgumentParser, *, several_stores: bool = False) -> None:
+    if several_stores:
+        p.add_argument(
+            "--db",
+            action="append",
+            metavar="PATH",
+            help=f"a store (default ./{DEFAULT_DB}); repeat for stores that each hold a part",
+        )
+    else:
+        p.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help=f"default ./{DEFAULT_DB}")
     f = p.add_argument_group("filters (all must match; repeat --host/--app for any of several)")
     f.add_argument("--host", action="append", metavar="NAME", help="HOSTNAME equals")
     f.add_argument("--app", action="append", metavar="NAME", help="APP-NAME (tag) equals")
@@ -214,7 +224,7 @@ def query_main(argv: Sequence[str]) -> int:
         epilog=QUERY_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _filter_arguments(p)
+    _filter_arguments(p, several_stores=True)
     p.add_argument("--since", metavar="TIME", help="message time at or after")
     p.add_argument("--until", metavar="TIME", help="message time before")
     p.add_argument("--limit", type=int, metavar="N", help="at most N messages")
@@ -224,13 +234,13 @@ def query_main(argv: Sequence[str]) -> int:
     filters = _filters(args)
     filters.since = parse_time(args.since) if args.since else None
     filters.until = parse_time(args.until) if args.until else None
-    store = _open_store(args.db)
+    stores = [_open_store(path) for path in args.db or [DEFAULT_DB]]
     out = sys.stdout
     try:
         if args.count:
-            print(store.count(filters), file=out)
+            print(sum(store.count(filters) for store in stores), file=out)
             return 0
-        records = store.iter_query(filters, limit=args.limit, newest_first=args.newest_first)
+        records = _merged(stores, filters, args.limit, args.newest_first)
         if args.json:
             batch: list[Any] = []
             for record in records:
@@ -251,8 +261,23 @@ def query_main(argv: Sequence[str]) -> int:
             raise CliError(str(exc)) from None
         raise
     finally:
-        store.close()
+        for store in stores:
+            store.close()
     return 0
+
+
+def _merged(
+    stores: Sequence[Any], filters: Any, limit: int | None, newest_first: bool
+) -> Iterator[Any]:
+    """The matching records of several stores (each holding a part, e.g. stores sharing one
+    JetStream durable) as one stream in order of arrival, at most `limit` in all."""
+    streams: list[Iterator[Any]] = [
+        s.iter_query(filters, limit=limit, newest_first=newest_first) for s in stores
+    ]
+    if len(streams) == 1:
+        return streams[0]
+    merged = heapq.merge(*streams, key=lambda r: r.received_at, reverse=newest_first)
+    return itertools.islice(merged, limit) if limit is not None else merged
 
 
 def _table(records: Sequence[Any], out: IO[str], colour: bool) -> None:
