@@ -204,17 +204,16 @@ class RecordEncoder:
         """The bytes for a record with MSG `text` (framed on streams)."""
         sequence = self.next_sequence() if self.sequence_id else None
         payload = None
-        template = self.template
-        if template is not None:
-            fields = record.__dict__
-            if not (
-                "facility" in fields
-                or "severity" in fields
-                or "msgid" in fields
-                or "structured_data" in fields
-            ):
-                severity = self._severities.get(record.levelno) or self.severity(record.levelno)
-                payload = template.render(severity, record.created, text, sequence)
+        fields = record.__dict__
+        if self.template is not None and not (
+            "facility" in fields
+            or "severity" in fields
+            or "msgid" in fields
+            or "structured_data" in fields
+        ):
+            levelno = record.levelno
+            severity = self._severities.get(levelno) or self.severity(levelno)  # never 0 (emerg)
+            payload = self.template.render(severity, record.created, text, sequence)
         if payload is None:
             payload = self.format(self.to_message(record, text, sequence=sequence))
         return frame(payload, self.framing) if self.stream else payload

@@ -130,17 +130,17 @@ class HeaderTemplate:
         if seconds != self._second and not self._enter_second(seconds):
             return None
         micros = round((created - seconds) * 1e6)
-        if not 0 <= micros <= 999_999 or not text:
+        if micros > 999_999 or micros < 0 or not text:
             return None  # a moment rounded into the next second, or no MSG
         bom = self._bom
         if bom is True or (bom and not text.isascii()):
             text = "\ufeff" + text  # UTF-8: EF BB BF
         after = self._sequence
         try:
-            if after is None or sequence is None:
-                if after is not None:
-                    return None  # numbered messages need their number
-                out = ("%s%06d%s%s" % (self._leads[severity], micros, self._tail, text)).encode()  # noqa: UP031
+            if after is None:
+                out = (self._leads[severity] + "%06d" % micros + self._tail + text).encode()  # noqa: UP031
+            elif sequence is None:
+                return None  # numbered messages need their number
             else:
                 parts = (self._leads[severity], micros, self._tail, sequence, after, text)
                 out = ("%s%06d%s%d%s%s" % parts).encode()  # noqa: UP031
