@@ -8,8 +8,11 @@ SIGKILL. Each test has a stream of its own (`T<n>`, subjects `t<n>.>`) on the sh
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -275,6 +278,18 @@ def test_two_stores_on_one_durable_each_store_a_part_and_together_all(
         assert not set(first) & set(second)
         assert len(first) + len(second) == count
         assert set(first) | set(second) == expected("w", count)
+        both = subprocess.run(
+            [sys.executable, "-m", "syslogkit", "query", "--json"]
+            + [arg for db in dbs for arg in ("--db", str(db))],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert both.returncode == 0, both.stderr
+        shown = [json.loads(line) for line in both.stdout.splitlines()]
+        assert sorted(r["msg"] for r in shown) == sorted(first + second)
+        arrivals = [r["received_at"] for r in shown]
+        assert arrivals == sorted(arrivals)  # one stream, in time order
     finally:
         for p in (a, one, two):
             p.stop()
