@@ -14,8 +14,9 @@ of the per-round ratios:
 - delivered, syslogkit: the same SyslogHandler.
 
 "Delivered" is the number of records divided by the time from the first log call until the
-receiver (a separate process on loopback) has counted the last one. Targets (DESIGN.md):
-caller side >= 1.0x, delivered >= 2x.
+receiver (a separate process on loopback) has counted the last one. Targets: caller side
+>= 1.2x (DESIGN.md asks >= 1.0x; issue 11's waiting rules must not cost the 1.2-1.4x it had),
+delivered >= 2x.
 """
 
 from __future__ import annotations
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  delivered syslogkit background TCP             {median['delivered_syslogkit']:>10,.0f}"
     )
     print("  ratios: median of the per-round ratios")
-    print(f"  ratio caller    {ratios['caller']:.2f}x (target >= 1.0x)")
+    print(f"  ratio caller    {ratios['caller']:.2f}x (target >= 1.2x)")
     print(f"  ratio delivered {ratios['delivered']:.2f}x (target >= 2x)")
     return 0
 
