@@ -263,6 +263,26 @@ def test_a_spool_takes_the_overflow_of_an_outage_in_order_and_drops_nothing(
         delivery.close(2.0)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="open gap of issue 11 (rule 4): only the writer moves records to the spool, so while "
+    "it is stuck in a write to a stalled collector a full queue still drops (dropped_overflow)",
+)
+def test_a_spool_takes_the_overflow_while_the_writer_is_stuck_in_a_write(tmp_path: Path) -> None:
+    with Sink() as sink:
+        transport = GatedTCP(sink.port, timeout=30.0)
+        delivery = BackgroundDelivery(
+            transport, queue_size=20, block_timeout=0.3, spool_dir=tmp_path / "spool"
+        )
+        _hold_the_writer(delivery, transport)
+        for i in range(1, 100):
+            delivery.deliver(numbered(i))
+        dropped = delivery.stats.snapshot()["dropped"]
+        transport.unblock()
+        delivery.close(5.0)
+        assert dropped == 0
+
+
 # -- shutdown --------------------------------------------------------------------------------
 
 
