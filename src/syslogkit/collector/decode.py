@@ -17,7 +17,9 @@ Decided here, once, for every transport:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone, tzinfo
+from typing import Any
 
 from syslogkit.codec.detect import is_rfc5424, parse
 from syslogkit.codec.framing import FramingError
@@ -27,7 +29,7 @@ from syslogkit.codec.rfc5424 import parse_5424
 
 from .config import reference_in
 from .fastpath import NULL, fast_row
-from .record import NOTED, Record
+from .record import FROM_ROW, NOTED, Record
 from .stats import ListenerStats
 
 __all__ = ["Decoder", "parse_frame"]
@@ -166,6 +168,61 @@ class Decoder:
         if not raw:
             self.stats.dropped[f"framing:{item.kind}"] += 1
         return raw, note
+
+    def records(
+        self,
+        raws: Sequence[bytes],
+        received_at: float,
+        peers: Sequence[str],
+        *,
+        reference: datetime | None = None,
+        tls_subject: str | None = None,
+        tls_fingerprint: str | None = None,
+    ) -> list[Record]:
+        """`record()` for a batch of frames without a transport note, one peer each (empty
+        frames skipped): the fast path with everything per batch taken out of the loop."""
+        zone: Any = self._local_zone() if reference is None else reference.tzinfo
+        transport = self.transport
+        listener = self.listener
+        subject = NULL if tls_subject is None else tls_subject
+        fpr = NULL if tls_fingerprint is None else tls_fingerprint
+        tails: dict[str, tuple[Any, ...]] = {}
+        fast = fast_row
+        out: list[Record] = []
+        append = out.append
+        parsed = noted = 0
+        for raw, peer in zip(raws, peers, strict=True):
+            if not raw:
+                continue
+            tail = tails.get(peer)
+            if tail is None:
+                tail = tails[peer] = (transport, peer, listener, subject, fpr, NULL)
+            row = fast(raw, zone, received_at, tail)
+            if row is None:
+                append(
+                    self.record(
+                        raw,
+                        received_at,
+                        peer,
+                        reference=reference,
+                        tls_subject=tls_subject,
+                        tls_fingerprint=tls_fingerprint,
+                    )
+                )
+                continue
+            error = row[15]
+            if error is NULL:
+                error = None
+                parsed += 1
+            else:
+                noted += 1
+            append(Record(raw, received_at, transport, peer, listener, FROM_ROW, error, None,
+                          tls_subject, tls_fingerprint, None, row))  # fmt: skip
+        stats = self.stats
+        stats.received += parsed + noted
+        stats.parsed += parsed
+        stats.noted += noted
+        return out
 
     def record(
         self,

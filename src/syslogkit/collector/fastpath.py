@@ -54,9 +54,12 @@ _R5424: Final = re.compile(
     + NAME_RE
     + "(?:"
     + _PARAM
-    + r")*+\])++))",
+    + r")*+\])++))(?: (.*))?",
     re.S | re.A,
-)
+).fullmatch
+#: PRIVAL text (0..191, no leading zero) -> (facility, severity); VERSION text -> int
+_PRI: Final = {str(value): (value >> 3, value & 7) for value in range(_PRI_MAX + 1)}
+_VERSIONS: Final = {str(value): value for value in range(1, _VERSION_MAX + 1)}
 _SD_IDS: Final = re.compile(r"\[(" + NAME_RE + ")|" + _PARAM, re.S | re.A)
 #: BSD: <PRI>YYYY-MM-DDTHH:MM:SS[.fff] HOST TAG[PID]: (no offset: the lenient reading)
 _BSD: Final = re.compile(
@@ -116,34 +119,37 @@ def row_5424(
     raw: bytes, text: str, received_at: float, tail: tuple[Any, ...]
 ) -> tuple[Any, ...] | None:
     """The row of well-formed RFC 5424, else None."""
-    m = _R5424.match(text)
+    m = _R5424(text)
     if m is None:
         return None
-    pri, version, second, fraction, offset, hostname, app_name, procid, msgid, sd = m.groups()
-    value = int(pri)
-    if value > _PRI_MAX or (len(pri) > 1 and pri[0] == "0"):
+    pri, version, second, fraction, offset, hostname, app_name, procid, msgid, sd, msg = m.groups()
+    found = _PRI.get(pri)
+    if found is None:
         return None
-    end = m.end()
     bom = 0
-    if end == len(text):
-        msg: Any = NULL
-    elif text[end] == " ":
-        msg = text[end + 1 :]
-        if msg[:1] == _BOM_TEXT:
-            msg = msg[1:]
-            bom = 1
-        elif not msg:
-            msg = NULL
-    else:
-        return None
+    if not msg:
+        msg = NULL
+    elif msg[0] == _BOM_TEXT:
+        msg = msg[1:]
+        bom = 1
     if second is None:
         when: Any = received_at
         iso: Any = NULL
     else:
-        parts = _second(second, offset)
+        parts = _seconds.get((second, offset)) or _second(second, offset)
         if parts is None:
             return None
-        when, iso = _stamp(parts, fraction)
+        base, head, zone = parts
+        if fraction is None:
+            when, iso = float(base), head + zone
+        else:
+            if len(fraction) != 6:
+                fraction = fraction.ljust(6, "0")
+            us = int(fraction)
+            if us:
+                when, iso = (base * 1_000_000 + us) / 1_000_000, head + "." + fraction + zone
+            else:
+                when, iso = float(base), head + zone
     if sd is None:
         sd = NULL
     elif "][" in sd and not _unique_ids(sd):
@@ -152,9 +158,9 @@ def row_5424(
         received_at,
         when,
         iso,
-        value >> 3,
-        value & 7,
-        int(version),
+        found[0],
+        found[1],
+        _VERSIONS[version],
         NULL if hostname is None else hostname,
         NULL if app_name is None else app_name,
         NULL if procid is None else procid,
@@ -204,13 +210,11 @@ def fast_row(
     offset-less timestamp; `tail` holds the row's last columns (transport, peer, listener,
     tls_subject, tls_fingerprint, extra). A frame that is not valid UTF-8 is left to the
     general path."""
-    if raw[:1] != b"<":
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
         return None
-    close = raw.find(b">", 1, 5)
-    if raw[close + 1 : close + 3] == b"1 ":
-        try:
-            text = raw.decode()
-        except UnicodeDecodeError:
-            return None
-        return row_5424(raw, text, received_at, tail)
-    return row_bsd(raw, zone, received_at, tail)
+    row = row_5424(raw, text, received_at, tail)
+    if row is None:  # the BSD shape cannot be RFC 5424 (`<PRI>YYYY-` has no VERSION SP)
+        return row_bsd(raw, zone, received_at, tail)
+    return row

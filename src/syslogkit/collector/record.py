@@ -40,6 +40,8 @@ _escape: Callable[[str], str] = json.encoder.encode_basestring
 
 
 _UNSET: Any = object()
+#: `Record(..., message=FROM_ROW, row=row)`: the message is built from the row when asked for
+FROM_ROW: Any = _UNSET
 
 
 class Record:

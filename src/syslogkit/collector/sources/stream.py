@@ -269,30 +269,40 @@ class StreamConnection(asyncio.Protocol):
     ) -> None:
         """Records from the decoder's frames, submitted to the pipeline in one batch."""
         decoder = self.listener.decoder
-        frame = decoder.frame
-        record = decoder.record
         now = time.time()
         reference = decoder.reference()
         peer = self.peer
         subject = self.tls_subject
         fpr = self.tls_fingerprint
-        records: list[Record] = []
-        for item in items:
-            raw, note = frame(item, at_eof=at_eof)
-            if not raw:
-                continue
-            records.append(
-                record(
-                    raw,
-                    now,
-                    peer,
-                    forced_error,
-                    note,
-                    reference=reference,
-                    tls_subject=subject,
-                    tls_fingerprint=fpr,
-                )
+        records: list[Record]
+        if forced_error is None and all(type(item) is bytes for item in items):
+            frames = cast("Sequence[bytes]", items)
+            records = decoder.records(
+                frames,
+                now,
+                [peer] * len(frames),
+                reference=reference,
+                tls_subject=subject,
+                tls_fingerprint=fpr,
             )
+        else:
+            records = []
+            for item in items:
+                raw, note = decoder.frame(item, at_eof=at_eof)
+                if not raw:
+                    continue
+                records.append(
+                    decoder.record(
+                        raw,
+                        now,
+                        peer,
+                        forced_error,
+                        note,
+                        reference=reference,
+                        tls_subject=subject,
+                        tls_fingerprint=fpr,
+                    )
+                )
         if records:
             self.listener.pipeline.submit(records)
 

@@ -131,13 +131,25 @@ class UdpListener(Listener):
         now = time.time()
         reference = decoder.reference()
         records: list[Record] = []
+        raws: list[bytes] = []  # clean datagrams waiting for `decoder.records`, in order
+        peers: list[str] = []
+        peer_of = self._peer
         for data, addr in batch:
             stats.bytes += len(data)
             if not data:
                 stats.dropped["empty_datagram"] += 1
                 continue
             raw, note = decoder.message(data)
-            records.append(decoder.record(raw, now, self._peer(addr), note, reference=reference))
+            if note is None:
+                raws.append(raw)
+                peers.append(peer_of(addr))
+                continue
+            if raws:
+                records += decoder.records(raws, now, peers, reference=reference)
+                raws, peers = [], []
+            records.append(decoder.record(raw, now, peer_of(addr), note, reference=reference))
+        if raws:
+            records += decoder.records(raws, now, peers, reference=reference)
         if records:
             while not self.pipeline.wait_for_room(0.5):
                 if self._stop:
