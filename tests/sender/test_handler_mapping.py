@@ -94,6 +94,25 @@ def test_header_fields_given() -> None:
     assert out.endswith(b" web-1 billing 42 TX - paid")
 
 
+def test_header_fields_set_after_construction_reach_the_wire() -> None:
+    """As with the stdlib handler (`handler.facility = ...`): the next record carries them,
+    on the fast path and the general one alike."""
+    handler = SyslogHandler(UDP, app_name="old", hostname="h1")
+    handler.facility = "local3"
+    handler.app_name = "billing"
+    handler.hostname = "web-2"
+    handler.msgid = "TX"
+    fast = handler.encode(record("paid"))
+    assert fast.startswith(b"<156>1 ") and b" web-2 billing " in fast and b" TX - paid" in fast
+    handler.structured_data = {"env@32473": {"dc": "fra1"}}
+    out = handler.encode(record("paid"))
+    assert out.endswith(b' TX [env@32473 dc="fra1"] paid')
+    slow = handler.encode(record("paid", severity="err"))
+    assert slow.startswith(b"<155>1 ") and slow.endswith(b' TX [env@32473 dc="fra1"] paid')
+    with pytest.raises(ValueError):
+        handler.facility = 128  # a pre-shifted value is refused, never masked
+
+
 def test_program_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", ["/usr/local/bin/worker.py", "-v"])
     assert program_name() == "worker"

@@ -14,6 +14,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from threading import get_ident
 from typing import Any
 
@@ -252,19 +253,31 @@ class SyslogHandler(logging.Handler):
             report=self._report,
         )
 
-    # -- settings (read-only; kept by the encoder) ----------------------------------------------
+    # -- settings (kept by the encoder; the header fields may be changed later) -------------------
 
     @property
     def facility(self) -> Facility:
         return self.encoder.facility
 
+    @facility.setter
+    def facility(self, value: int | str) -> None:
+        self._change_header(facility=Facility.coerce(value))
+
     @property
     def hostname(self) -> str:
         return self.encoder.hostname
 
+    @hostname.setter
+    def hostname(self, value: str) -> None:
+        self._change_header(hostname=str(value))
+
     @property
     def app_name(self) -> str:
         return self.encoder.app_name
+
+    @app_name.setter
+    def app_name(self, value: str) -> None:
+        self._change_header(app_name=str(value))
 
     @property
     def procid(self) -> str:
@@ -275,9 +288,25 @@ class SyslogHandler(logging.Handler):
     def msgid(self) -> str | None:
         return self.encoder.msgid
 
+    @msgid.setter
+    def msgid(self, value: str | None) -> None:
+        self._change_header(msgid=None if value is None else str(value))
+
     @property
     def structured_data(self) -> tuple[SDElement, ...]:
         return self.encoder.structured_data
+
+    @structured_data.setter
+    def structured_data(self, value: StructuredDataInput) -> None:
+        self._change_header(structured_data=coerce_sd(value))
+
+    def _change_header(self, **fields: Any) -> None:
+        """Set header fields as the stdlib handler allows (`handler.facility = ...`): the
+        encoder takes them, and its cached header is made again, under the handler's lock."""
+        with self.lock or nullcontext():
+            for name, value in fields.items():
+                setattr(self.encoder, name, value)
+            self.encoder.refresh()
 
     @property
     def sequence_id(self) -> bool:
