@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -233,8 +234,47 @@ class SyslogNg(FileReceiver):
         wait_port(self.port)
 
 
+def split_stream(stream: bytes, parts: int) -> list[bytes]:
+    """An octet-counted stream cut into `parts` streams of whole frames."""
+    cuts = [0]
+    target = len(stream) // parts
+    pos = 0
+    while len(cuts) < parts:
+        while pos < len(stream) and pos - cuts[-1] < target:
+            space = stream.index(b" ", pos)
+            pos = space + 1 + int(stream[pos:space])
+        cuts.append(pos)
+    cuts.append(len(stream))
+    return [stream[a:b] for a, b in itertools.pairwise(cuts)]
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds of a process (user + system) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        out += [int(x) for x in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+    return out
+
+
+def peak_rss_kib(pid: int) -> int:
+    """The peak resident memory of a process (VmHWM), KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+#: per TCP run of the collector: CPU per message of its processes, and their peak RSS
+TCP_DETAILS: dict[str, list[dict[str, Any]]] = {}
+
+
 def tcp_run(kind: str, stream: bytes, n: int, work: Path) -> float:
-    """One run; returns msgs/s."""
+    """One run; returns msgs/s. `sqlite-2conn`: the same stream over two connections at once."""
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -251,20 +291,35 @@ def tcp_run(kind: str, stream: bytes, n: int, work: Path) -> float:
         count: Callable[[], int] = daemon.lines
     else:
         sinks = (
-            ["--db", str(work / "c.db")] if kind == "sqlite" else ["--no-db", "--jsonl", "c.jsonl"]
+            ["--no-db", "--jsonl", "c.jsonl"] if kind == "jsonl" else ["--db", str(work / "c.db")]
         )
         collector = Collector(work, "tcp://127.0.0.1:0", *sinks)
         port = collector.port
         count = collector.committed
+    streams = split_stream(stream, 2) if kind == "sqlite-2conn" else [stream]
+    pids = [collector.proc.pid, *child_pids(collector.proc.pid)] if collector else []
+    if daemon is not None:
+        pids = [daemon.proc.pid]
+    cpu_before = [process_cpu(pid) for pid in pids]
     try:
         started = time.perf_counter()
-        sender = threading.Thread(target=send_all, args=(port, stream))
-        sender.start()
+        senders = [threading.Thread(target=send_all, args=(port, part)) for part in streams]
+        for sender in senders:
+            sender.start()
         ok = wait_until(lambda: count() >= n, timeout=120)
         elapsed = time.perf_counter() - started
-        sender.join(30)
+        for sender in senders:
+            sender.join(30)
         if not ok:
             raise RuntimeError(f"{kind}: only {count()} of {n} messages arrived")
+        if pids:
+            cpu = [
+                (process_cpu(pid) - cpu0) / n * 1e6
+                for pid, cpu0 in zip(pids, cpu_before, strict=False)
+            ]
+            TCP_DETAILS.setdefault(kind, []).append(
+                {"cpu_us": cpu, "peak_rss_kib": [peak_rss_kib(pid) for pid in pids]}
+            )
         return n / elapsed
     finally:
         if daemon is not None:
@@ -458,14 +513,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=200_000, help="TCP messages per run")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--udp-rates", default="10000,20000,40000")
+    parser.add_argument("--udp-rates", default="20000,50000")
     parser.add_argument("--udp-seconds", type=float, default=10.0)
     parser.add_argument("--loggen-messages", type=int, default=200_000, help="loggen TCP run")
-    parser.add_argument("--loggen-udp-rates", default="11000,22000")
+    parser.add_argument("--loggen-udp-rates", default="22000,50000")
     parser.add_argument("--only-loggen", action="store_true", help="only the loggen section")
     parser.add_argument(
         "--receivers",
-        default="rsyslog,sqlite,jsonl,syslog-ng",
+        default="rsyslog,sqlite,sqlite-2conn,jsonl,syslog-ng",
         help="TCP receivers to compare (comma-separated; those not installed are left out)",
     )
     parser.add_argument(
@@ -517,6 +572,7 @@ def main() -> int:
     labels = {
         "rsyslog": "rsyslogd imtcp -> omfile",
         "sqlite": "syslogkit collect -> SQLite",
+        "sqlite-2conn": "syslogkit -> SQLite, 2 connections",
         "jsonl": "syslogkit collect -> JSON lines",
         "syslog-ng": "syslog-ng syslog() -> JSON lines",
     }
@@ -525,10 +581,21 @@ def main() -> int:
         print(f"{labels[kind]:34s} {medians[kind]:10.0f} {ratio:10.2f}x")
         results["tcp"][kind] = {"runs": runs[kind], "median": medians[kind], "ratio": ratio}
     if "syslog-ng" in medians:
-        for kind in [k for k in ("sqlite", "jsonl") if k in medians]:
+        for kind in [k for k in ("sqlite", "sqlite-2conn", "jsonl") if k in medians]:
             ratio = medians[kind] / medians["syslog-ng"]
             print(f"{labels[kind]:34s} {'':10s} {ratio:10.2f}x syslog-ng")
             results["tcp"][kind]["ratio_syslog_ng"] = ratio
+    for kind, details in TCP_DETAILS.items():
+        count = len(details[0]["cpu_us"])
+        cpu = [statistics.median(d["cpu_us"][i] for d in details) for i in range(count)]
+        rss = [max(d["peak_rss_kib"][i] for d in details) // 1024 for i in range(count)]
+        print(
+            f"{labels[kind]:34s} CPU per message {' + '.join(f'{c:.1f}' for c in cpu)} us"
+            f" (process{'es' if count > 1 else ''}); peak RSS"
+            f" {' + '.join(str(r) for r in rss)} MiB"
+        )
+        results["tcp"][kind]["cpu_us"] = cpu
+        results["tcp"][kind]["peak_rss_mib"] = rss
     udp_and_loggen(args, sections, base, results)
     return 0
 

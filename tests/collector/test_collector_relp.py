@@ -243,3 +243,95 @@ def test_sigterm_loses_nothing_acknowledged(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def _collect_relp(db: Path) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syslogkit", "collect", "-l", "relp://127.0.0.1:0", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first.startswith("listening on relp://"), first
+    return proc, int(first.strip().rsplit(":", 1)[1])
+
+
+def _sending(client: Client, stop: threading.Event) -> threading.Thread:
+    def keep_sending() -> None:
+        i = 0
+        with contextlib.suppress(OSError, ConnectionError, AssertionError):
+            while not stop.is_set():
+                client.send(messages(i + 50, i))
+                i += 50
+
+    sender = threading.Thread(target=keep_sending, daemon=True)
+    sender.start()
+    return sender
+
+
+def _missing(db: Path, acked: Sequence[int]) -> list[int]:
+    """Acknowledged transactions whose message is not in the store (txnr 1 opened the session)."""
+    store = Store(db, readonly=True)
+    try:
+        stored = {r.message.msg for r in store.query() if r.message is not None}
+    finally:
+        store.close()
+    return [t for t in acked if f"n={t - 2:06d}" not in stored]
+
+
+def _writer_pid(pid: int) -> int:
+    children = [
+        int(child)
+        for task in os.listdir(f"/proc/{pid}/task")
+        for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+    ]
+    assert len(children) == 1, children
+    return children[0]
+
+
+def test_sigkill_of_the_collector_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    proc, port = _collect_relp(db)
+    try:
+        client = Client(port, window=64)
+        stop = threading.Event()
+        sender = _sending(client, stop)
+        wait_for(lambda: len(client.acked) > 2000, what="acknowledgements flowing")
+        writer = _writer_pid(proc.pid)
+        proc.kill()  # SIGKILL, mid-stream: the writer sees its pipe close and exits
+        proc.wait(10)
+        wait_for(lambda: not Path(f"/proc/{writer}").exists(), what="the writer gone")
+        stop.set()
+        sender.join(10)
+        acked = list(client.acked)
+        assert len(acked) > 2000
+        assert _missing(db, acked) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_sigkill_of_the_writer_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    proc, port = _collect_relp(db)
+    try:
+        client = Client(port, window=64)
+        stop = threading.Event()
+        sender = _sending(client, stop)
+        wait_for(lambda: len(client.acked) > 2000, what="acknowledgements flowing")
+        os.kill(_writer_pid(proc.pid), signal.SIGKILL)  # a new writer takes the next batch
+        before = len(client.acked)
+        wait_for(lambda: len(client.acked) > before + 2000, timeout=30, what="acks after")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        stop.set()
+        sender.join(10)
+        assert _missing(db, list(client.acked)) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
