@@ -278,6 +278,16 @@ def test_stream_frames_use_the_framing() -> None:
         SyslogHandler("tcp://h", framing="smoke-signals")
 
 
+def test_a_refused_option_leaves_no_half_built_handler_for_logging_shutdown() -> None:
+    """logging.shutdown() flushes every handler logging knows; a constructor that raised must
+    not have registered one (it failed in dictConfig's shutdown with no delivery)."""
+    known = {id(ref()) for ref in logging._handlerList}
+    with pytest.raises(ValueError):
+        SyslogHandler("udp://a:514", delivery="background", queue_size=0)
+    added = [ref() for ref in logging._handlerList if id(ref()) not in known]
+    assert not [h for h in added if isinstance(h, SyslogHandler)]
+
+
 def test_constructor_refuses_bad_settings() -> None:
     # RELP reads acknowledgements in the writer thread: sync delivery is refused...
     with pytest.raises(ValueError, match="background"):

@@ -151,7 +151,8 @@ class SyslogHandler(logging.Handler):
         error_interval: float = 30.0,
         level: int | str = logging.NOTSET,
     ) -> None:
-        super().__init__(level)
+        # logging.Handler.__init__ registers the handler for logging.shutdown(): only once every
+        # option is known good, so a refused one never leaves a half-built handler there
         self.address = parse_address(address, socktype)
         queue_options = background_options(
             queue_size=queue_size,
@@ -210,6 +211,7 @@ class SyslogHandler(logging.Handler):
         self.delivery: Delivery = make_delivery(
             kind, transport, self._stats, self._report, **queue_options
         )
+        super().__init__(level)
         self._guard = _Guard()
         # the default formatter's text is the message itself: taken without it when it is used
         self._default_format = type(self).format is logging.Handler.format
