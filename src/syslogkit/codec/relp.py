@@ -13,6 +13,11 @@ Interop (librelp 1.11 / rsyslog imrelp): both sides offer ``relp_version=0``; th
 ``close`` with an empty ``rsp`` and then the hint ``0 serverclose 0``; answers go out in the order
 the commands came in. Delivery is at-least-once: whatever is unacknowledged when a connection is
 lost (`RelpClient.unacked`) is sent again on the next session.
+
+One module although over 500 lines: the frame parser, the events and the two state machines are
+one protocol whose sides must agree byte for byte (the offers, the close handshake, the TXNR
+rules); h11 keeps its connection state the same way. Split, each half would import the other's
+private rules.
 """
 
 from __future__ import annotations
