@@ -63,9 +63,8 @@ _TOKEN: Final = re.compile(
 
 _fast_match: Final = _FAST.match
 _find_tokens: Final = _TOKEN.findall
-#: Over SD text without a backslash that the fast regex accepted, simpler patterns read the same
-#: tokens faster: no value holds '"' or ']', no name holds '=', SP, ']' or '"'.
-_find_plain_tokens: Final = re.compile(r'\[([^ \]]+)| ([^=]+)="([^"]*)"').findall
+#: Over an SD-ELEMENT without a backslash that the fast regex accepted, a simpler pattern reads
+#: the same params faster: no value holds '"' or ']', no name holds '=', SP, ']' or '"'.
 _find_plain_params: Final = re.compile(r' ([^=]+)="([^"]*)"').findall
 
 #: PRIVAL text (no leading zeros, 0..191) -> (Facility, Severity).
@@ -105,25 +104,35 @@ _element: Final = _element_builder()
 
 def _fast_sd(sd: str) -> tuple[SDElement, ...] | None:
     """SDElements of an SD text the fast regex accepted; None when an SD-ID repeats."""
-    escaped = "\\" in sd
-    if not escaped and "][" not in sd:
-        # One element, no escapes (the common case): values hold no '"' or ']' and the first SP
-        # ends the SD-ID, so one findall gives the params as they are.
-        space = sd.find(" ")
+    if "\\" in sd:
+        return _escaped_sd(sd)
+    # No escapes (the common case): no value holds '"' or ']', so "][" only joins elements, the
+    # first SP of an element ends its SD-ID, and one findall gives its params as they are.
+    out = []
+    for body in sd[1:-1].split("]["):
+        space = body.find(" ")
         if space < 0:
-            return (_element(sd[1:-1], ()),)
-        return (_element(sd[1:space], tuple(_find_plain_params(sd, space))),)
+            out.append(_element(body, ()))
+        else:
+            out.append(_element(body[:space], tuple(_find_plain_params(body, space))))
+    if len(out) > 1 and len({element.id for element in out}) != len(out):
+        return None
+    return tuple(out)
+
+
+def _escaped_sd(sd: str) -> tuple[SDElement, ...] | None:
+    """`_fast_sd` for SD text with a backslash: token by token, values unescaped."""
     out = []
     ids: list[str] = []
     params: list[tuple[str, str]] = []
-    for sd_id, name, value in (_find_tokens if escaped else _find_plain_tokens)(sd):
+    for sd_id, name, value in _find_tokens(sd):
         if sd_id:
             if ids:
                 out.append(_element(ids[-1], tuple(params)))
                 params = []
             ids.append(sd_id)
         else:
-            params.append((name, unescape(value) if escaped else value))
+            params.append((name, unescape(value)))
     out.append(_element(ids[-1], tuple(params)))
     if len(ids) > 1 and len(set(ids)) != len(ids):
         return None
