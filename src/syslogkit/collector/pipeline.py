@@ -178,8 +178,9 @@ class Pipeline:
 
     def _run(self) -> None:
         # A sink that `CommitsInBackground` (the SQLite writer process) commits in the background:
-        # the next batch is written (rows built) while the previous one commits. Its callbacks
-        # still run only once every sink has committed it.
+        # the next batch is written and handed to it (rows built, sent) while the previous one
+        # commits, and only then is the previous one waited for: at most two batches are in
+        # the sink's hands. Callbacks run in batch order, once every sink has committed.
         inflight: _Inflight | None = None
         while True:
             taken = self._take(block=inflight is None)
@@ -197,10 +198,7 @@ class Pipeline:
                         sink.write(batch)
                     if not isinstance(sink, CommitsInBackground):
                         sink.flush()
-                    else:
-                        if inflight is not None:  # one background commit at a time
-                            self._finish(inflight)
-                            inflight = None
+                    else:  # queued behind the batch in flight: the sink never waits for us
                         current.waits.append((sink, sink.flush_start()))
                 except Exception as exc:
                     current.ok = False

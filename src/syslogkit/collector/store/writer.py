@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import marshal
 import os
@@ -64,6 +65,8 @@ class StoreProcess:
         self._start()
 
     def _start(self) -> None:
+        self._sent = self._answered = 0  # batches sent to this child, and answered by it
+        self._replies: dict[int, Any] = {}
         self._stderr.seek(0)
         self._stderr.truncate()
         root = str(Path(__file__).resolve().parents[3])  # the folder that holds syslogkit/
@@ -103,7 +106,8 @@ class StoreProcess:
 
     def _receive(self) -> Any:
         proc = self._proc
-        assert proc is not None and proc.stdout is not None
+        if proc is None or proc.stdout is None:
+            raise StoreError("the store's writer process is not running")
         head = proc.stdout.read(4)
         if len(head) < 4:
             self._reap()
@@ -135,15 +139,28 @@ class StoreProcess:
     def start(self, rows: Sequence[tuple[Any, ...]]) -> Callable[[], None]:
         """Send one batch; the returned function waits until it is committed (or raises).
 
-        One batch at a time: call the function before the next `start`.
+        Batches are answered in the order they were sent, so the next batch may be sent
+        before the previous one's function is called (the pipeline does: the child finds the
+        next batch waiting in its pipe when it has committed one). A batch sent to a child that
+        has died since raises `StoreError` when waited for (it may or may not be committed: it
+        was never acknowledged).
         """
         if self._proc is None:
             self._start()
+        proc = self._proc
         self._send(list(rows))
-        return self._finish
+        self._sent += 1
+        number = self._sent
+        return lambda: self._finish(proc, number)
 
-    def _finish(self) -> None:
-        reply = self._receive()
+    def _finish(self, proc: subprocess.Popen[bytes] | None, number: int) -> None:
+        if proc is not self._proc:
+            raise StoreError("the store's writer process died before answering")
+        while self._answered < number:  # answers come in order: keep those of later batches
+            reply = self._receive()
+            self._answered += 1
+            self._replies[self._answered] = reply
+        reply = self._replies.pop(number)
         if reply[0] != "ok":
             raise StoreError(str(reply[1]))
         self.deleted = int(reply[2])
@@ -161,6 +178,8 @@ class StoreProcess:
 
 def _writer_main(config_json: str) -> int:
     """The child of `StoreProcess`: batches in on stdin, answers out on stdout."""
+    gc.freeze()  # as `syslogkit collect` does: the rows of a batch are many young objects
+    gc.set_threshold(50_000, 20, 100)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     config = json.loads(config_json)
