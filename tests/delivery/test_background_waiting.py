@@ -263,24 +263,30 @@ def test_a_spool_takes_the_overflow_of_an_outage_in_order_and_drops_nothing(
         delivery.close(2.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open gap of issue 11 (rule 4): only the writer moves records to the spool, so while "
-    "it is stuck in a write to a stalled collector a full queue still drops (dropped_overflow)",
-)
 def test_a_spool_takes_the_overflow_while_the_writer_is_stuck_in_a_write(tmp_path: Path) -> None:
+    """The writer sits inside one write (a collector that stopped reading): a full queue goes
+    to disk from the caller's thread, after one bounded wait, then without waiting; nothing
+    is dropped, and once the write passes everything arrives in the order logged."""
+    block = 0.3
     with Sink() as sink:
         transport = GatedTCP(sink.port, timeout=30.0)
         delivery = BackgroundDelivery(
-            transport, queue_size=20, block_timeout=0.3, spool_dir=tmp_path / "spool"
+            transport, queue_size=20, block_timeout=block, spool_dir=tmp_path / "spool"
         )
         _hold_the_writer(delivery, transport)
-        for i in range(1, 100):
-            delivery.deliver(numbered(i))
+        took = [_timed(delivery, numbered(i)) for i in range(1, 100)]
         dropped = delivery.stats.snapshot()["dropped"]
+        # the writer never moved: what left the queue, callers moved to disk
+        assert transport.returned == 0 and delivery.pending < delivery.queue_size
+        assert delivery.stats.snapshot()["spooled"] > 0
+        assert sum(t >= block for t in took) == 1 and max(took) < 3 * block + 1.0
         transport.unblock()
         delivery.close(5.0)
         assert dropped == 0
+        stats = delivery.stats.snapshot()
+        assert stats["dropped"] == 0 and stats["queued"] == 100
+        assert wait_for(lambda: sink.count() == 100)
+        assert sink.numbers() == list(range(100))
 
 
 # -- shutdown --------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from collections import deque
 from typing import Final
 
 from syslogkit.delivery.base import REENTRANT_MAX, ErrorReporter, Stats, reset_after_fork
-from syslogkit.delivery.caller import OVERFLOW, CallerSide
+from syslogkit.delivery.caller import OVERFLOW, CallerSide, drain_queue
 from syslogkit.delivery.confirm import Batch, BatchFailed, Books, Item, confirmation_for
 from syslogkit.delivery.spool import FLAG_SENT, Spool
 from syslogkit.transports.base import Transport, TransportError
@@ -357,12 +357,20 @@ class BackgroundDelivery(CallerSide):
     # -- batches -------------------------------------------------------------------------------
 
     def _take(self) -> Batch | None:
-        """The next records to write, oldest first (spooled ones before anything in memory)."""
+        """The next records to write, oldest first (spooled ones before anything in memory).
+
+        With a spool, under `spool.lock`: a caller moving the queue to disk meanwhile would
+        otherwise put records logged before the ones taken here after them.
+        """
         limit = self._confirm.room()
         if limit <= 0:
             return None
         spool = self._spool
-        if spool is not None and not spool.closed and spool.unread():
+        if spool is None:
+            return self._take_memory(limit)
+        with spool.lock:
+            if spool.closed or not spool.unread():
+                return self._take_memory(limit)
             self._busy = True
             self._to_spool()
             try:
@@ -370,7 +378,10 @@ class BackgroundDelivery(CallerSide):
             except OSError as exc:
                 self._spool_failed(exc)
                 return None
-            return Batch.of(items) if items else None
+        return Batch.of(items) if items else None
+
+    def _take_memory(self, limit: int) -> Batch | None:
+        """Up to `limit` records from memory: those to write again, then the queue."""
         frames: list[bytes] = []
         before: list[bool] | None = None
         size = 0
@@ -411,33 +422,30 @@ class BackgroundDelivery(CallerSide):
         """Move what is in memory (to be written again first, then the queue) to the spool."""
         spool = self._spool
         assert spool is not None
-        if spool.closed or not (self._retry or self._queue):
-            return
-        frames: list[bytes] = []
-        flags: list[int] = []
-        while self._retry:
-            frame, _, before = self._retry.popleft()
-            frames.append(frame)
-            flags.append(FLAG_SENT if before else 0)
-        queue = self._queue
-        taken = 0
-        while True:
+        with spool.lock:  # callers spill the queue under it too: one order on disk
+            if spool.closed or not (self._retry or self._queue):
+                return
+            frames: list[bytes] = []
+            flags: list[int] = []
+            while self._retry:
+                frame, _, before = self._retry.popleft()
+                frames.append(frame)
+                flags.append(FLAG_SENT if before else 0)
+            taken = drain_queue(self._queue, frames)
+            flags.extend([0] * taken)
+            if taken:
+                self.stats.add("queued", taken)
+                self._moved_some(taken)
             try:
-                frames.append(queue.popleft())
-            except IndexError:
-                break
-            flags.append(0)
-            taken += 1
-        if taken:
-            self.stats.add("queued", taken)
-            self._moved_some(taken)
-        try:
-            kept = spool.append(frames, flags)
-        except OSError as exc:
+                kept = spool.append(frames, flags)
+            except OSError as exc:
+                failed: OSError | None = exc
+            else:
+                failed = None
+        if failed is not None:  # told outside the lock: the reporter is the application's
             self._lose("spool_error", len(frames))
-            self._spool_failed(exc)
-            return
-        if kept:
+            self._spool_failed(failed)
+        elif kept:
             self.stats.add("spooled", kept)
 
     def _spool_failed(self, exc: OSError) -> None:

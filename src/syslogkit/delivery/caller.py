@@ -27,7 +27,11 @@ When the queue fills (decisions of issue 11, after rsyslog, logback and log4j2):
   the collector keeps up nothing is shed: back-pressure slows the application instead. The
   severity is read from the frame's PRI, only past the mark (nothing on the common path).
 - With a spool (`spool_dir`) nothing is shed: past the mark, and while the collector is
-  unreachable, the writer moves what is in memory to disk, in order.
+  unreachable, the writer moves what is in memory to disk, in order. A call that finds the
+  queue full and cannot wait (or whose wait expired: the writer may be stuck in a write to a
+  collector that stopped reading) moves the queue and its record to disk itself (`_spill`,
+  under the spool's lock): nothing is dropped while the spool has room. Disk only: a caller
+  never touches the network.
 
 Shutdown: `flush()` and `close()` with no timeout (as `logging.shutdown()` calls them) keep
 waiting while the writer makes progress, and give up after `shutdown_stall` seconds without
@@ -56,7 +60,14 @@ from syslogkit.delivery.confirm import Item
 from syslogkit.delivery.spool import Spool
 from syslogkit.transports.base import Transport
 
-__all__ = ["NOTICE_INTERVAL", "OVERFLOW", "CallerSide", "coerce_shed_below", "severity_of"]
+__all__ = [
+    "NOTICE_INTERVAL",
+    "OVERFLOW",
+    "CallerSide",
+    "coerce_shed_below",
+    "drain_queue",
+    "severity_of",
+]
 
 #: The values of `overflow`.
 OVERFLOW: Final = ("drop_newest", "drop_oldest")
@@ -77,6 +88,19 @@ def severity_of(frame: bytes) -> int | None:
     if end < 0 or not digits.isdigit():
         return None
     return int(digits) & 7
+
+
+def drain_queue(queue: deque[bytes], into: list[bytes]) -> int:
+    """Move the records queued now to `into`, oldest first; returns how many."""
+    moved = 0
+    popleft, append = queue.popleft, into.append
+    for _ in range(len(queue)):
+        try:
+            append(popleft())
+        except IndexError:  # emptied meanwhile (the writer giving up at close)
+            break
+        moved += 1
+    return moved
 
 
 def coerce_shed_below(value: int | str | None) -> int | None:
@@ -197,6 +221,8 @@ class CallerSide:
                 return False
         if size < self.queue_size or self._wait_for_room():
             return True
+        if self._spool is not None and self._spill(data):
+            return False
         if self._drop_oldest:
             try:
                 self._queue.popleft()
@@ -209,7 +235,39 @@ class CallerSide:
 
     def _live(self) -> bool:
         """The writer is known to move records (not stalled, the collector not gone)."""
-        return not (self._stalled or (self._gone and self._spool is None))
+        return not (self._stalled or self._gone)
+
+    def _spill(self, data: bytes) -> bool:
+        """The queue is full and there is a spool: move the queue, then this record, to disk.
+
+        Under `spool.lock`, which the writer holds while it looks at the spool and takes from
+        the queue, so the records go to disk in the order they were logged, after everything
+        spooled before. The writer may be stuck in a write meanwhile: this is how nothing is
+        dropped while the spool has room. False when the spool is closed (the record is then
+        dropped as without one).
+        """
+        spool = self._spool
+        assert spool is not None
+        frames: list[bytes] = []
+        failed: OSError | None = None
+        kept = 0
+        with spool.lock:
+            if spool.closed:
+                return False
+            drain_queue(self._queue, frames)
+            frames.append(data)
+            self.stats.add("queued", len(frames))  # admitted: to disk instead of the writer
+            try:
+                kept = spool.append(frames)
+            except OSError as exc:
+                failed = exc
+        self._room_notify()
+        if failed is not None:  # told outside the lock: the reporter is the application's
+            self._lose("spool_error", len(frames))
+            self._spool_failed(failed)
+        elif kept:
+            self.stats.add("spooled", kept)
+        return True
 
     def _may_wait(self) -> bool:
         if not self._live() or self._closing or self._writer_ident == _get_ident():
@@ -232,7 +290,7 @@ class CallerSide:
             self._room_waiters += 1
             try:
                 while len(queue) >= limit:
-                    if self._stalled or self._closing or (self._gone and self._spool is None):
+                    if self._stalled or self._closing or self._gone:
                         break
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -406,4 +464,8 @@ class CallerSide:
 
     def _progress_count(self) -> int:
         """Grows whenever the writer moves a record (taken, written, or answered)."""
+        raise NotImplementedError
+
+    def _spool_failed(self, exc: OSError) -> None:
+        """The spool could not be written: counted and reported."""
         raise NotImplementedError

@@ -1,6 +1,13 @@
 """Disk spool: records kept on disk while the collector is unreachable, replayed in order later.
 
-Only the background writer thread touches a `Spool` (never the application's logging threads).
+Threads: one lock, `Spool.lock` (reentrant). Every public method takes it, so each call is
+atomic: the background writer reads, commits and rewinds while an application thread appends
+(a caller moving a full queue to disk while the writer is stuck in a write). A sequence of
+calls that must be atomic with respect to the in-memory queue (look whether records are
+unread, then take from the queue; or empty the queue into the spool) holds `lock` around it:
+the delivery does (`syslogkit.delivery.background`). The lock is never held across network
+I/O, only across disk I/O (a `write()` per append, a `pread()` per read; scanning another
+process's segments for adoption happens outside it).
 
 Layout of `spool_dir`, shared by any number of processes (gunicorn workers, the next run of the
 same application):
@@ -34,11 +41,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Concatenate, ParamSpec, TypeVar
 
 from syslogkit.delivery.segment import FLAG_SENT, HEADER, RECORD_HEAD, Segment, record_head
 
@@ -55,6 +65,20 @@ class Ticket:
 
 #: One record read back: payload, its ticket, and whether it had been written before.
 Item = tuple[bytes, Ticket, bool]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(method: Callable[Concatenate[Spool, _P], _R]) -> Callable[Concatenate[Spool, _P], _R]:
+    """Run a `Spool` method holding `spool.lock` (see the module docstring)."""
+
+    @functools.wraps(method)
+    def run(self: Spool, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 class Spool:
@@ -88,17 +112,22 @@ class Spool:
         self._bytes = 0  # file bytes of the segments in _segments
         self._next_adopt = 0.0
         self.closed = False
+        #: held by every method; hold it around calls that must be atomic together
+        self.lock = threading.RLock()
 
     # -- state ---------------------------------------------------------------------------------
 
+    @_locked
     def unread(self) -> bool:
         """True when records wait to be read (sent)."""
         return any(s.read < s.size for s in self._segments)
 
+    @_locked
     def pending(self) -> bool:
         """True when records wait to be delivered (read or not)."""
         return any(s.committed < s.size for s in self._segments)
 
+    @_locked
     def pending_records(self) -> int:
         """Records not yet delivered."""
         return sum(s.records - s.committed_records for s in self._segments)
@@ -115,6 +144,7 @@ class Spool:
 
     # -- writing -------------------------------------------------------------------------------
 
+    @_locked
     def append(self, payloads: Sequence[bytes], flags: Sequence[int] | int = 0) -> int:
         """Append records (after the ones already spooled); returns how many were kept.
 
@@ -212,6 +242,7 @@ class Spool:
 
     # -- reading and committing ----------------------------------------------------------------
 
+    @_locked
     def read(self, max_bytes: int, max_records: int | None = None) -> list[Item]:
         """Records not yet handed out, oldest first, up to about `max_bytes` (at least one)."""
         out: list[Item] = []
@@ -243,6 +274,7 @@ class Spool:
                 break
         return out
 
+    @_locked
     def commit(self, ticket: Ticket, records: int = 1) -> None:
         """The records up to `ticket` (`records` of them since the last commit) are delivered."""
         segment = ticket.segment
@@ -256,6 +288,7 @@ class Spool:
             self._active = None
             self._remove(segment)
 
+    @_locked
     def commit_many(self, tickets: Sequence[Ticket]) -> None:
         """Commit delivered records given in delivery order (one commit per segment)."""
         if not tickets:
@@ -270,6 +303,7 @@ class Spool:
             count += 1
         self.commit(last, count)
 
+    @_locked
     def written(self, tickets: Sequence[Ticket]) -> None:
         """These records went out on a connection: read again after a rewind, they are
         flagged as written before (counted as `resent`, not `replayed`)."""
@@ -278,6 +312,7 @@ class Spool:
             if ticket.end > segment.hwm:
                 segment.hwm = ticket.end
 
+    @_locked
     def rewind(self) -> None:
         """Hand out again every record not committed (after a broken connection)."""
         for segment in self._segments:
@@ -310,7 +345,11 @@ class Spool:
         return (time.monotonic() if now is None else now) >= self._next_adopt
 
     def adopt(self) -> int:
-        """Take over segments whose owner is gone; returns the records adopted."""
+        """Take over segments whose owner is gone; returns the records adopted.
+
+        Called by the writer only. Files are scanned outside `lock` (a long scan never holds
+        up a caller that appends); the segments found join the read order under it.
+        """
         self._next_adopt = time.monotonic() + self.adopt_interval
         try:
             names = os.listdir(self.directory)
@@ -328,9 +367,10 @@ class Spool:
                 owners.setdefault(name[:-5], [])
         adopted = 0
         for owner in sorted(owners):
-            if owner == self._owner or owner in self._adopted_locks:
-                continue
-            adopted += self._adopt_owner(owner, sorted(owners[owner]))
+            with self.lock:
+                known = owner == self._owner or owner in self._adopted_locks
+            if not known:
+                adopted += self._adopt_owner(owner, sorted(owners[owner]))
         return adopted
 
     def _adopt_owner(self, owner: str, segments: list[tuple[int, str]]) -> int:
@@ -344,16 +384,12 @@ class Spool:
         except OSError:
             os.close(fd)
             return 0  # its owner (or another adopter) is alive
-        # list again under the lock: a previous adopter may have finished meanwhile
-        found = []
+        # list again under the file lock: a previous adopter may have finished meanwhile
+        scanned: list[Segment] = []
         for seq, name in segments:
             path = os.path.join(self.directory, name)
-            if os.path.exists(path):
-                found.append((seq, path))
-        self._adopted_locks[owner] = fd
-        adopted = 0
-        insert_at = sum(1 for s in self._segments if s.owner in self._adopted_locks)
-        for seq, path in found:
+            if not os.path.exists(path):
+                continue
             segment = Segment.scan(path, owner, seq, lambda: self._drop("torn", 1))
             if segment is None:
                 continue
@@ -364,12 +400,25 @@ class Spool:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
                 continue
-            self._segments.insert(insert_at, segment)
-            insert_at += 1
-            self._bytes += segment.size
-            adopted += segment.records - segment.committed_records
-        if not any(s.owner == owner for s in self._segments):
-            self._release_adopted(owner, unlink=True)
+            scanned.append(segment)
+        with self.lock:
+            self._adopted_locks[owner] = fd
+            if self.closed:  # closed meanwhile: leave the files to the next process
+                for segment in scanned:
+                    segment.dead = True
+                    with contextlib.suppress(OSError):
+                        os.close(segment.fd)
+                self._release_adopted(owner, unlink=False)
+                return 0
+            adopted = 0
+            insert_at = sum(1 for s in self._segments if s.owner in self._adopted_locks)
+            for segment in scanned:
+                self._segments.insert(insert_at, segment)
+                insert_at += 1
+                self._bytes += segment.size
+                adopted += segment.records - segment.committed_records
+            if not scanned:
+                self._release_adopted(owner, unlink=True)
         return adopted
 
     def _release_adopted(self, owner: str, *, unlink: bool) -> None:
@@ -384,6 +433,7 @@ class Spool:
 
     # -- life cycle ----------------------------------------------------------------------------
 
+    @_locked
     def close(self) -> None:
         """Sync and close; undelivered segments stay for the next run (or another process)."""
         if self.closed:
@@ -418,6 +468,7 @@ class Spool:
         if self._pid == os.getpid():
             return
         self._pid = os.getpid()
+        self.lock = threading.RLock()  # a parent's thread may have held it at fork()
         for segment in self._segments:
             segment.dead = True
             with contextlib.suppress(OSError):
