@@ -32,6 +32,7 @@ from support.delivery import (
     refused_port,
     tcp_transport,
     wait_for,
+    writer_frames,
 )
 from support.peers import RsyslogFactory, RsyslogPeer
 from syslogkit import SyslogHandler
@@ -196,6 +197,58 @@ def test_sigstop_calls_wait_at_most_once_then_not_and_sigcont_resumes(
     assert any(r.get("msg") == "after" for r in peer.messages(1002, timeout=20.0))
     stats = handler.stats
     assert stats["acknowledged"] + stats["dropped"] >= 5002 - stats["maybe_lost"]
+
+
+def test_tcp_sigstop_with_a_spool_drops_nothing_and_everything_arrives_after_sigcont(
+    rsyslog: RsyslogFactory, tmp_path: Path
+) -> None:
+    """Plain TCP to a SIGSTOPped rsyslog: the kernel buffers fill and the writer sticks in a
+    write (then times out, reconnects into the listen backlog and sticks again). The calls
+    move the full queue to the spool themselves: nothing is dropped, no call waits much more
+    than `block_timeout`; after SIGCONT every record arrives (duplicates counted as re-sends
+    or `maybe_lost`, the order across the stalled connections is rsyslog's)."""
+    peer = rsyslog(tcp=True, no_loss=True)
+    block = 0.5
+    delivery = BackgroundDelivery(
+        tcp_transport(peer.tcp_port, timeout=1.0),
+        queue_size=500,
+        block_timeout=block,
+        spool_dir=tmp_path / "spool",
+    )
+    delivery.deliver(numbered(0))
+    peer.messages(1, timeout=10.0)
+    peer.kill(signal.SIGSTOP)
+    try:
+        longest = 0.0
+        n = 1
+        # 20k records of ~0.5 kB fill the kernel buffers at once; then go on logging until
+        # the writer's write timed out, it reconnected (into the listen backlog), and 0.5 s
+        # more, by which time it is stuck in a write again
+        deadline = time.monotonic() + 20.0
+        until = deadline
+        while n < 20_000 or time.monotonic() < until:
+            assert time.monotonic() < deadline, delivery.stats.snapshot()
+            start = time.monotonic()
+            delivery.deliver(numbered(n, pad=400))
+            longest = max(longest, time.monotonic() - start)
+            n += 1
+            if n > 20_000:
+                if until == deadline and delivery.stats.snapshot()["reconnects"] >= 1:
+                    until = time.monotonic() + 0.5
+                time.sleep(0.002)
+        assert wait_for(lambda: "_send" in writer_frames(delivery))  # stuck in a write again
+        stats = delivery.stats.snapshot()
+        assert stats["dropped"] == 0, stats
+        assert stats["spooled"] > 0 and stats["reconnects"] >= 1, stats
+        assert longest < 3 * block + 1.0, longest
+    finally:
+        peer.kill(signal.SIGCONT)
+    assert delivery.flush(60.0), delivery.stats.snapshot()
+    delivery.close(5.0)
+    stats = delivery.stats.snapshot()
+    peer.messages(n, timeout=30.0)
+    assert wait_for(lambda: set(range(n)) <= set(_numbers(peer)[0]), timeout=20.0), stats
+    assert stats["dropped"] == 0 and stats["queued"] == n, stats
 
 
 def test_overload_with_mixed_severities_keeps_every_warning_and_sheds_info_first(
