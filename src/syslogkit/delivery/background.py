@@ -23,7 +23,10 @@ What happens to a record that could not be delivered at once:
   counted as `maybe_lost`).
 - With a spool: records on disk are replayed in order, before anything newer, and removed only
   once written (RELP: acknowledged). Records left on disk at exit are replayed by the next
-  process that uses the same directory.
+  process that uses the same directory. Callers move a full queue to disk themselves when
+  they cannot wait (`caller`), so the writer looks at the spool and takes from the queue under
+  `spool.lock`. The one reorder: what a broken connection held from memory is spooled after
+  whatever reached the disk meanwhile (`resent` when it had gone out before).
 - At close: the writer keeps going while it makes progress (`shutdown_stall`, `shutdown_max`,
   or the caller's timeout); what is left goes to the spool, or is dropped, counted, and told in
   one line on stderr.
@@ -31,7 +34,8 @@ What happens to a record that could not be delivered at once:
 A connection that broke and came back without losing anything is only counted (`reconnects`,
 `resent`, `errors`). A collector never reached is reported once (a wrong address shows at once).
 
-Counters (in the shared `Stats`): `queued` (taken from the queue by the writer), `sent` (written
+Counters (in the shared `Stats`): `queued` (taken from the queue by the writer, or moved to the
+spool with its record by a call that found the queue full), `sent` (written
 for the first time), `resent`, `spooled`, `replayed`, `acknowledged` (RELP), `maybe_lost`,
 `reconnects`, `errors`, and `dropped` split by reason (`overflow`, `shed`, `closed`,
 `spool_full`, `spool_error`, `torn`, `refused`, `timeout`, `unreachable`, ...). Once the writer
