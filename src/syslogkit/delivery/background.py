@@ -380,8 +380,12 @@ class BackgroundDelivery(CallerSide):
             try:
                 items = spool.read(self._batch_bytes, limit)
             except OSError as exc:
-                self._spool_failed(exc)
-                return None
+                failed: OSError | None = exc
+            else:
+                failed = None
+        if failed is not None:  # reported outside the lock: the reporter is the application's
+            self._spool_failed(failed)
+            return None
         return Batch.of(items) if items else None
 
     def _take_memory(self, limit: int) -> Batch | None:
