@@ -177,7 +177,7 @@ def _collect_parser() -> argparse.ArgumentParser:
     lim.add_argument("--frame-timeout", type=float, default=10.0, metavar="SECONDS")
     lim.add_argument("--idle-timeout", type=float, default=None, metavar="SECONDS")
     lim.add_argument("--handshake-timeout", type=float, default=10.0, metavar="SECONDS")
-    lim.add_argument("--udp-rcvbuf", default="8M", metavar="SIZE")
+    lim.add_argument("--udp-rcvbuf", default="32M", metavar="SIZE")
     lim.add_argument("--relp-window", type=int, default=128, metavar="N")
     lim.add_argument("--high-water", type=int, default=50_000, metavar="RECORDS")
     misc = p.add_argument_group("other")

@@ -118,5 +118,5 @@ class Limits:
     frame_timeout: float = 10.0
     idle_timeout: float | None = None
     handshake_timeout: float = 10.0
-    udp_rcvbuf: int = 8 << 20
+    udp_rcvbuf: int = 32 << 20
     relp_window: int = 128
