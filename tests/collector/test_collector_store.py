@@ -344,3 +344,54 @@ def test_parse_frame_puts_the_transport_notes_before_the_parse_error() -> None:
     assert error is not None and error.startswith("cut off; framing: truncated; ")
     assert "column" in error  # the strict parse error follows the notes
     assert parse_frame(clean, None) == parse_frame(clean)
+
+
+#: the schema of a 0.1 store (schema 1): structured data as JSON, four indexes
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY, received_at REAL NOT NULL, time REAL NOT NULL, timestamp TEXT,
+    facility INTEGER, severity INTEGER, version INTEGER, hostname TEXT, app_name TEXT,
+    procid TEXT, msgid TEXT, sd TEXT, msg TEXT, msg_bytes BLOB, bom INTEGER NOT NULL DEFAULT 0,
+    raw BLOB NOT NULL, error TEXT, transport TEXT, peer TEXT, listener TEXT, tls_subject TEXT,
+    tls_fingerprint TEXT, extra TEXT
+);
+CREATE INDEX messages_time ON messages(time);
+CREATE INDEX messages_host ON messages(hostname, time);
+CREATE INDEX messages_app ON messages(app_name, time);
+CREATE INDEX messages_severity ON messages(severity, time);
+CREATE VIRTUAL TABLE messages_fts USING fts5(msg, content='messages', content_rowid='id');
+CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, msg) VALUES ('delete', old.id, old.msg);
+END;
+INSERT INTO meta VALUES ('schema', '1');
+INSERT INTO messages (received_at, time, timestamp, facility, severity, version, hostname,
+    app_name, procid, msgid, sd, msg, bom, raw, transport, peer, listener)
+    VALUES (1.5, 1767323045.0, '2026-01-02T03:04:05+00:00', 1, 5, 1, 'old', 'app', '-1', NULL,
+    '[["ex@1",[["a","q\\"uote"]]]]', 'written by 0.1', 0,
+    X'3c31333e3120', 'tcp', 'p', 'tcp://l');
+INSERT INTO messages_fts(rowid, msg) VALUES (1, 'written by 0.1');
+"""
+
+
+def test_a_store_of_0_1_is_read_and_upgraded_when_written(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(V1_SCHEMA)
+    db.close()
+    with Store(path, readonly=True) as old:
+        (record,) = old.query(Filters(search="written"))
+    assert record.message is not None and record.message.hostname == "old"
+    assert record.message.structured_data == (SDElement("ex@1", (("a", 'q"uote'),)),)
+    with Store(path) as store:  # opened for writing: schema 2, the old rows as they were
+        store.insert([make_record("written by 0.2")])
+        store.commit()
+        assert [r.message.msg for r in store.query(Filters(search="written")) if r.message] == [
+            "written by 0.1",
+            "written by 0.2",
+        ]
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+    names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert "messages_time" in names and "messages_host" not in names
+    db.close()
