@@ -1,16 +1,19 @@
-"""Collector ingest benchmark: syslogkit's collector vs a real rsyslog, same stream, same run.
+"""Collector ingest benchmark: syslogkit's collector vs rsyslog and syslog-ng, same stream and run.
 
-    .venv/bin/python bench/collector.py            # about 2-3 minutes
+    .venv/bin/python bench/collector.py            # about 6 minutes
     .venv/bin/python bench/collector.py --quick    # smaller, for a smoke test
+    .venv/bin/python bench/collector.py --sections tcp --receivers sqlite,syslog-ng
 
 TCP: N octet-counted RFC 5424 messages with structured data, written as fast as one socket takes
-them, into (a) `syslogkit collect` storing into SQLite, (b) `syslogkit collect --no-db --jsonl`,
-(c) rsyslogd (imtcp -> omfile, RSYSLOG_FileFormat) and, where it is unpacked (.ci/run) or
-installed, (d) syslog-ng (`syslog()` source -> JSON lines of its parse, the JSON-lines sink's
-work). Each receiver is a fresh process per run; a run is timed from the connect until the
-receiver has committed (SQLite), written (JSON lines, counted by the collector once flushed) or
-written to its file (rsyslog, syslog-ng) every message. Median of 3 runs, msgs/s and ratios to
-rsyslog (and to syslog-ng).
+them, into (a) `syslogkit collect` storing into SQLite, over one connection and (`sqlite-2conn`)
+over two at once (the stream cut in two), (b) `syslogkit collect --no-db --jsonl`, (c) rsyslogd
+(imtcp -> omfile, RSYSLOG_FileFormat) and, where it is unpacked (.ci/run) or installed, (d)
+syslog-ng (`syslog()` source -> JSON lines of its parse, the JSON-lines sink's work). Each
+receiver is a fresh process per run; a run is timed from the connect until the receiver has
+committed (SQLite), written (JSON lines, counted by the collector once flushed) or written to
+its file (rsyslog, syslog-ng) every message. Median of 3 interleaved runs, msgs/s and ratios to
+rsyslog and to syslog-ng; CPU per message of each process (the collector and its writer
+process; the peers) from /proc, and their peak RSS (VmHWM) under this overload.
 
 UDP: the collector into SQLite at fixed rates for `--udp-seconds` (>= 10 s) each; loss per rate
 from what was stored and from the kernel's drop counter of the collector's socket
@@ -19,7 +22,8 @@ from what was stored and from the kernel's drop counter of the collector's socke
 loggen (syslog-ng's load generator, where syslog-ng is unpacked): its BSD message (RFC 3164 with
 an RFC 3339 timestamp without an offset) and RFC 5424 (`-P`), over TCP at full speed into SQLite
 (msgs/s, median and range, and the BSD / RFC 5424 ratio; the parsed/noted/unparsed split) and
-over UDP at `--loggen-udp-rates` (loss). `--only-loggen` runs just that section.
+over UDP at `--loggen-udp-rates` (loss). `--sections` picks among tcp, udp and loggen;
+`--only-loggen` runs just that section.
 """
 
 from __future__ import annotations
