@@ -19,16 +19,52 @@ query, the store, its writer process), `render` (lines for a person), `stats`, `
 (`Collector`, which wires them).
 """
 
-from syslogkit.transports.tls import ServerTLSConfig, fingerprint
+from __future__ import annotations
 
-from .config import Limits, ListenAddress, parse_listen_url, zone_of
-from .decode import Decoder, parse_frame
-from .pipeline import Pipeline
-from .record import NOTED, PARSED, UNPARSED, Record, record_to_dict
-from .render import format_human
-from .server import Collector, CollectorThread, TLSConfig
-from .sinks import ForwardSink, JsonLinesSink, Sink, SQLiteSink, StdoutSink
-from .store import Filters, Store, StoreError
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from syslogkit.transports.tls import ServerTLSConfig, fingerprint
+
+    from .config import Limits, ListenAddress, parse_listen_url, zone_of
+    from .decode import Decoder, parse_frame
+    from .pipeline import Pipeline
+    from .record import NOTED, PARSED, UNPARSED, Record, record_to_dict
+    from .render import format_human
+    from .server import Collector, CollectorThread, TLSConfig
+    from .sinks import ForwardSink, JsonLinesSink, Sink, SQLiteSink, StdoutSink
+    from .store import Filters, Store, StoreError
+
+#: where each name lives: imported when first asked for, so that reading a store (`syslogkit
+#: query`, `tail`) does not import the listeners, the forwarding sink and their transports
+#: (about 60 ms of the command's start-up)
+_HOMES = {
+    "ServerTLSConfig": "syslogkit.transports.tls",
+    "fingerprint": "syslogkit.transports.tls",
+    **dict.fromkeys(("Limits", "ListenAddress", "parse_listen_url", "zone_of"), ".config"),
+    **dict.fromkeys(("Decoder", "parse_frame"), ".decode"),
+    "Pipeline": ".pipeline",
+    **dict.fromkeys(("NOTED", "PARSED", "UNPARSED", "Record", "record_to_dict"), ".record"),
+    "format_human": ".render",
+    **dict.fromkeys(("Collector", "CollectorThread", "TLSConfig"), ".server"),
+    **dict.fromkeys(("ForwardSink", "JsonLinesSink", "Sink", "SQLiteSink", "StdoutSink"), ".sinks"),
+    **dict.fromkeys(("Filters", "Store", "StoreError"), ".store"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
+
 
 __all__ = [
     "NOTED",
