@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from support.collector import wait_for
-from syslogkit.cli.collect import parse_duration, parse_size, parse_time
+from syslogkit.cli.forms import parse_duration, parse_size, parse_time
 from syslogkit.collector import Store
 
 PY = sys.executable

@@ -12,15 +12,14 @@ import contextlib
 import gc
 import json
 import os
-import re
 import signal
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from syslogkit.cli.forms import DEFAULT_DB, parse_duration, parse_size, parse_time
 from syslogkit.cli.main import CliError
 from syslogkit.cli.nats import add_collect_arguments as add_nats_arguments
 
@@ -33,64 +32,7 @@ __all__ = [
 ]
 
 DEFAULT_LISTEN = ("udp://127.0.0.1:5514", "tcp://127.0.0.1:5514")
-DEFAULT_DB = "syslog.db"
 DEFAULT_SEND_ADDRESS = "udp://127.0.0.1:5514"
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_SIZES = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def parse_duration(text: str) -> float:
-    """`30`, `30s`, `10m`, `2h`, `7d`, `1w` (also combined: `1h30m`) -> seconds."""
-    value = text.strip().lower()
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhdw])", value)
-    if not parts or re.sub(r"[\d.\s]+[smhdw]", "", value):
-        raise CliError(f"bad duration {text!r} (e.g. 30s, 10m, 2h, 7d)")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
-
-
-def parse_size(text: str) -> int:
-    """`1048576`, `500k`, `64M`, `2G` (binary units) -> bytes."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtb]?)(?:i?b)?\s*", text.lower())
-    if not match:
-        raise CliError(f"bad size {text!r} (e.g. 500M, 2G)")
-    return int(float(match[1]) * _SIZES[match[2]])
-
-
-def parse_time(text: str, now: float | None = None) -> float:
-    """An instant as epoch seconds: RFC 3339 / ISO 8601 (local time when no zone is given),
-    `10m` or `2h ago` (that long before now), `now`, `today`, or epoch seconds."""
-    now = time.time() if now is None else now
-    value = text.strip()
-    low = value.lower()
-    if low == "now":
-        return now
-    if low == "today":
-        midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
-        return midnight.timestamp()
-    if low.endswith(" ago"):
-        low = low[:-4].strip()
-    if re.fullmatch(r"(\d+(?:\.\d+)?\s*[smhdw]\s*)+", low):
-        return now - parse_duration(low)
-    if re.fullmatch(r"\d{9,}(\.\d+)?", value):
-        return float(value)
-    iso = value.replace(" ", "T", 1) if re.match(r"\d{4}-\d\d-\d\d \d", value) else value
-    if iso.endswith(("Z", "z")):
-        iso = iso[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(iso)
-    except ValueError:
-        raise CliError(
-            f"bad time {text!r} (e.g. 2026-01-31T12:00:00Z, 2026-01-31, 10m, 2h ago)"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.astimezone()
-    return parsed.timestamp()
-
 
 # -- collect ------------------------------------------------------------------------------------
 
@@ -215,6 +157,7 @@ def _write_stats(path: str, stats: dict[str, Any]) -> None:
 
 
 async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
+    from syslogkit.cli.nats import nats_sinks, nats_sources, split_nats_listen
     from syslogkit.collector import (
         Collector,
         ForwardSink,
@@ -227,8 +170,6 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         zone_of,
     )
     from syslogkit.transports.tls import ServerTLSConfig
-
-    from syslogkit.cli.nats import nats_sinks, nats_sources, split_nats_listen
 
     listen, nats_listen = split_nats_listen(args.listen or list(DEFAULT_LISTEN))
     try:

@@ -119,7 +119,7 @@ def nats_sinks(args: argparse.Namespace) -> list[Any]:
     """The edge's JetStream sink when `--nats` is given."""
     if not args.nats:
         return []
-    from syslogkit.cli.collect import parse_size
+    from syslogkit.cli.forms import parse_size
 
     nats = _import()
     options = _options(args.nats, args, "nats_")
@@ -142,7 +142,7 @@ def nats_sources(args: argparse.Namespace, urls: Sequence[str], db_path: str | N
     """A durable-consumer source per `-l nats://...` (the servers of one cluster each)."""
     if not urls:
         return []
-    from syslogkit.cli.collect import parse_duration
+    from syslogkit.cli.forms import parse_duration
 
     nats = _import()
     sources = []
@@ -197,7 +197,7 @@ def _nats_parser() -> argparse.ArgumentParser:
 
 def nats_main(argv: Sequence[str]) -> int:
     """`syslogkit nats init`: create or update the stream; print what it is now."""
-    from syslogkit.cli.collect import parse_duration, parse_size
+    from syslogkit.cli.forms import parse_duration, parse_size
 
     args = _nats_parser().parse_args(list(argv))
     nats = _import()

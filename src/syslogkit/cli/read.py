@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from syslogkit.cli.collect import DEFAULT_DB, parse_time
+from syslogkit.cli.forms import DEFAULT_DB, parse_time
 from syslogkit.cli.main import CliError
 from syslogkit.codec.message import Facility, Severity
 from syslogkit.collector.record import NOTED, UNPARSED
