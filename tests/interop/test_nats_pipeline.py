@@ -17,13 +17,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
-from support.peers.nats import CollectProcess, NatsCluster, missing_nats_server
+from support.peers.nats import CollectProcess, NatsCluster, NatsNode, missing_nats_server
 from syslogkit import SyslogHandler
 
 pytestmark = pytest.mark.interop
+_T = TypeVar("_T")
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +83,14 @@ def rows(db: Path) -> list[str]:
             return []
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(check: Callable[[], _T | None], timeout: float, what: str) -> _T:
+    """The first true value of `check()`; fails the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while not check():
+    while not (value := check()):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.2)
+    return value
 
 
 def relp_logger(
@@ -161,7 +165,8 @@ def test_killing_a_follower_then_the_stream_leader_loses_nothing_and_stores_noth
     try:
         # a sender that waits out an election (rsyslog's omrelp waits 90 s by default)
         log, handler = relp_logger("k", a.port("relp"), timeout=45.0)
-        thread = threading.Thread(target=send, args=(log, "k", count, 0.05))
+        # paced (about 16 s in all) so that the outage comes while records are still in flight
+        thread = threading.Thread(target=send, args=(log, "k", count, 0.2))
         thread.start()
         wait_until(lambda: len(rows(db)) >= 1000, 30, "the first records stored")
         leader = healed.stream_leader("T2")
@@ -169,8 +174,15 @@ def test_killing_a_follower_then_the_stream_leader_loses_nothing_and_stores_noth
         follower = next(n for n in healed.nodes if n is not leader)
         healed.kill(follower)
         wait_until(lambda: len(rows(db)) >= 3000, 30, "records stored without the follower")
-        leader = healed.stream_leader("T2")
-        assert leader is not None
+
+        def live_leader() -> NatsNode | None:
+            # a node may still name the old leader for a moment: only a running one counts
+            found = healed.stream_leader("T2")
+            return found if found is not None and found is not follower and found.running else None
+
+        leader = wait_until(live_leader, 30, "a running stream leader")
+        unanswered = count - handler.stats.get("acknowledged", 0)
+        assert unanswered > 0, "everything was acknowledged before the outage: nothing tested"
         healed.kill(leader)  # two of three down: no majority until one is back
         time.sleep(1.0)
         healed.start_node(follower)
