@@ -383,7 +383,7 @@ def test_a_store_of_0_1_is_read_and_upgraded_when_written(tmp_path: Path) -> Non
         (record,) = old.query(Filters(search="written"))
     assert record.message is not None and record.message.hostname == "old"
     assert record.message.structured_data == (SDElement("ex@1", (("a", 'q"uote'),)),)
-    with Store(path) as store:  # opened for writing: schema 2, the old rows as they were
+    with Store(path) as store:  # opened for writing: schema 3, the old rows as they were
         store.insert([make_record("written by 0.2")])
         store.commit()
         assert [r.message.msg for r in store.query(Filters(search="written")) if r.message] == [
@@ -391,7 +391,119 @@ def test_a_store_of_0_1_is_read_and_upgraded_when_written(tmp_path: Path) -> Non
             "written by 0.2",
         ]
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
     names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert "messages_time" in names and "messages_host" not in names
     db.close()
+
+
+# -- rollups (per-minute counts by severity, host and app) ----------------------------------------
+
+
+def rollup_counts(path: Path) -> dict[str, dict[tuple[int, object], int]]:
+    db = sqlite3.connect(path)
+    out = {
+        table: {(m, v): n for m, v, n in db.execute(f"SELECT * FROM {table}")}
+        for table in ("rollup_severity", "rollup_host", "rollup_app")
+    }
+    db.close()
+    return out
+
+
+def counted_from_messages(path: Path) -> dict[str, dict[tuple[int, object], int]]:
+    """What the rollups must hold, counted from the messages (minute = floor(time / 60))."""
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT time, severity, hostname, app_name FROM messages").fetchall()
+    db.close()
+    out: dict[str, dict[tuple[int, object], int]] = {
+        "rollup_severity": {},
+        "rollup_host": {},
+        "rollup_app": {},
+    }
+    for when, severity, host, app in rows:
+        minute = int(when // 60)
+        for table, value in (
+            ("rollup_severity", -1 if severity is None else severity),
+            ("rollup_host", host),
+            ("rollup_app", app),
+        ):
+            if value is not None:
+                out[table][minute, value] = out[table].get((minute, value), 0) + 1
+    return out
+
+
+def varied_records(now: float, count: int) -> list[Record]:
+    """Records over the last two hours, several hosts, apps and severities, some unparsed, some
+    on a minute's exact boundary."""
+    records = []
+    for i in range(count):
+        when = now - 7200 + i * 7200 / count
+        if i % 10 == 0:
+            when = (when // 60) * 60  # on the boundary
+        stamp = datetime.fromtimestamp(when, timezone.utc)
+        records.append(
+            make_record(
+                f"m {i}",
+                host=f"h{i % 3}",
+                app=f"a{i % 4}",
+                severity=Severity(i % 8),
+                timestamp=stamp,
+                received_at=when,
+            )
+        )
+        if i % 17 == 0:  # unparsed: no host, app or severity; its time is when it was received
+            records.append(Record(b"\x00junk", when + 1, "udp", "p", "udp://x:1", None, "bad"))
+    return records
+
+
+def test_rollups_equal_the_counts_of_the_messages_after_inserts_and_retention(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "r.db"
+    now = time.time()
+    store = Store(path, max_age=3600)
+    records = varied_records(now, 1000)
+    for start in range(0, len(records), 97):  # batches across minutes
+        store.insert(records[start : start + 97])
+        store.commit()
+    assert rollup_counts(path) == counted_from_messages(path)
+    assert sum(rollup_counts(path)["rollup_severity"].values()) == len(records)
+    deleted = store.retain(now, limit=300)  # part of what is too old, then the rest
+    deleted += store.retain(now)
+    assert 0 < deleted < len(records)
+    assert rollup_counts(path) == counted_from_messages(path)
+    assert all(n > 0 for table in rollup_counts(path).values() for n in table.values())
+    store.close()
+
+
+def test_rollups_follow_retention_by_size(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    store = Store(path, max_bytes=400_000)
+    for chunk in range(10):
+        store.insert(
+            [make_record(f"{chunk}-{i} " + "x" * 500, app=f"a{i % 3}") for i in range(100)]
+        )
+        store.commit()
+        store.retain()
+    assert store.deleted > 0
+    assert rollup_counts(path) == counted_from_messages(path)
+    store.close()
+
+
+def test_a_store_without_rollups_gets_them_built_when_opened_for_writing(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    records = varied_records(time.time(), 300)
+    with Store(path) as store:
+        store.insert(records)
+        store.commit()
+    db = sqlite3.connect(path)  # as a schema-2 writer leaves it: no rollups, its version
+    for table in ("rollup_severity", "rollup_host", "rollup_app"):
+        db.execute(f"DROP TABLE {table}")
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+    db.commit()
+    db.close()
+    with Store(path) as store:
+        store.insert([make_record("after the upgrade")])
+        store.commit()
+    assert rollup_counts(path) == counted_from_messages(path)
+    assert sum(rollup_counts(path)["rollup_severity"].values()) == len(records) + 1

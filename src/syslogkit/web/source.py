@@ -15,12 +15,23 @@ Decisions:
   connections are not shared between threads here.
 - A full-text query that is not valid FTS5 syntax raises `SearchError` with SQLite's reason.
   `Store.query` would silently search the text as a phrase instead; a page should say so.
+- Histogram and facets over a time range with no other filter read the store's per-minute
+  rollups (`syslogkit.collector.store.rollup`: ~1,440 rows a day per severity, host or app
+  instead of every message), plus the messages of the partial minutes at either end of the
+  range, counted exactly, all in one read transaction: the counts equal those of the exact
+  query. A store whose rollups are not kept (schema other than 3: written by another version,
+  or not yet opened by a writer of this one) is counted the exact way.
+- The exact way, with a search, lets the full-text match drive the join (`messages_fts CROSS
+  JOIN messages`) instead of `id IN (...)`, and the facets count (host, app) pairs in one pass.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +39,8 @@ from typing import Any
 from urllib.parse import quote
 
 from syslogkit.collector import Filters, Record, Store, StoreError
+from syslogkit.collector.store import rollup
+from syslogkit.collector.store.schema import SCHEMA_VERSION
 
 __all__ = ["Histogram", "SearchError", "StoreError", "StoreReader"]
 
@@ -162,33 +175,141 @@ class StoreReader:
     def histogram(self, filters: Filters, *, start: float, step: float, buckets: int) -> Histogram:
         """Counts of the matching messages per `step` seconds from `start`, by severity."""
         self.check_search(filters.search)
-        where, args = filters.where()
-        rows = self._rows(
-            "SELECT CAST((time - ?) / ? AS INTEGER) AS bucket, severity, count(*) FROM messages"
-            + where
-            + " GROUP BY bucket, severity",
-            [start, step, *args],
-        )
         counts: dict[int, list[int]] = {}
-        for bucket, severity, n in rows:
+
+        def add(bucket: int, severity: int | None, n: int) -> None:
             if 0 <= bucket < buckets:
-                key = NO_SEVERITY if severity is None else int(severity)
+                key = NO_SEVERITY if severity is None or severity < 0 else int(severity)
                 counts.setdefault(key, [0] * buckets)[bucket] += n
+
+        with self._snapshot():
+            bounds = self._rollup_bounds(filters)
+            if bounds is not None and step % 60 == 0 and start % 60 == 0:
+                low = start if bounds[0] is None else max(bounds[0], start)
+                end = start + buckets * step
+                high = end if bounds[1] is None else min(bounds[1], end)
+                first, last = self._minutes(low, high)
+                if first is not None and last is not None and first < last:
+                    per = int(step) // 60
+                    base = int(start) // 60
+                    rows = rollup.severity_counts(self._sql(), first, last)
+                    for minute, severity, n in rows:
+                        add((minute - base) // per, severity, int(n))
+                    for when, severity in self._edges("time, severity", low, high, first, last):
+                        add(int((when - start) // step), severity, 1)
+                    return Histogram(start=start, step=step, buckets=buckets, counts=counts)
+            source, where, args = self._matching(filters)
+            # one integer key per (bucket, severity): SQLite's sorter compares it faster
+            rows = self._rows(
+                "SELECT CAST((time - ?) / ? AS INTEGER) * 16 + coalesce(severity, 8), count(*)"
+                f" FROM {source}{where} GROUP BY 1",
+                [start, step, *args],
+            )
+        for key, n in rows:
+            bucket, severity = divmod(key, 16)
+            add(bucket, severity, n)
         return Histogram(start=start, step=step, buckets=buckets, counts=counts)
 
     def facets(self, filters: Filters, *, limit: int = 10) -> dict[str, list[tuple[str, int]]]:
         """The most frequent hosts and apps among the matching messages, with their counts."""
         self.check_search(filters.search)
-        where, args = filters.where()
-        out: dict[str, list[tuple[str, int]]] = {}
-        for name, column in (("hosts", "hostname"), ("apps", "app_name")):
-            rows = self._rows(
-                f"SELECT {column}, count(*) FROM messages{where}"
-                f" GROUP BY {column} ORDER BY 2 DESC, 1 LIMIT ?",
-                [*args, limit],
+        hosts: Counter[str] = Counter()
+        apps: Counter[str] = Counter()
+        with self._snapshot():
+            bounds = self._rollup_bounds(filters)
+            first, last = (None, None) if bounds is None else self._minutes(*bounds)
+            if bounds is not None and (first is None or last is None or first < last):
+                low, high = bounds
+                hosts.update(rollup.facet(self._sql(), "hostname", first, last))
+                apps.update(rollup.facet(self._sql(), "app_name", first, last))
+                pairs = Counter(self._edges("hostname, app_name", low, high, first, last))
+                rows = [(host, app, n) for (host, app), n in pairs.items()]
+            else:
+                source, where, args = self._matching(filters)
+                rows = self._rows(
+                    f"SELECT hostname, app_name, count(*) FROM {source}{where} GROUP BY 1, 2", args
+                )
+        for host, app, n in rows:
+            if host is not None:
+                hosts[host] += n
+            if app is not None:
+                apps[app] += n
+        return {"hosts": _top(hosts, limit), "apps": _top(apps, limit)}
+
+    # -- how the aggregates read ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction: the rollups and the messages read in it agree."""
+        db = self._sql()
+        if db.in_transaction:  # already in one (not expected: nothing else opens them)
+            yield
+            return
+        db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            db.execute("COMMIT")
+
+    def _rollup_bounds(self, filters: Filters) -> tuple[float | None, float | None] | None:
+        """(since, until) when the store's rollups can answer for `filters`: kept up to date
+        (schema 3) and nothing but a time range asked for; else None."""
+        others = replace(filters, since=None, until=None)
+        if others != Filters():
+            return None
+        found = self._rows("SELECT value FROM meta WHERE key = 'schema'", [])
+        if not found or found[0][0] != SCHEMA_VERSION:
+            return None
+        return filters.since, filters.until
+
+    @staticmethod
+    def _minutes(low: float | None, high: float | None) -> tuple[int | None, int | None]:
+        """The whole minutes within [low, high): first (None: unbounded) and last, exclusive."""
+        first = None
+        if low is not None:
+            first = math.ceil(low / 60)
+            if first * 60 < low:  # low / 60 rounded down past a minute
+                first += 1
+        last = None if high is None else rollup.minute_of(high)
+        return first, last
+
+    def _edges(
+        self,
+        columns: str,
+        low: float | None,
+        high: float | None,
+        first: int | None,
+        last: int | None,
+    ) -> list[tuple[Any, ...]]:
+        """`columns` of the messages in [low, high) outside the whole minutes [first, last)."""
+        out: list[tuple[Any, ...]] = []
+        if low is not None and first is not None and low < first * 60:
+            out += self._rows(
+                f"SELECT {columns} FROM messages WHERE time >= ? AND time < ?", [low, first * 60]
             )
-            out[name] = [(value, int(n)) for value, n in rows if value is not None]
+        if high is not None and last is not None and last * 60 < high:
+            out += self._rows(
+                f"SELECT {columns} FROM messages WHERE time >= ? AND time < ?", [last * 60, high]
+            )
         return out
+
+    @staticmethod
+    def _matching(filters: Filters) -> tuple[str, str, list[Any]]:
+        """FROM, WHERE and its arguments for the messages that match: with a search, the
+        full-text matches drive the join (each looked up by id), not `id IN (...)`."""
+        if not filters.search:
+            where, args = filters.where()
+            return "messages", where, args
+        # without `since` as such: its start-of-scan bound (the lowest id of the period, from
+        # the time index) costs 60 ms over a day of 1M messages, and the matches are read by id
+        rest = replace(filters, search=None, since=None)
+        if filters.since is not None:
+            rest.extra_where = [("time >= ?", (filters.since,)), *rest.extra_where]
+        where, args = rest.where()
+        match = "messages_fts MATCH ?"
+        where = f" WHERE {match} AND {where[len(' WHERE ') :]}" if where else f" WHERE {match}"
+        source = "messages_fts CROSS JOIN messages ON messages.id = messages_fts.rowid"
+        return source, where, [filters.search, *args]
 
     def time_span(self, filters: Filters) -> tuple[float, float] | None:
         """The oldest and newest message time among the matching messages (None: no match)."""
@@ -197,3 +318,9 @@ class StoreReader:
         rows = self._rows("SELECT min(time), max(time) FROM messages" + where, args)
         low, high = rows[0]
         return None if low is None else (float(low), float(high))
+
+
+def _top(counts: Counter[str], limit: int) -> list[tuple[str, int]]:
+    """The `limit` largest counts, ties by name (as `ORDER BY count DESC, name`)."""
+    ranked = sorted(((-n, name) for name, n in counts.items() if n > 0))
+    return [(name, -n) for n, name in ranked[:limit]]

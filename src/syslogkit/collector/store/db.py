@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..record import Record
+from . import rollup
 from .query import Filters
 from .schema import (
     INSERT,
@@ -86,6 +87,9 @@ class Store:
             db.execute("BEGIN IMMEDIATE")
             for statement in statements(SCHEMA):
                 db.execute(statement)
+            found = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if found is None or found[0] != SCHEMA_VERSION:
+                rollup.rebuild(db)  # written by another version (or new): counted once, here
             db.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
             )
@@ -118,6 +122,7 @@ class Store:
         db.executemany(INSERT, rows)
         self._next_id = first + len(rows)
         db.execute(INSERT_FTS, (first,))
+        rollup.add_rows(db, rows)
 
     def commit(self) -> None:
         """Commit what was inserted; after this the records survive a crash of the process."""
@@ -141,14 +146,15 @@ class Store:
         db.execute("BEGIN IMMEDIATE")
         try:
             if self.max_age is not None:
-                cur = db.execute(
-                    "DELETE FROM messages WHERE id IN (SELECT id FROM messages"
+                row = db.execute(
+                    "SELECT max(id) FROM (SELECT id FROM messages"
                     " WHERE id < coalesce((SELECT id FROM messages WHERE received_at >= ?"
                     " ORDER BY id LIMIT 1), (SELECT max(id) + 1 FROM messages))"
                     " ORDER BY id LIMIT ?)",
                     (now - self.max_age, limit),
-                )
-                deleted += cur.rowcount
+                ).fetchone()
+                if row[0] is not None:
+                    deleted += self._delete_up_to(int(row[0]))
             if self.max_bytes is not None and deleted < limit:
                 pages, free, size = (
                     db.execute("PRAGMA page_count").fetchone()[0],
@@ -161,12 +167,11 @@ class Store:
                     # delete down to 90% of the limit, estimated from the mean row size
                     excess = used - int(self.max_bytes * 0.9)
                     n = min(limit - deleted, max(1, -(-count * excess // max(used, 1))))
-                    cur = db.execute(
-                        "DELETE FROM messages WHERE id IN"
-                        " (SELECT id FROM messages ORDER BY id LIMIT ?)",
-                        (n,),
-                    )
-                    deleted += cur.rowcount
+                    row = db.execute(
+                        "SELECT max(id) FROM (SELECT id FROM messages ORDER BY id LIMIT ?)", (n,)
+                    ).fetchone()
+                    if row[0] is not None:
+                        deleted += self._delete_up_to(int(row[0]))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -175,6 +180,12 @@ class Store:
             db.execute("PRAGMA incremental_vacuum")
         self.deleted += deleted
         return deleted
+
+    def _delete_up_to(self, last: int) -> int:
+        """Delete the messages with `id <= last` and their counts in the rollups (retention
+        deletes the oldest first: always such a prefix of the ids)."""
+        rollup.subtract_ids(self._db, last)
+        return int(self._db.execute("DELETE FROM messages WHERE id <= ?", (last,)).rowcount)
 
     def maybe_retain(self, interval: float = 5.0) -> int:
         """`retain()` at most once per `interval` seconds."""

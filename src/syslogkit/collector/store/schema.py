@@ -13,6 +13,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from ..record import Record, message_from_values, sd_to_json
+from .rollup import ROLLUP_SCHEMA
 
 __all__ = [
     "COLUMNS",
@@ -32,9 +33,12 @@ __all__ = [
 #: them: bench/query.py); a new store's full-text index keeps no column sizes (`columnsize=0`:
 #: only ranking reads them, none is used; a tenth of an insert). A version-1 store opened for
 #: writing becomes version 2 (its full-text index stays as it was).
-SCHEMA_VERSION = "2"
+#: 3: per-minute counts by severity, host and app (`rollup`), kept by the writer in the insert's
+#: transaction; a store of another version opened for writing gets them built once.
+SCHEMA_VERSION = "3"
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
@@ -72,6 +76,8 @@ CREATE TRIGGER IF NOT EXISTS messages_ad AFTER DELETE ON messages BEGIN
     INSERT INTO messages_fts(messages_fts, rowid, msg) VALUES ('delete', old.id, old.msg);
 END;
 """
+    + ROLLUP_SCHEMA
+)
 
 COLUMNS = (
     "received_at, time, timestamp, facility, severity, version, hostname, app_name, procid,"
