@@ -192,8 +192,7 @@ class StoreReader:
                 if first is not None and last is not None and first < last:
                     per = int(step) // 60
                     base = int(start) // 60
-                    rows = rollup.severity_counts(self._sql(), first, last)
-                    for minute, severity, n in rows:
+                    for minute, severity, n in rollup.severity_counts(self._sql(), first, last):
                         add((minute - base) // per, severity, int(n))
                     for when, severity in self._edges("time, severity", low, high, first, last):
                         add(int((when - start) // step), severity, 1)
