@@ -7,6 +7,10 @@ SIGKILLed and restarted on the same ports and store, as a crashed server would b
 
 `missing_nats_server()` says why the cluster cannot run (None when it can); tests call
 `need(missing_nats_server() is None, ...)`: a skip, or a failure under CI=true.
+
+Security (tests/interop/test_nats_security.py): `NatsTLS` puts a server certificate on the
+client port (`tls://` URLs then), optionally requiring client certificates (`verify`);
+`make_nkey_user` writes an nkey user seed and returns the public key the server config names.
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ from typing import Any
 
 from .ports import free_ports
 
-__all__ = ["NatsCluster", "NatsNode", "missing_nats_server", "nats_server_path"]
+__all__ = [
+    "NatsCluster",
+    "NatsNode",
+    "NatsTLS",
+    "make_nkey_user",
+    "missing_nats_server",
+    "missing_nkeys",
+    "nats_server_path",
+]
 
 
 def nats_server_path() -> str | None:
@@ -44,6 +56,46 @@ def missing_nats_server() -> str | None:
     return None
 
 
+def missing_nkeys() -> str | None:
+    """Why nkey and creds authentication cannot run (nats-py needs the `nkeys` package)."""
+    try:
+        import nkeys  # noqa: F401
+    except ImportError:
+        return "nkeys is not installed (pip install 'syslogkit[nats]')"
+    return None
+
+
+def make_nkey_user(path: Path) -> str:
+    """Write a new random user nkey seed (`SU...`) to `path` (mode 0600); return its public
+    key (`U...`), which a server's `authorization { users: [{nkey: ...}] }` names."""
+    import nkeys
+
+    seed: bytes = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+    path.touch(mode=0o600)
+    path.write_bytes(seed + b"\n")
+    public: bytes = nkeys.from_seed(bytearray(seed)).public_key
+    return public.decode()
+
+
+@dataclass(frozen=True)
+class NatsTLS:
+    """TLS on the client port: the server's certificate; with `verify`, clients must present
+    a certificate signed by `ca_file`."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path | None = None
+    verify: bool = False
+
+    def config(self) -> str:
+        items = [f'cert_file: "{self.cert_file}"', f'key_file: "{self.key_file}"', "timeout: 5"]
+        if self.ca_file is not None:
+            items.append(f'ca_file: "{self.ca_file}"')
+        if self.verify:
+            items.append("verify: true")
+        return "tls { " + ", ".join(items) + " }\n"
+
+
 @dataclass
 class NatsNode:
     name: str
@@ -51,6 +103,7 @@ class NatsNode:
     cluster_port: int
     http_port: int
     folder: Path
+    scheme: str = "nats"
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(init=False)
 
@@ -59,7 +112,7 @@ class NatsNode:
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def jsz(self) -> dict[str, Any]:
         with urllib.request.urlopen(
@@ -74,18 +127,29 @@ class NatsNode:
 
 
 class NatsCluster:
-    """`size` nodes (3: a cluster with Raft; 1: a single JetStream server)."""
+    """`size` nodes (3: a cluster with Raft; 1: a single JetStream server); `tls`: clients
+    connect with TLS (node URLs are `tls://`)."""
 
-    def __init__(self, folder: Path, size: int = 3, *, extra_config: str = "") -> None:
+    def __init__(
+        self, folder: Path, size: int = 3, *, extra_config: str = "", tls: NatsTLS | None = None
+    ) -> None:
         self.folder = folder
         self.extra_config = extra_config
+        self.tls = tls
         self.nodes: list[NatsNode] = []
         ports = free_ports(3 * size)
         for i in range(size):
             node_dir = folder / f"n{i + 1}"
             (node_dir / "store").mkdir(parents=True, exist_ok=True)
             self.nodes.append(
-                NatsNode(f"n{i + 1}", ports[3 * i], ports[3 * i + 1], ports[3 * i + 2], node_dir)
+                NatsNode(
+                    f"n{i + 1}",
+                    ports[3 * i],
+                    ports[3 * i + 1],
+                    ports[3 * i + 2],
+                    node_dir,
+                    "tls" if tls else "nats",
+                )
             )
 
     @property
@@ -110,7 +174,7 @@ class NatsCluster:
             f"listen: 127.0.0.1:{node.port}\n"
             f"http: 127.0.0.1:{node.http_port}\n"
             f'jetstream {{ store_dir: "{node.folder / "store"}" }}\n'
-            f"{cluster}{self.extra_config}\n"
+            f"{self.tls.config() if self.tls else ''}{cluster}{self.extra_config}\n"
         )
 
     def start_node(self, node: NatsNode) -> None:

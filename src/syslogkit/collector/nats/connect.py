@@ -7,7 +7,13 @@ the error says in one line what to install. What the client does by default and 
   and keeps its text (with credentials removed) for the stats;
 - after a refused first connect it waits `reconnect_time_wait` (2 s) before the next server:
   ours is 0.25 s, and it never gives up (`max_reconnect_attempts=-1`): a collector started
-  before its cluster buffers and connects when it can.
+  before its cluster buffers and connects when it can;
+- after a failed TLS handshake (a server certificate from another CA, a server that wants a
+  client certificate) nats-py 2.16 waits forever for the plain socket to close, so its first
+  connect never returns: ours ends that attempt from the error callback and tries again
+  (0.25 s doubling to 5 s; a command gives up after 3 attempts with the reason in one line);
+- asyncio logs "returning true from eof_received() has no effect when using ssl" when a TLS
+  connection of nats-py ends: that one message is filtered out of the `asyncio` logger.
 
 Secrets (a password in a URL, a creds or nkey file's content) are never printed: `redact()`
 is applied to every URL and error text that reaches the stats or the terminal.
@@ -15,6 +21,8 @@ is applied to every URL and error text that reaches the stats or the terminal.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import ssl
 from dataclasses import dataclass, field
@@ -25,6 +33,11 @@ __all__ = ["NatsOptions", "NatsUnavailable", "redact", "require_nats"]
 
 _SCHEMES = {"nats": "nats", "tls": "tls", "nats+tls": "tls"}
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+_TLS_EOF_WARNING = "returning true from eof_received() has no effect when using ssl"
+_FIRST_TLS_ATTEMPTS = 3  # a command (forever=False) gives up after this many TLS failures
+_TLS_RETRY_MAX = 5.0
 
 
 class NatsUnavailable(ImportError):
@@ -142,6 +155,18 @@ class NatsOptions:
         return kwargs
 
 
+class _TLSRefused(Exception):
+    """Ends nats-py's first connect after a TLS failure (it would hang, see the module doc)."""
+
+
+class _QuietTLSEof(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != _TLS_EOF_WARNING
+
+
+_QUIET_TLS_EOF = _QuietTLSEof()
+
+
 class ErrorLog:
     """The client's error, disconnect and reconnect callbacks: counted, last text kept
     (redacted), nothing printed."""
@@ -151,6 +176,8 @@ class ErrorLog:
         self.disconnects = 0
         self.reconnects = 0
         self.last_error: str | None = None
+        #: True during the first connect: a TLS failure then ends the attempt (`_TLSRefused`)
+        self.connecting = False
 
     def note(self, text: str) -> None:
         self.errors += 1
@@ -158,6 +185,8 @@ class ErrorLog:
 
     async def record(self, exc: Exception) -> None:
         self.note(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        if self.connecting and isinstance(exc, ssl.SSLError):
+            raise _TLSRefused(self.last_error)
 
     async def disconnected(self) -> None:
         self.disconnects += 1
@@ -175,10 +204,29 @@ class ErrorLog:
 
 
 async def connect(options: NatsOptions, errors: ErrorLog) -> Any:
-    """A connected `nats.aio.client.Client` (retries until it connects)."""
+    """A connected `nats.aio.client.Client` (a collector retries until it connects; a command
+    raises `ConnectionError` with the reason in one line, secrets redacted)."""
     nats = require_nats()
-    try:
-        return await nats.connect(**options.connect_kwargs(errors))
-    except Exception as exc:
-        reason = errors.last_error or f"{type(exc).__name__}: {exc}"
-        raise ConnectionError(f"cannot connect to {options.describe()}: {redact(reason)}") from None
+    if options.tls:
+        logging.getLogger("asyncio").addFilter(_QUIET_TLS_EOF)
+    failures = 0
+    wait = options.reconnect_wait
+    while True:
+        errors.connecting = True
+        try:
+            return await nats.connect(**options.connect_kwargs(errors))
+        except _TLSRefused:
+            failures += 1
+            if not options.forever and failures >= _FIRST_TLS_ATTEMPTS:
+                raise ConnectionError(
+                    f"cannot connect to {options.describe()}: {errors.last_error}"
+                ) from None
+        except Exception as exc:
+            reason = errors.last_error or f"{type(exc).__name__}: {exc}"
+            raise ConnectionError(
+                f"cannot connect to {options.describe()}: {redact(reason)}"
+            ) from None
+        finally:
+            errors.connecting = False
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, _TLS_RETRY_MAX)
