@@ -554,6 +554,10 @@ def main() -> int:
         return 0
     sections = set(args.sections.split(","))
     wanted = args.receivers.split(",")
+    known = ("rsyslog", "sqlite", "sqlite-2conn", "jsonl", "syslog-ng")
+    unknown = [k for k in wanted if k not in known]
+    if unknown:
+        raise SystemExit(f"unknown receiver(s) {', '.join(unknown)}: choose from {', '.join(known)}")
     kinds = [
         k
         for k in wanted
