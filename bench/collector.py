@@ -557,7 +557,8 @@ def main() -> int:
     known = ("rsyslog", "sqlite", "sqlite-2conn", "jsonl", "syslog-ng")
     unknown = [k for k in wanted if k not in known]
     if unknown:
-        raise SystemExit(f"unknown receiver(s) {', '.join(unknown)}: choose from {', '.join(known)}")
+        names = ", ".join(unknown)
+        raise SystemExit(f"unknown receiver(s) {names}: choose from {', '.join(known)}")
     kinds = [
         k
         for k in wanted
