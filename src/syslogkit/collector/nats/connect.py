@@ -176,6 +176,9 @@ class ErrorLog:
         self.disconnects = 0
         self.reconnects = 0
         self.last_error: str | None = None
+        #: the last error that was not a reset socket: the server's reason (an authorization
+        #: violation is often followed by a reset on the next attempt); a command prints it
+        self.reason: str | None = None
         #: True during the first connect: a TLS failure then ends the attempt (`_TLSRefused`)
         self.connecting = False
 
@@ -185,6 +188,8 @@ class ErrorLog:
 
     async def record(self, exc: Exception) -> None:
         self.note(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        if not isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+            self.reason = self.last_error
         if self.connecting and isinstance(exc, ssl.SSLError):
             raise _TLSRefused(self.last_error)
 
@@ -219,10 +224,10 @@ async def connect(options: NatsOptions, errors: ErrorLog) -> Any:
             failures += 1
             if not options.forever and failures >= _FIRST_TLS_ATTEMPTS:
                 raise ConnectionError(
-                    f"cannot connect to {options.describe()}: {errors.last_error}"
+                    f"cannot connect to {options.describe()}: {errors.reason}"
                 ) from None
         except Exception as exc:
-            reason = errors.last_error or f"{type(exc).__name__}: {exc}"
+            reason = errors.reason or errors.last_error or f"{type(exc).__name__}: {exc}"
             raise ConnectionError(
                 f"cannot connect to {options.describe()}: {redact(reason)}"
             ) from None
