@@ -57,6 +57,11 @@ def test_metrics_count_what_each_listener_received_and_the_store_committed(
     assert found[("syslogkit_pipeline_queued_total", ())] == 4
     assert found[("syslogkit_store_bytes", ())] > 0
     assert found[("syslogkit_up", ())] == 1
+    # commit latency, as a summary: one sample per committed batch, each taking some time
+    batches = found[("syslogkit_pipeline_batches_total", ())]
+    assert batches >= 1
+    assert found[("syslogkit_pipeline_commit_seconds_count", ())] == batches
+    assert 0 < found[("syslogkit_pipeline_commit_seconds_sum", ())] < 10 * batches
 
 
 def test_healthz_answers_while_the_collector_does(

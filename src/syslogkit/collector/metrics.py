@@ -94,6 +94,11 @@ class _Families:
             self._meta[name] = (kind, help_text)
             self._samples[name] = []
 
+    def summary(self, name: str, help_text: str, total: float, count: int) -> None:
+        """A summary without quantiles: `name_sum` and `name_count`."""
+        self.declare(name, "summary", help_text)
+        self._samples[name] += [f"{name}_sum {_number(total)}", f"{name}_count {_number(count)}"]
+
     def text(self) -> str:
         lines: list[str] = []
         for name in self._order:
@@ -154,6 +159,13 @@ def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
     for key, name, help_text in _PIPELINE_COUNTERS:
         if key in pipeline:
             out.add(name, "counter", help_text, pipeline[key])
+    if "commit_seconds" in pipeline and "batches" in pipeline:
+        out.summary(
+            "syslogkit_pipeline_commit_seconds",
+            "From a batch's hand-over to the sinks until every sink committed it.",
+            pipeline["commit_seconds"],
+            pipeline["batches"],
+        )
     if "pending" in pipeline:
         out.add(
             "syslogkit_pipeline_pending",

@@ -221,7 +221,10 @@ class Pipeline:
         ok = done.ok
         if ok:
             self.stats.committed += len(done.batch)
+        latency = time.monotonic() - done.started
         self.stats.batches += 1
+        self.stats.commit_seconds += latency
+        self.stats.last_commit_seconds = latency
         for callback in done.callbacks:
             try:
                 callback(ok)
@@ -243,10 +246,11 @@ class Pipeline:
 class _Inflight:
     """A batch written to the sinks and waiting for its commits."""
 
-    __slots__ = ("batch", "callbacks", "ok", "waits")
+    __slots__ = ("batch", "callbacks", "ok", "started", "waits")
 
     def __init__(self, batch: list[Record], callbacks: list[Done]) -> None:
         self.batch = batch
         self.callbacks = callbacks
         self.ok = True
+        self.started = time.monotonic()
         self.waits: list[tuple[object, Callable[[], None]]] = []

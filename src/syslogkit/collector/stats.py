@@ -66,9 +66,19 @@ class ListenerStats:
 
 
 class PipelineStats:
-    """What the sinks were given and committed."""
+    """What the sinks were given and committed; `commit_seconds` sums, over the batches, the time
+    from a batch's hand-over to the sinks until every sink committed it (`last_commit_seconds`:
+    the latest one)."""
 
-    __slots__ = ("batches", "committed", "errors", "last_error", "queued")
+    __slots__ = (
+        "batches",
+        "commit_seconds",
+        "committed",
+        "errors",
+        "last_commit_seconds",
+        "last_error",
+        "queued",
+    )
 
     def __init__(self) -> None:
         self.queued = 0
@@ -76,6 +86,8 @@ class PipelineStats:
         self.batches = 0
         self.errors = 0
         self.last_error: str | None = None
+        self.commit_seconds = 0.0
+        self.last_commit_seconds = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,4 +96,6 @@ class PipelineStats:
             "batches": self.batches,
             "errors": self.errors,
             "last_error": self.last_error,
+            "commit_seconds": self.commit_seconds,
+            "last_commit_seconds": self.last_commit_seconds,
         }
