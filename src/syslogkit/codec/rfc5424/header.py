@@ -61,6 +61,10 @@ def _sd_text(sd: tuple[SDElement, ...]) -> str:
     return format_sd(sd) if sd else ""
 
 
+#: (second, the text before the microseconds per severity, the text after them)
+_Second = tuple[int, tuple[str, ...], str]
+
+
 class HeaderTemplate:
     """`format_5424` for messages with these static fields, rendered from cached text.
 
@@ -72,13 +76,11 @@ class HeaderTemplate:
 
     __slots__ = (
         "_bom",
-        "_leads",
         "_max_size",
         "_middle",
         "_prefixes",
         "_second",
         "_sequence",
-        "_tail",
         "_zone",
     )
 
@@ -118,17 +120,22 @@ class HeaderTemplate:
         self._bom = bom
         self._max_size = max_size
         self._zone = zone_at
-        self._second: int | None = None
-        self._leads: tuple[str, ...] = ()
-        self._tail = ""
+        # (second, the text before the microseconds per severity, the text after them): one
+        # tuple, replaced whole, so a thread never mixes one second's parts with another's
+        self._second: _Second = (-1, (), "")
 
     def render(
         self, severity: int, created: float, text: str, sequence: int | None = None
     ) -> bytes | None:
         """The message's bytes, or None when `format_5424` must make them (see the module)."""
         seconds = int(created)
-        if seconds != self._second and not self._enter_second(seconds):
-            return None
+        second = self._second
+        if second[0] != seconds:
+            entered = self._enter_second(seconds)
+            if entered is None:
+                return None
+            second = entered
+        _, leads, tail = second
         micros = round((created - seconds) * 1e6)
         if micros > 999_999 or micros < 0 or not text:
             return None  # a moment rounded into the next second, or no MSG
@@ -138,11 +145,11 @@ class HeaderTemplate:
         after = self._sequence
         try:
             if after is None:
-                out = (self._leads[severity] + "%06d" % micros + self._tail + text).encode()  # noqa: UP031
+                out = (leads[severity] + "%06d" % micros + tail + text).encode()  # noqa: UP031
             elif sequence is None:
                 return None  # numbered messages need their number
             else:
-                parts = (self._leads[severity], micros, self._tail, sequence, after, text)
+                parts = (leads[severity], micros, tail, sequence, after, text)
                 out = ("%s%06d%s%d%s%s" % parts).encode()  # noqa: UP031
         except UnicodeEncodeError:
             return None  # lone surrogates: the codec writes them as '?'
@@ -151,17 +158,21 @@ class HeaderTemplate:
             return None
         return out
 
-    def _enter_second(self, seconds: int) -> bool:
-        """Make the text around the microseconds for this second; False when it cannot be."""
+    def _enter_second(self, seconds: int) -> _Second | None:
+        """The text around the microseconds for this second (kept for the next records);
+        None when it cannot be made."""
         try:
             moment = datetime.fromtimestamp(seconds, self._zone(seconds))
         except (OverflowError, OSError, ValueError):
-            return False
+            return None
         parts = timestamp_parts(moment)
         if parts is None:
-            return False
+            return None
         before, after = parts
-        self._leads = tuple(prefix + before for prefix in self._prefixes)
-        self._tail = after + self._middle
-        self._second = seconds
-        return True
+        second = (
+            seconds,
+            tuple(prefix + before for prefix in self._prefixes),
+            after + self._middle,
+        )
+        self._second = second
+        return second
