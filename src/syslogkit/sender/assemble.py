@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypedDict, Union
+from typing import Any, Final, TypedDict, Union
 
 from syslogkit.delivery.base import Delivery, ErrorReporter, Stats
 from syslogkit.delivery.sync import SyncDelivery
@@ -52,15 +52,32 @@ class TLSOptions(TypedDict):
     confirm_timeout: float
 
 
-def delivery_kind(kind: str | None, address: Address, options: Mapping[str, Any]) -> str:
+#: the handler's `shed_below` past the queue's high-water mark (issue 11: keep what matters)
+SHED_BELOW_DEFAULT: Final = "warning"
+
+
+def delivery_kind(
+    kind: str | None,
+    address: Address,
+    options: dict[str, Any],
+    shed_below: int | str | bool | None = False,
+) -> str:
     """The delivery for an address: DESIGN.md's default (background on the network, in the
-    caller on unix sockets) unless asked; RELP and background options need background."""
+    caller on unix sockets) unless asked; RELP and background options need background.
+
+    Background delivery gets `shed_below` in `options`: the one given (None: no shedding), else
+    `SHED_BELOW_DEFAULT`; `False` means the handler was not given one.
+    """
     if kind is None:
         kind = "sync" if address.is_unix else "background"
+    if shed_below is not False:
+        options["shed_below"] = shed_below
     if SCHEMES[address.scheme].relp and kind != "background":
         raise ValueError("RELP needs delivery='background' (acknowledgements are read there)")
     if options and kind != "background":
         raise ValueError(f"{', '.join(options)}: only with delivery='background'")
+    if kind == "background":
+        options.setdefault("shed_below", SHED_BELOW_DEFAULT)
     return kind
 
 
