@@ -52,7 +52,7 @@ import os
 import threading
 import time
 from collections import deque
-from typing import Final
+from typing import Any, Final
 
 from syslogkit.delivery.base import REENTRANT_MAX, ErrorReporter, Stats, reset_after_fork
 from syslogkit.delivery.caller import OVERFLOW, CallerSide, drain_queue
@@ -132,7 +132,9 @@ class BackgroundDelivery(CallerSide):
         self._batch_bytes = max(1, batch_bytes)
         self.timeout = timeout
         self._name = name
-        self._books = Books(self.stats, spool)
+        self._books = Books(self.stats, spool, self._lose)
+        #: a failover transport, asked between batches whether to move back (decided once)
+        self._switching: Switching | None = transport if isinstance(transport, Switching) else None
         self._confirm = confirmation_for(
             transport,
             self._books,
@@ -301,8 +303,8 @@ class BackgroundDelivery(CallerSide):
                 self._broken(failed.error, failed.failed)
                 return self._connected()
             if not transport.stream or transport.alive():
-                if isinstance(transport, Switching) and transport.switch_pending():
-                    self._switch(transport)
+                if self._switching is not None and self._switching.switch_pending():
+                    self._switch(self._switching)
                 return transport.sock is not None or self._connected()
             self._broken(
                 TransportError(transport.last_failure, f"{transport.address}: connection closed"),
@@ -339,7 +341,7 @@ class BackgroundDelivery(CallerSide):
         if self._fresh:
             # it broke before taking anything: wait before the next attempt, as after a
             # failed connect (no tight reconnect loop against a peer that accepts and resets)
-            member = transport.active if isinstance(transport, Switching) else transport
+            member = self._switching.active if self._switching is not None else transport
             member.backoff.failure()
             self._fresh = False
         # what was written before counts as a re-send when written again
@@ -488,11 +490,9 @@ class BackgroundDelivery(CallerSide):
         if spool is not None and spool_usable:
             spool.rewind()
             self._to_spool()
-        left = len(self._retry) + len(self._queue)
+        left = _empty(self._retry) + _empty(self._queue)  # counted as taken: a late append stays
         reason = "timeout" if connected else transport.last_failure
         if left:
-            self._retry.clear()
-            self._queue.clear()
             self.stats.drop(reason, left)
         unconfirmed = self._books.unconfirmed_at_exit - unconfirmed_before
         try:
@@ -508,3 +508,14 @@ class BackgroundDelivery(CallerSide):
             self._exit_notice(left, unconfirmed, reason)
         self._busy = False
         self._notify()
+
+
+def _empty(items: deque[Any]) -> int:
+    """Take everything out of a deque other threads may append to; how many were taken."""
+    taken = 0
+    try:
+        while True:
+            items.popleft()
+            taken += 1
+    except IndexError:
+        return taken

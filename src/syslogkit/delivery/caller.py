@@ -192,11 +192,11 @@ class CallerSide:
     def deliver(self, data: bytes, record: Any = None) -> None:
         """Enqueue one frame; waits only for room in a full queue (bounded); never raises."""
         if self._closed:
-            self.stats.drop("closed")
+            self._lose("closed", 1)
             return
         if self._writer_ident == _get_ident():  # logged from inside the send path
             if self._inner_left <= 0:
-                self.stats.drop("reentrant")
+                self._lose("reentrant", 1)
                 return
             self._inner_left -= 1
         else:

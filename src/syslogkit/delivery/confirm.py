@@ -111,9 +111,13 @@ class BatchFailed(Exception):
 class Books:
     """The counters and spool commits every strategy and the writer share."""
 
-    def __init__(self, stats: Stats, spool: Spool | None) -> None:
+    def __init__(
+        self, stats: Stats, spool: Spool | None, lose: Callable[[str, int], None] | None = None
+    ) -> None:
         self.stats = stats
         self.spool = spool
+        #: records dropped: counted and told (the delivery's one rate-limited notice)
+        self.lose: Callable[[str, int], None] = lose if lose is not None else stats.drop
         #: records written or answered so far (how the writer's progress is seen)
         self.progress = 0
         #: records sent but never confirmed when the delivery closed (part of `maybe_lost`)
@@ -236,7 +240,7 @@ class DatagramConfirm(Confirm):
                 write(frame)
             except TransportError as exc:
                 if exc.reason == "too_large":  # this datagram only: drop it, go on
-                    self.books.stats.drop("too_large")
+                    self.books.lose("too_large", 1)
                     self._report(exc)
                     too_large.add(index)
                     continue
@@ -368,7 +372,7 @@ class AckConfirm(Confirm):
             flights.append(flight)
             by_txnr[txnr] = flight
         if oversize:  # the collector could not take them: refused here, never sent
-            self.books.stats.drop("refused", len(oversize))
+            self.books.lose("refused", len(oversize))
             self.books.commit([t for i, (_, t, _) in enumerate(items) if i in oversize and t])
         self.books.written(batch, commit=False, skip=oversize)
 
@@ -419,7 +423,7 @@ class AckConfirm(Confirm):
         if taken:
             books.stats.add("acknowledged", taken)
         if refused:
-            books.stats.drop("refused", refused)
+            books.lose("refused", refused)
         books.progress += taken + refused
         books.commit(tickets)
 
