@@ -56,7 +56,7 @@ from typing import Any, Final
 
 from syslogkit.delivery.base import REENTRANT_MAX, ErrorReporter, Stats, reset_after_fork
 from syslogkit.delivery.caller import OVERFLOW, CallerSide, drain_queue
-from syslogkit.delivery.confirm import Batch, BatchFailed, Books, Item, confirmation_for
+from syslogkit.delivery.confirm import ACK_POLL, Batch, BatchFailed, Books, Item, confirmation_for
 from syslogkit.delivery.spool import FLAG_SENT, Spool
 from syslogkit.transports.base import Transport, TransportError
 from syslogkit.transports.failover import Switching
@@ -72,7 +72,6 @@ DEFAULT_SHUTDOWN_STALL: Final = 3.0
 DEFAULT_SHUTDOWN_MAX: Final = 30.0
 _BATCH_BYTES: Final = 64 * 1024
 _IDLE: Final = 1.0  # seconds the idle writer sleeps between housekeeping rounds
-_ACK_POLL: Final = 0.02  # seconds the writer waits for confirmations between queue checks
 _COUNTERS: Final = (
     "queued",
     "sent",
@@ -265,7 +264,7 @@ class BackgroundDelivery(CallerSide):
         if batch is not None:
             self._send(batch)
         elif self._confirm.waiting():
-            self._poll(_ACK_POLL)
+            self._poll(ACK_POLL)
         elif not closing:
             self._notify()
             self._sleep(_IDLE, 0)
@@ -490,7 +489,7 @@ class BackgroundDelivery(CallerSide):
         if spool is not None and spool_usable:
             spool.rewind()
             self._to_spool()
-        left = _empty(self._retry) + _empty(self._queue)  # counted as taken: a late append stays
+        left = _empty(self._retry) + _empty(self._queue)  # what is taken is what is counted
         reason = "timeout" if connected else transport.last_failure
         if left:
             self.stats.drop(reason, left)

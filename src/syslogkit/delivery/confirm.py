@@ -5,9 +5,9 @@ transport, chosen once when the delivery is built (`confirmation_for`).
   strategy sends at most the free window, keeps each record (its frame, spool ticket, and
   whether it was written before) by TXNR until its answer comes, and on a broken session hands
   back every unanswered record, to be written again (at-least-once, counted as `resent`). This
-  is the one place the sending side keeps records in flight; the sans-I/O `RelpClient` only
-  knows the unanswered TXNRs (the protocol's window and answer checks), and the transport
-  session keeps nothing.
+  is the one place the sending side keeps the records it resends; the sans-I/O `RelpClient`
+  keeps its protocol state (window, answer checks, and the unanswered messages its `unacked()`
+  offers other users of the codec), and the transport session keeps nothing.
 - `LedgerConfirm` (plain TCP, TLS, unix streams): the kernel's count of unacknowledged bytes
   (`SIOCOUTQ`, `syslogkit.delivery.outq`) retires written batches; on a break, records the
   peer's kernel had not taken are written again and the ones it had taken since the last
@@ -49,7 +49,8 @@ __all__ = [
 
 #: Records written together at most.
 BATCH_RECORDS: Final = 2048
-_ACK_POLL: Final = 0.02  # seconds the writer waits for RELP answers between queue checks
+#: seconds the writer waits for confirmations (RELP answers) between queue checks
+ACK_POLL: Final = 0.02
 _LEDGER_POLL: Final = 0.05  # seconds between SIOCOUTQ samples while batches are unconfirmed
 
 #: A record in the writer's hands: frame, spool ticket (None when it came from memory), and
@@ -432,7 +433,7 @@ class AckConfirm(Confirm):
         while self._flights and self.transport.sock is not None:
             if time.monotonic() >= deadline:
                 raise BatchFailed(TransportError("timeout", "no answers before failing back"), [])
-            self.poll(_ACK_POLL)
+            self.poll(ACK_POLL)
 
     def broken(self) -> list[Item]:
         answered = [flight for flight in self._flights if flight.answer is not None]

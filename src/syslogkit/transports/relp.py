@@ -9,8 +9,8 @@ The background writer uses `send_messages()` (returns TXNRs) and `acknowledged()
 (TXNR, taken) answers): its confirmation strategy (`syslogkit.delivery.confirm.AckConfirm`)
 keeps each record until its answer arrives and, when a session breaks, sends the unanswered
 ones again on the next one (at-least-once). The session itself keeps no list of messages: the
-sans-I/O client knows the unanswered TXNRs (window, answer checks), the writer knows what
-they carry. `write()` sends one message and waits for its answer, which makes
+sans-I/O client keeps the protocol's state (window, answer checks), the writer what it resends.
+`write()` sends one message and waits for its answer, which makes
 synchronous delivery over RELP mean "acknowledged".
 
 Messages are whole syslog messages, not octet-counted frames: RELP frames them itself.
@@ -83,8 +83,8 @@ class Acknowledging(Protocol):
 class _RelpSession(TCPTransport):
     """RELP over the socket of the stream transport after it in the MRO (TCP, or TLS).
 
-    What is unanswered is known once, by the sans-I/O `RelpClient` (TXNRs, window); the
-    session only passes answers on, as (TXNR, taken), in the order they arrive. Whoever sends
+    The protocol's state is the sans-I/O `RelpClient`'s (TXNRs, window); the session only
+    passes answers on, as (TXNR, taken), in the order they arrive. Whoever sends
     keeps what it needs per TXNR (the background writer: the record and its spool ticket).
     """
 
