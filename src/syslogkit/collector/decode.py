@@ -192,7 +192,8 @@ class Decoder:
         append = out.append
         parsed = noted = 0
         for raw, peer in zip(raws, peers, strict=True):
-            if not raw:
+            if not raw:  # nothing left once the one trailing LF went: counted, never silent
+                self.stats.dropped["empty"] += 1
                 continue
             tail = tails.get(peer)
             if tail is None:

@@ -35,7 +35,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LISTENER_COUNTERS = (
     ("received", "syslogkit_listener_received_total", "Frames received."),
     ("parsed", "syslogkit_listener_parsed_total", "Frames that parsed strictly."),
-    ("failed", "syslogkit_listener_failed_total", "Frames stored with a parse or framing error."),
+    ("noted", "syslogkit_listener_noted_total", "Frames parsed with notes (lenient or assumed)."),
+    ("unparsed", "syslogkit_listener_unparsed_total", "Frames stored raw: not parsed at all."),
     ("bytes", "syslogkit_listener_bytes_total", "Bytes received."),
     ("connections", "syslogkit_listener_connections_total", "Connections accepted."),
     ("refused", "syslogkit_listener_refused_total", "Connections refused over the limit."),
