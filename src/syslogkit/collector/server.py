@@ -241,7 +241,7 @@ class Collector:
         return {
             "listeners": [listener.stats_dict() for listener in self.listeners]
             + [source.stats_dict() for source in self.sources],
-            "pipeline": self.pipeline.stats.as_dict() | {"pending": self.pipeline.pending},
+            "pipeline": self.pipeline.stats_dict(),
         }
 
 

@@ -1,7 +1,7 @@
 """Where received records go: one file per sink (a new sink is a new file), `base` for what a
 sink is."""
 
-from .base import CommitsInBackground, HasStats, Sink
+from .base import CommitsInBackground, HasStats, Named, Reopens, Sink, sink_name
 from .forward import ForwardSink
 from .jsonl import JsonLinesSink
 from .sqlite import SQLiteSink
@@ -12,7 +12,10 @@ __all__ = [
     "ForwardSink",
     "HasStats",
     "JsonLinesSink",
+    "Named",
+    "Reopens",
     "SQLiteSink",
     "Sink",
     "StdoutSink",
+    "sink_name",
 ]

@@ -8,6 +8,7 @@ same time.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -125,15 +126,73 @@ class Store:
         rollup.add_rows(db, rows)
 
     def commit(self) -> None:
-        """Commit what was inserted; after this the records survive a crash of the process."""
+        """Commit what was inserted; after this the records survive a crash of the process.
+
+        A COMMIT that fails leaves the transaction to `rollback()` (SQLite may have rolled it
+        back already, on a full disk for instance, or kept it open)."""
         if self._in_tx:
-            self._in_tx = False
             self._db.execute("COMMIT")
+            self._in_tx = False
 
     def rollback(self) -> None:
+        """Undo what was inserted since the last commit (nothing when nothing was)."""
         if self._in_tx:
             self._in_tx = False
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+
+    # -- the free-space floor (`syslogkit collect --min-free`) -----------------------------------
+
+    def free_bytes(self) -> int:
+        """Bytes free for this process on the store's filesystem."""
+        folder = Path(self.path).resolve().parent if self.path != ":memory:" else Path(".")
+        st = os.statvfs(folder)
+        return int(st.f_bavail * st.f_frsize)
+
+    def ensure_free(self, min_free: int) -> tuple[int, str | None]:
+        """Keep `min_free` bytes free on the store's filesystem before writing: with a
+        retention size set, delete the oldest messages to make room (through `make_room`).
+        Returns (messages deleted, a line to tell or None); raises `StoreError` while the free
+        space stays below the floor (nothing is written: the batch waits)."""
+        free = self.free_bytes()
+        if free >= min_free:
+            return 0, None
+        deleted = 0
+        if self.max_bytes is not None:
+            deleted = self.make_room(min_free - free)
+            free = self.free_bytes()
+        note = (
+            f"store {self.path}: {free} bytes free, below the floor of {min_free}: deleted the"
+            f" {deleted} oldest messages to make room"
+            if deleted
+            else None
+        )
+        if free < min_free:
+            raise StoreError(
+                f"{free} bytes free on the store's filesystem, below --min-free {min_free}:"
+                " not writing until there is room"
+                + (f" (deleted the {deleted} oldest messages)" if deleted else "")
+            )
+        return deleted, note
+
+    def make_room(self, nbytes: int) -> int:
+        """Delete the oldest messages so that about `nbytes` more are free, through the
+        retention API; returns how many were deleted."""
+        if self.max_bytes is None:
+            return 0
+        db = self._db
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        free = db.execute("PRAGMA freelist_count").fetchone()[0]
+        size = db.execute("PRAGMA page_size").fetchone()[0]
+        used = (pages - free) * size
+        limit, self.max_bytes = self.max_bytes, max(0, min(self.max_bytes, used - nbytes))
+        try:
+            deleted = self.retain()
+        finally:
+            self.max_bytes = limit
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # give the pages back to the disk
+        return deleted
 
     def retain(self, now: float | None = None, *, limit: int = 20000) -> int:
         """Apply the retention limits; returns how many messages were deleted (at most `limit`)."""
