@@ -91,6 +91,21 @@ def _collect_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--retention-age", metavar="DURATION", help="delete messages older (7d)")
     out.add_argument("--retention-size", metavar="SIZE", help="keep the store under SIZE (2G)")
+    out.add_argument(
+        "--min-free",
+        metavar="SIZE",
+        help="stop writing the store while less than SIZE is free on its filesystem (with"
+        " --retention-size, delete the oldest messages first to make room); default: the"
+        " smaller of 1%% of the filesystem and 100M; 0: off",
+    )
+    out.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="at SIGTERM, how long to retry a failing sink before giving up what it holds"
+        " (counted and told)",
+    )
     out.add_argument("--commit-interval", type=float, default=0.02, metavar="SECONDS")
     out.add_argument(
         "--no-writer-process",
@@ -218,6 +233,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
                     max_bytes=parse_size(args.retention_size) if args.retention_size else None,
                     synchronous=args.sync,
                     process=not args.no_writer_process,
+                    min_free=None if args.min_free is None else parse_size(args.min_free),
                 )
             )
         if args.jsonl:
@@ -258,6 +274,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             zone=zone,
             commit_interval=args.commit_interval,
             high_water=args.high_water,
+            stop_timeout=max(0.0, args.stop_timeout),
             sources=nats_sources(args, nats_listen, db_path),
         )
     except (ValueError, OSError, ssl_error()) as exc:
@@ -278,6 +295,15 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
+    hangups: set[asyncio.Task[None]] = set()
+
+    def hangup() -> None:
+        task = loop.create_task(_reopen_files(collector, loop))
+        hangups.add(task)
+        task.add_done_callback(hangups.discard)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, hangup)
     info = sys.stderr if (args.stdout or args.stdout_json) else out
     if not args.quiet:
         for url in urls:
@@ -310,10 +336,18 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             _write_stats(args.stats_file, final)
         if not args.quiet:
             _print_summary(final, sys.stderr)
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
     return 0
+
+
+async def _reopen_files(collector: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """SIGHUP: never fatal. The file sinks are re-opened between two batches (logrotate's
+    rename, then HUP: nothing lost), said in one line on stderr."""
+    names = await loop.run_in_executor(None, collector.pipeline.reopen)
+    what = f"re-opened {', '.join(names)}" if names else "no file sink to re-open"
+    print(f"SIGHUP: {what}; still running", file=sys.stderr, flush=True)
 
 
 def ssl_error() -> type[Exception]:
@@ -323,12 +357,14 @@ def ssl_error() -> type[Exception]:
 
 
 def _stats(collector: Any, sinks: Sequence[Any]) -> dict[str, Any]:
-    from syslogkit.collector.sinks import HasStats
+    from syslogkit.collector.sinks import HasStats, SQLiteSink
 
     stats: dict[str, Any] = collector.stats()
     stats["time"] = time.time()
     stats["started_at"] = collector.started_at
-    forwards = [s.stats() for s in sinks if isinstance(s, HasStats)]
+    forwards = [
+        s.stats() for s in sinks if isinstance(s, HasStats) and not isinstance(s, SQLiteSink)
+    ]
     if forwards:
         stats["forward"] = forwards
     return stats
@@ -336,7 +372,8 @@ def _stats(collector: Any, sinks: Sequence[Any]) -> dict[str, Any]:
 
 def _print_summary(stats: dict[str, Any], out: IO[str]) -> None:
     """One line per listener (received, and how: parsed, noted, unparsed; dropped, refused),
-    then what was stored."""
+    one per sink (what it really took: committed, and its own counters), then what was stored
+    by every sink and what was given up."""
     for listener in stats["listeners"]:
         dropped = listener.get("dropped") or {}
         extra = f" dropped={dropped}" if dropped else ""
@@ -348,12 +385,42 @@ def _print_summary(stats: dict[str, Any], out: IO[str]) -> None:
             file=out,
         )
     pipe = stats["pipeline"]
+    for sink in pipe.get("sinks") or ():
+        print(_sink_summary(sink), file=out)
+    given_up = "".join(
+        f" {key}={pipe[key]}" for key in ("not_stored", "unanswered") if pipe.get(key)
+    )
+    if pipe.get("paused_seconds", 0) >= 0.1:
+        given_up += f" paused_seconds={pipe['paused_seconds']:.1f}"
     print(
-        f"stored={pipe['committed']} errors={pipe['errors']}"
+        f"stored={pipe['committed']} errors={pipe['errors']}{given_up}"
         + (f" last_error={pipe['last_error']}" if pipe["last_error"] else ""),
         file=out,
         flush=True,
     )
+
+
+#: a sink's own counters the summary shows (when not zero), after `committed`
+_SINK_SUMMARY = (
+    "sent",
+    "dropped",
+    "maybe_lost",
+    "spooled",
+    "queued",
+    "retention_deleted",
+    "retention_errors",
+    "writer_restarts",
+    "failures",
+    "waiting",
+)
+
+
+def _sink_summary(sink: dict[str, Any]) -> str:
+    """`NAME: committed=N` and the counters of `_SINK_SUMMARY` that are not zero."""
+    extra = "".join(f" {key}={sink[key]}" for key in _SINK_SUMMARY if sink.get(key))
+    if sink.get("failing"):
+        extra += f" failing ({sink.get('last_error')})"
+    return f"{sink['name']}: committed={sink['committed']}{extra}"
 
 
 def _tune_gc_for_a_server() -> None:

@@ -11,7 +11,8 @@ Decisions:
 - `MetricsServer` is a small threaded `http.server` in a daemon thread. It asks `snapshot()`
   for the counters on every request (the caller decides how to read them safely, e.g. on the
   collector's event loop); when that fails or takes longer than `timeout`, `/metrics` and
-  `/healthz` answer 503 with the reason.
+  `/healthz` answer 503 with the reason; `/healthz` also answers 503 while a sink fails or the
+  stream listeners are paused (`unhealthy`).
 - Only counters are served, never message content, so it needs no token; bind it where your
   scraper can reach it.
 """
@@ -27,7 +28,7 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["CONTENT_TYPE", "MetricsServer", "render", "store_bytes"]
+__all__ = ["CONTENT_TYPE", "MetricsServer", "render", "store_bytes", "unhealthy"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -46,6 +47,32 @@ _PIPELINE_COUNTERS = (
     ("committed", "syslogkit_pipeline_committed_total", "Records committed by the sinks."),
     ("batches", "syslogkit_pipeline_batches_total", "Batches committed."),
     ("errors", "syslogkit_pipeline_errors_total", "Sink errors."),
+)
+
+#: a sink's lane: key -> (metric, type, help)
+_SINK_SAMPLES = (
+    ("committed", "syslogkit_sink_committed_total", "counter", "Records the sink committed."),
+    ("waiting", "syslogkit_sink_waiting", "gauge", "Records waiting for the sink."),
+    ("failures", "syslogkit_sink_failures_total", "counter", "Failed writes/commits (retried)."),
+    ("failing", "syslogkit_sink_failing", "gauge", "1 while the sink's last attempt failed."),
+    (
+        "retention_deleted",
+        "syslogkit_sink_retention_deleted_total",
+        "counter",
+        "Messages deleted by retention (age, size, or to keep --min-free).",
+    ),
+    (
+        "writer_restarts",
+        "syslogkit_sink_writer_restarts_total",
+        "counter",
+        "Times the store's writer process died and was restarted.",
+    ),
+    (
+        "maybe_lost",
+        "syslogkit_sink_maybe_lost_total",
+        "counter",
+        "Records forwarded but never confirmed by the destination (may be lost).",
+    ),
 )
 
 
@@ -142,6 +169,49 @@ def _listener(out: _Families, listener: Mapping[str, Any]) -> None:
         )
 
 
+def _pipeline_health(out: _Families, pipeline: Mapping[str, Any]) -> None:
+    """Paused seconds, records given up at close by reason, and each sink's lane."""
+    if "paused_seconds" in pipeline:
+        out.add(
+            "syslogkit_pipeline_paused_seconds_total",
+            "counter",
+            "Seconds the stream listeners were paused (the pipeline full).",
+            pipeline["paused_seconds"],
+        )
+        out.add(
+            "syslogkit_pipeline_paused",
+            "gauge",
+            "1 while the stream listeners are paused.",
+            bool(pipeline.get("paused")),
+        )
+    for reason in ("not_stored", "unanswered"):
+        if reason in pipeline:
+            out.add(
+                "syslogkit_pipeline_given_up_total",
+                "counter",
+                "Records given up at close with a sink failing: not_stored (lost), unanswered"
+                " (their RELP or JetStream senders keep them).",
+                pipeline[reason],
+                {"reason": reason},
+            )
+    for sink in pipeline.get("sinks") or ():
+        labels = {"sink": sink.get("name", "?")}
+        for key, name, kind, help_text in _SINK_SAMPLES:
+            if key in sink:
+                out.add(name, kind, help_text, sink[key], labels)
+
+
+def unhealthy(stats: Mapping[str, Any]) -> str | None:
+    """Why `/healthz` is not ok (a sink failing, the listeners paused), None when it is."""
+    pipeline = stats.get("pipeline") or {}
+    failing = pipeline.get("failing") or []
+    if failing:
+        return f"sink failing: {', '.join(failing)} ({pipeline.get('last_error')})"
+    if pipeline.get("paused"):
+        return f"stream listeners paused: {pipeline.get('pending', '?')} records wait"
+    return None
+
+
 def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
     """The Prometheus text for a collector's `stats()` (plus the store's size in bytes)."""
     out = _Families()
@@ -174,6 +244,7 @@ def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
             "Records waiting to be committed.",
             pipeline["pending"],
         )
+    _pipeline_health(out, pipeline)
     if store_size is not None:
         out.add(
             "syslogkit_store_bytes",
@@ -210,7 +281,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(503, f"the collector does not answer: {exc or type(exc).__name__}\n")
             return
         if path == "/healthz":
-            self._answer(200, "ok\n")
+            reason = unhealthy(stats)
+            self._answer(503 if reason else 200, f"{reason}\n" if reason else "ok\n")
             return
         size = store_bytes(self.server.owner.store_path)
         self._answer(200, render(stats, store_size=size), CONTENT_TYPE)

@@ -129,7 +129,7 @@ class Pipeline:
         out["paused"] = self._paused
         out["paused_seconds"] = self.paused_seconds()
         out["failing"] = self.failing
-        for entry, lane in zip(out["sinks"], self._lanes):
+        for entry, lane in zip(out["sinks"], self._lanes, strict=True):
             if isinstance(lane.sink, HasStats):
                 with contextlib.suppress(Exception):
                     entry.update({k: v for k, v in lane.sink.stats().items() if k not in entry})
@@ -381,6 +381,8 @@ class Pipeline:
                 f"sink {lane.stats.name} failed: {error}; {waiting} records wait for it and are"
                 f" retried (stream listeners pause past {self.high_water})"
             )
+            if self._paused and not self._pause_told:  # paused by the load, before it failed
+                self._tell_pause()
         elif now - lane.told_at >= TELL_EVERY:
             lane.told_at = now
             self.tell(
@@ -511,7 +513,16 @@ class _Lane:
     """One sink's queue: the batches it has not committed yet, oldest first, and its retry
     state."""
 
-    __slots__ = ("backlog", "delay", "failing_since", "retry_at", "sink", "stats", "told_at", "waits")
+    __slots__ = (
+        "backlog",
+        "delay",
+        "failing_since",
+        "retry_at",
+        "sink",
+        "stats",
+        "told_at",
+        "waits",
+    )
 
     def __init__(self, sink: Sink) -> None:
         self.sink = sink

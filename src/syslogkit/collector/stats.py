@@ -121,7 +121,15 @@ class SinkStats:
     """One sink's lane in the pipeline: records it committed, records waiting for it, its
     failures (each retried), whether it is failing now and for how long it failed in all."""
 
-    __slots__ = ("committed", "failing", "failing_seconds", "failures", "last_error", "name", "waiting")
+    __slots__ = (
+        "committed",
+        "failing",
+        "failing_seconds",
+        "failures",
+        "last_error",
+        "name",
+        "waiting",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name

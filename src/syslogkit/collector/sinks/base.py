@@ -8,7 +8,15 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..record import Record
 
-__all__ = ["CommitsInBackground", "HasStats", "Named", "Reopens", "Sink", "sink_name", "tell_stderr"]
+__all__ = [
+    "CommitsInBackground",
+    "HasStats",
+    "Named",
+    "Reopens",
+    "Sink",
+    "sink_name",
+    "tell_stderr",
+]
 
 
 @runtime_checkable

@@ -63,25 +63,25 @@ class SQLiteSink:
         self.retention_errors = 0
         if isinstance(path, Store):
             self.store = path
-            where = path.path
+            self.path = path.path
+            self.min_free = default_min_free(self.path) if min_free is None else min_free
         else:
-            where = str(path)
-        self.min_free = default_min_free(where) if min_free is None else min_free
-        if self.store is not None:
-            pass
-        elif process:
-            self.writer = StoreProcess(
-                path,
-                max_age=max_age,
-                max_bytes=max_bytes,
-                synchronous=synchronous,
-                retain_interval=retain_interval,
-                min_free=self.min_free,
-                tell=tell,
-            )
-        else:
-            self.store = Store(path, max_age=max_age, max_bytes=max_bytes, synchronous=synchronous)
-        self.path = where
+            self.path = str(path)
+            self.min_free = default_min_free(self.path) if min_free is None else min_free
+            if process:
+                self.writer = StoreProcess(
+                    path,
+                    max_age=max_age,
+                    max_bytes=max_bytes,
+                    synchronous=synchronous,
+                    retain_interval=retain_interval,
+                    min_free=self.min_free,
+                    tell=tell,
+                )
+            else:
+                self.store = Store(
+                    path, max_age=max_age, max_bytes=max_bytes, synchronous=synchronous
+                )
         self.retain_interval = retain_interval
 
     @property

@@ -350,6 +350,9 @@ def _writer_main(config_json: str) -> int:
             notes, retention_failed = store_batch(
                 store, rows, min_free=min_free, retain_interval=interval
             )
+        except StoreError as exc:
+            answer(("error", str(exc)))
+            continue
         except Exception as exc:
             answer(("error", f"{type(exc).__name__}: {exc}"))
             continue
