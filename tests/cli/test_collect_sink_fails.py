@@ -292,3 +292,29 @@ def test_sighup_reopens_the_jsonl_file_the_collector_keeps_running_and_loses_not
     old, new = rotated.read_bytes().splitlines(), jsonl.read_bytes().splitlines()
     assert old and new
     assert len(old) + len(new) == len(set(old + new)) == count
+
+
+def test_below_min_free_with_a_retention_size_the_oldest_are_deleted_to_make_room(
+    tmp_path: Path, need: Need
+) -> None:
+    count = 60_000  # about 22 MB stored on a 16 MB disk
+    with small_disk(tmp_path / "disk", "16m", need) as disk:
+        db = disk.path / "s.db"
+        c = CollectProcess(
+            tmp_path / "c", "-l", "tcp://127.0.0.1:0", "--db", str(db),
+            "--min-free", "6M", "--retention-size", "1G",
+        ).start()  # fmt: skip
+        try:
+            send_tcp(c.port("tcp"), count)
+            wait_for(lambda: pipeline(c).get("committed") == count, 20, "every record committed")
+        finally:
+            assert c.stop() == 0, c.logs()
+        lines = err(c)
+        deleted = sink(c, "store")["retention_deleted"]
+        rows, distinct = stored(db)
+        assert rows == distinct and rows + deleted == count, lines
+        assert " failed: " not in lines
+        told = [line for line in lines.splitlines() if "oldest messages to make room" in line]
+        assert (
+            told and sum(int(line.split("deleted the ")[1].split()[0]) for line in told) == deleted
+        )

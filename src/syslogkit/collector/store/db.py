@@ -144,10 +144,14 @@ class Store:
     # -- the free-space floor (`syslogkit collect --min-free`) -----------------------------------
 
     def free_bytes(self) -> int:
-        """Bytes free for this process on the store's filesystem."""
+        """Room for new messages: bytes free for this process on the store's filesystem, plus
+        the pages SQLite holds free inside the database (deleted messages' pages, reused)."""
         folder = Path(self.path).resolve().parent if self.path != ":memory:" else Path(".")
         st = os.statvfs(folder)
-        return int(st.f_bavail * st.f_frsize)
+        db = self._db
+        inside = db.execute("PRAGMA freelist_count").fetchone()[0]
+        inside *= db.execute("PRAGMA page_size").fetchone()[0]
+        return int(st.f_bavail * st.f_frsize) + int(inside)
 
     def ensure_free(self, min_free: int) -> tuple[int, str | None]:
         """Keep `min_free` bytes free on the store's filesystem before writing: with a
@@ -157,19 +161,21 @@ class Store:
         free = self.free_bytes()
         if free >= min_free:
             return 0, None
+        self._checkpoint()  # the write-ahead log's space back to the disk first
+        free = self.free_bytes()
         deleted = 0
-        if self.max_bytes is not None:
+        if free < min_free and self.max_bytes is not None:
             deleted = self.make_room(min_free - free)
             free = self.free_bytes()
         note = (
-            f"store {self.path}: {free} bytes free, below the floor of {min_free}: deleted the"
-            f" {deleted} oldest messages to make room"
+            f"store {self.path}: less than {min_free} bytes free: deleted the {deleted} oldest"
+            f" messages to make room ({free} bytes free now)"
             if deleted
             else None
         )
         if free < min_free:
             raise StoreError(
-                f"{free} bytes free on the store's filesystem, below --min-free {min_free}:"
+                f"{free} bytes free for the store, below --min-free {min_free}:"
                 " not writing until there is room"
                 + (f" (deleted the {deleted} oldest messages)" if deleted else "")
             )
@@ -188,11 +194,18 @@ class Store:
         limit, self.max_bytes = self.max_bytes, max(0, min(self.max_bytes, used - nbytes))
         try:
             deleted = self.retain()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot delete the oldest messages to make room: {exc}") from exc
         finally:
             self.max_bytes = limit
-        with contextlib.suppress(sqlite3.Error):
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # give the pages back to the disk
+        self._checkpoint()
         return deleted
+
+    def _checkpoint(self) -> None:
+        """Copy the write-ahead log into the database and cut it to nothing (its space and the
+        pages a vacuum freed go back to the filesystem)."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def retain(self, now: float | None = None, *, limit: int = 20000) -> int:
         """Apply the retention limits; returns how many messages were deleted (at most `limit`)."""
@@ -233,7 +246,8 @@ class Store:
                         deleted += self._delete_up_to(int(row[0]))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # a full disk may have rolled it back already
+                db.execute("ROLLBACK")
             raise
         if deleted:
             db.execute("PRAGMA incremental_vacuum")
