@@ -22,7 +22,7 @@ from support.collector import wait_for
 from support.disk import small_disk
 from support.peers import Need
 from support.peers.nats import CollectProcess
-from syslogkit.codec.relp import Acked, RelpClient, Refused, SessionOpened
+from syslogkit.codec.relp import Acked, Refused, RelpClient, SessionOpened
 
 PAD = "x" * 60
 
