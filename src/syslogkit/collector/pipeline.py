@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -277,7 +278,7 @@ class Pipeline:
             if limit is None:
                 while not self._items and not self._stopping and not self._reopen_asked.is_set():
                     self._cond.wait()
-            elif not self._items and limit > 0 and not self._stopping:
+            elif not self._items and limit > 0:
                 self._cond.wait(limit)
             if not self._items:
                 return None
@@ -310,57 +311,79 @@ class Pipeline:
             return taken
 
     def _step(self, lane: _Lane, *, more: bool) -> None:
-        """Let one sink work through its lane: write and commit its oldest batches."""
+        """Let one sink work through its lane: write and commit its oldest batches (several
+        at once, up to `max_batch` records, when it is catching up)."""
         if isinstance(lane.sink, CommitsInBackground):
             self._step_background(lane, lane.sink, more=more)
             return
         while lane.backlog:
-            batch = lane.backlog[0]
+            group = self._group(lane, 0)
             try:
-                if batch.records:
-                    lane.sink.write(batch.records)
+                for batch in group:
+                    if batch.records:
+                        lane.sink.write(batch.records)
                 lane.sink.flush()
             except Exception as exc:
                 self._failed(lane, exc)
                 return
-            lane.backlog.popleft()
-            self._committed(lane, batch)
+            for batch in group:
+                lane.backlog.popleft()
+                self._committed(lane, batch)
+
+    def _group(self, lane: _Lane, start: int) -> list[_Batch]:
+        """The lane's batches from `start` on that go to the sink together: at least one, and
+        more while they stay within `max_batch` records."""
+        group: list[_Batch] = []
+        size = 0
+        for batch in itertools.islice(lane.backlog, start, None):
+            if group and size + len(batch.records) > self.max_batch:
+                break
+            group.append(batch)
+            size += len(batch.records)
+        return group
 
     def _step_background(self, lane: _Lane, sink: CommitsInBackground, *, more: bool) -> None:
         """A sink that commits beside the pipeline (the SQLite writer process): the next batch
         is handed over while the previous one commits, and only then is the previous one waited
-        for: at most `_IN_FLIGHT` batches are in the sink's hands."""
-        while len(lane.waits) < _IN_FLIGHT and len(lane.waits) < len(lane.backlog):
-            batch = lane.backlog[len(lane.waits)]
+        for: at most `_IN_FLIGHT` handovers are in the sink's hands."""
+        handed = sum(len(group) for group, _ in lane.waits)
+        while len(lane.waits) < _IN_FLIGHT and handed < len(lane.backlog):
+            group = self._group(lane, handed)
             try:
-                if batch.records:
-                    lane.sink.write(batch.records)
+                for batch in group:
+                    if batch.records:
+                        lane.sink.write(batch.records)
                 wait = sink.flush_start()
             except Exception as exc:
                 self._settle(lane)
                 self._failed(lane, exc)
                 return
-            lane.waits.append((batch, wait))
+            lane.waits.append((group, wait))
+            handed += len(group)
         if lane.waits and (len(lane.waits) >= _IN_FLIGHT or not more):
-            batch, wait = lane.waits.popleft()
+            group, wait = lane.waits.popleft()
             try:
                 wait()
             except Exception as exc:
                 self._settle(lane)
                 self._failed(lane, exc)
                 return
-            lane.backlog.remove(batch)
-            self._committed(lane, batch)
+            self._committed_group(lane, group)
 
     def _settle(self, lane: _Lane) -> None:
-        """After a failure, learn the fate of every batch still in the sink's hands (a later one
-        may have been committed although an earlier one failed); the others are sent again."""
+        """After a failure, learn the fate of every handover still in the sink's hands (a later
+        one may have been committed although an earlier one failed); the others are sent
+        again."""
         while lane.waits:
-            batch, wait = lane.waits.popleft()
+            group, wait = lane.waits.popleft()
             try:
                 wait()
             except Exception:
                 continue
+            self._committed_group(lane, group)
+
+    def _committed_group(self, lane: _Lane, group: list[_Batch]) -> None:
+        for batch in group:
             lane.backlog.remove(batch)
             self._committed(lane, batch)
 
@@ -528,7 +551,8 @@ class _Lane:
         self.sink = sink
         self.stats = SinkStats(sink_name(sink))
         self.backlog: collections.deque[_Batch] = collections.deque()
-        self.waits: collections.deque[tuple[_Batch, Callable[[], None]]] = collections.deque()
+        #: handovers to a sink that commits in the background, oldest first, with their waits
+        self.waits: collections.deque[tuple[list[_Batch], Callable[[], None]]] = collections.deque()
         self.retry_at = 0.0
         self.delay = 0.0
         self.failing_since: float | None = None
