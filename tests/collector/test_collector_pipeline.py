@@ -200,3 +200,25 @@ def test_a_retention_error_after_a_commit_does_not_fail_the_batch(tmp_path: Path
     reader = Store(tmp_path / "s.db", readonly=True)
     assert reader.count() == 5  # once: a failed batch would have been sent again
     reader.close()
+
+
+def test_each_sinks_own_counters_are_in_the_stats_and_its_summary_line(tmp_path: Path) -> None:
+    from syslogkit.cli.collect import _sink_summary
+    from syslogkit.collector import ForwardSink
+
+    forward = ForwardSink("tcp://127.0.0.1:9", timeout=0.2)  # nothing listens on port 9
+    store = SQLiteSink(tmp_path / "s.db", max_age=3600.0, retain_interval=0.0)
+    pipeline = Pipeline([store, forward], commit_interval=0.0, tell=lambda line: None)
+    pipeline.start()
+    pipeline.submit([record(i) for i in range(5)])
+    assert pipeline.drain(5)
+    stats = pipeline.stats_dict()
+    pipeline.close()
+    entries = {entry["name"]: entry for entry in stats["sinks"]}
+    kept = entries[f"store {tmp_path / 's.db'}"]
+    assert kept["committed"] == 5 and "retention_deleted" in kept
+    sent = entries["forward tcp://127.0.0.1:9"]
+    assert {"sent", "dropped", "maybe_lost", "queued"} <= set(sent)
+    line = _sink_summary(kept | {"retention_deleted": 5})
+    assert line == f"store {tmp_path / 's.db'}: committed=5 retention_deleted=5"
+    assert "maybe_lost=2" in _sink_summary(sent | {"maybe_lost": 2})
