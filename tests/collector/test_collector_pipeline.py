@@ -4,6 +4,7 @@ issue 18 item 6)."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import threading
 import time
@@ -206,7 +207,9 @@ def test_each_sinks_own_counters_are_in_the_stats_and_its_summary_line(tmp_path:
     from syslogkit.cli.collect import _sink_summary
     from syslogkit.collector import ForwardSink
 
-    forward = ForwardSink("tcp://127.0.0.1:9", timeout=0.2)  # nothing listens on port 9
+    server = socket.create_server(("127.0.0.1", 0))  # the kernel accepts: the bytes are sent
+    url = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    forward = ForwardSink(url, timeout=2.0)
     store = SQLiteSink(tmp_path / "s.db", max_age=3600.0, retain_interval=0.0)
     pipeline = Pipeline([store, forward], commit_interval=0.0, tell=lambda line: None)
     pipeline.start()
@@ -214,10 +217,11 @@ def test_each_sinks_own_counters_are_in_the_stats_and_its_summary_line(tmp_path:
     assert pipeline.drain(5)
     stats = pipeline.stats_dict()
     pipeline.close()
+    server.close()
     entries = {entry["name"]: entry for entry in stats["sinks"]}
     kept = entries[f"store {tmp_path / 's.db'}"]
     assert kept["committed"] == 5 and "retention_deleted" in kept
-    sent = entries["forward tcp://127.0.0.1:9"]
+    sent = entries[f"forward {url}"]
     assert {"sent", "dropped", "maybe_lost", "queued"} <= set(sent)
     line = _sink_summary(kept | {"retention_deleted": 5})
     assert line == f"store {tmp_path / 's.db'}: committed=5 retention_deleted=5"
