@@ -18,7 +18,7 @@ import ssl
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +75,12 @@ class Flood:
         return self
 
     def _run(self) -> None:
+        self.open(self.count)
+
+    def open(self, count: int) -> None:
+        """Open `count` more connections, here and now."""
         deadline = time.monotonic() + 20
-        for _ in range(self.count):
+        for _ in range(count):
             if self._stop.is_set() or time.monotonic() > deadline:
                 return
             try:
@@ -112,7 +116,8 @@ class Flood:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(25)
+        if self._thread.ident is not None:
+            self._thread.join(25)
         for sock in self.sockets:
             sock.close()
 
@@ -188,6 +193,20 @@ def count_from(db: Path, host: str) -> int:
     return len(stored(db, Filters(hosts=[host])))
 
 
+def assert_held_to_its_limit(c: CollectorThread, scheme: str, flood: Flood, limit: int) -> None:
+    """The flood holds `limit` connections on the listener, no more; the rest were refused,
+    counted for the listener and for the flooding peer."""
+    refusals = flood.opened - limit
+    wait_for(lambda: listener(c, scheme)["refused"] == refusals, 10, f"{refusals} refused")
+    wait_for(
+        lambda: len(flood.held_by_the_collector()) == limit,
+        10,
+        f"the {scheme} flood's refused sockets closed",
+    )
+    row = peer_row(listener(c, scheme), FLOODER)
+    assert row["refused"] == refusals and row["active"] == limit, row
+
+
 def test_a_flooding_peer_cannot_starve_another_peer_over_tcp_and_relp(
     db: Path, loop_factory: Callable[[], asyncio.AbstractEventLoop]
 ) -> None:
@@ -219,14 +238,8 @@ def test_a_flooding_peer_cannot_starve_another_peer_over_tcp_and_relp(
             wait_for(lambda: count_from(db, "other-tcp") == 1000, 10, "1,000 TCP records")
             assert count_from(db, "other-relp") == 300  # acknowledged: committed
             for scheme, flood in (("tcp", tcp_flood), ("relp", relp_flood)):
-                held = flood.held_by_the_collector()
-                assert len(held) == per_peer, scheme  # the flood held all it may, no more
-                expected = flood.opened - len(held)
-                wait_for(lambda: listener(c, scheme)["refused"] == expected, 10, "refusals")
-                entry = listener(c, scheme)
-                row = peer_row(entry, FLOODER)
-                assert row["refused"] == expected and row["active"] == len(held), row
-                assert peer_row(entry, OTHER)["connections"] == 1
+                assert_held_to_its_limit(c, scheme, flood, per_peer)
+                assert peer_row(listener(c, scheme), OTHER)["connections"] == 1
             text = render(c.stats())
             tcp_url = c.url("tcp")
             assert (
@@ -236,3 +249,121 @@ def test_a_flooding_peer_cannot_starve_another_peer_over_tcp_and_relp(
         finally:
             tcp_flood.close()
             relp_flood.close()
+
+
+def closed_by_the_collector(sock: socket.socket, timeout: float = 5) -> bool:
+    """Whether the collector closed (or reset) `sock` within `timeout` seconds."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_a_full_listener_cuts_the_busiest_peers_oldest_half_frame_connection_for_a_new_peer(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every slot held by one peer's half frames: its own next connection is refused (told in
+    one line naming it), another peer's gets in in place of the flood's oldest, whose half
+    frame is stored with a note, never dropped silently."""
+    limits = Limits(max_connections=8, max_connections_per_peer=8, frame_timeout=60.0)
+    with CollectorThread(["tcp://127.0.0.1:0"], [SQLiteSink(db)], limits=limits) as c:
+        port = c.port("tcp")
+        flood = Flood(port, 8)
+        flood.open(1)  # the oldest, alone, then seven more
+        wait_for(lambda: listener(c, "tcp")["bytes"] == 2, what="the oldest half frame")
+        time.sleep(0.05)
+        flood.open(7)
+        wait_for(lambda: listener(c, "tcp")["bytes"] == 16, what="eight half frames")
+        oldest = flood.sockets[0]
+        try:
+            refused = socket.create_connection(("127.0.0.1", port), source_address=(FLOODER, 0))
+            with refused:
+                assert closed_by_the_collector(refused)
+            tcp_records(port, [b"<13>1 - newcomer app - - - let in"])
+            wait_for(lambda: count_from(db, "newcomer") == 1, what="the newcomer's record")
+            assert closed_by_the_collector(oldest)
+            assert all(not closed_by_the_collector(s, 0.05) for s in flood.sockets[1:])
+            entry = listener(c, "tcp")
+            assert entry["dropped"] == {"cut:fairness": 1}
+            assert peer_row(entry, FLOODER) | {"peer": None} == {
+                "peer": None,
+                "active": 7,
+                "connections": 8,
+                "refused": 1,
+                "cut": 1,
+            }
+            cut = [r for r in stored(db) if r.error and "fairness" in r.error]
+            assert [r.raw for r in cut] == [HALF_FRAME]
+        finally:
+            flood.close()
+    lines = [line for line in capsys.readouterr().err.splitlines() if "refused" in line]
+    assert len(lines) == 1, lines
+    assert f"1 from {FLOODER}" in lines[0] and "8 per peer, 8 in all" in lines[0]
+
+
+def test_a_peer_never_finishing_tls_handshakes_leaves_room_for_another(
+    pki: PKI, db: Path, loop_factory: Callable[[], asyncio.AbstractEventLoop]
+) -> None:
+    """300 connections from one peer that start a TLS handshake and never finish it, on a
+    listener of 12 slots, 8 per peer: the flood holds 8 handshakes, the other 292 are refused
+    and counted; another peer's 6 TLS sessions, held open, all get in (the last two by cutting
+    the flood's oldest handshakes: 6 and 6 is as fair as it gets) and their records are
+    stored."""
+    limits = Limits(
+        max_connections=12, max_connections_per_peer=8, handshake_timeout=60.0, frame_timeout=60.0
+    )
+    tls = collector_tls(pki, "none")
+    ctx = ssl.create_default_context(cafile=str(pki.ca.cert))
+    with CollectorThread(
+        ["tls://127.0.0.1:0"], [SQLiteSink(db)], tls=tls, limits=limits, loop_factory=loop_factory
+    ) as c:
+        port = c.port("tls")
+        flood = Flood(port, 300, payload=b"\x16\x03\x01\x02\x00\x01")  # a ClientHello begun
+        flood.start().wait()
+        sessions: list[ssl.SSLSocket] = []
+        try:
+            wait_for(lambda: listener(c, "tls")["refused"] == 292, what="292 refused")
+            assert len(flood.held_by_the_collector()) == 8
+            for i in range(6):
+                raw = socket.create_connection(
+                    ("127.0.0.1", port), timeout=10, source_address=(OTHER, 0)
+                )
+                sessions.append(ctx.wrap_socket(raw, server_hostname="localhost"))
+                sessions[-1].sendall(b"<13>1 - tls-other app - - - n=%d\n" % i)
+            wait_for(lambda: count_from(db, "tls-other") == 6, what="6 TLS records")
+            entry = listener(c, "tls")
+            assert peer_row(entry, OTHER)["active"] == 6
+            assert peer_row(entry, FLOODER) | {"peer": None} == {
+                "peer": None,
+                "active": 6,
+                "connections": 8,
+                "refused": 292,
+                "cut": 2,
+            }
+            held = flood.held_by_the_collector()
+            assert len(held) == 6 and held == flood.sockets[2:8]  # the oldest two were cut
+        finally:
+            for session in sessions:
+                session.close()
+            flood.close()
+
+
+def test_a_listener_url_sets_its_own_limit_per_peer(db: Path) -> None:
+    """`?max_connections_per_peer=2` on one listener; the other keeps the collector's."""
+    with CollectorThread(
+        ["tcp://127.0.0.1:0?max_connections_per_peer=2", "relp://127.0.0.1:0"],
+        [SQLiteSink(db)],
+        limits=Limits(max_connections_per_peer=5),
+    ) as c:
+        floods = [Flood(c.port(scheme), 6).start() for scheme in ("tcp", "relp")]
+        try:
+            for flood in floods:
+                flood.wait()
+            wait_for(lambda: listener(c, "tcp")["refused"] == 4, what="4 refused")
+            wait_for(lambda: listener(c, "relp")["refused"] == 1, what="1 refused")
+        finally:
+            for flood in floods:
+                flood.close()

@@ -171,7 +171,7 @@ class PeerTable(Generic[C]):
         untold = [p for p in self._peers.values() if p.untold]
         if not untold:
             return None
-        since = "" if self._told_at is None else f" in the last {now - self._told_at:.0f} s"
+        since = "" if self._told_at is None else f" in the last {now - self._told_at:.1f} s"
         self._told_at = now
         untold.sort(key=lambda p: p.untold, reverse=True)
         line = _refusal_line(url, untold, limits, since)

@@ -81,6 +81,7 @@ class StreamConnection(asyncio.Protocol):
         self.last_activity = 0.0
         self.admitted = False
         self.slot: Peer[StreamConnection] | None = None  # the peer it is counted under
+        self.order = 0  # admitted as the listener's n-th connection
         self.ready = False
         self.closing = False
         self.paused = False
@@ -114,6 +115,7 @@ class StreamConnection(asyncio.Protocol):
             return False
         self.admitted = True
         self.stats.connections += 1
+        self.order = self.stats.connections
         self.stats.active += 1
         listener.connections.add(self)
         self.slot = peer
@@ -418,7 +420,8 @@ class StreamListener(Listener):
                 return None  # cutting would only move the unfairness
             candidates = [conn for conn in busiest.held if conn.cuttable(now)]
             if candidates:
-                return min(candidates, key=lambda conn: conn.last_activity)
+                # the loop's clock may tick in milliseconds (uvloop): ties go to the older
+                return min(candidates, key=lambda conn: (conn.last_activity, conn.order))
         return None
 
     def refused(self, peer: Peer[StreamConnection], now: float) -> None:
