@@ -27,6 +27,7 @@ from support.peers import PKI
 from syslogkit.codec.relp import Acked, RelpClient, SessionOpened
 from syslogkit.collector import CollectorThread, Filters, Limits, SQLiteSink
 from syslogkit.collector.metrics import render
+from syslogkit.collector.sources.base import PeerTable
 
 
 @pytest.fixture
@@ -274,3 +275,19 @@ def test_a_listener_url_sets_its_own_limit_per_peer(db: Path) -> None:
         finally:
             for flood in floods:
                 flood.close()
+
+
+def test_the_peer_table_stays_bounded_and_never_forgets_a_peer_holding_connections() -> None:
+    """A sender walking through addresses cannot grow a listener's table without end: beyond
+    its bound, peers holding nothing are forgotten, the least busy first; `top` is bounded."""
+    table: PeerTable[object] = PeerTable(max_peers=8)
+    holder = table.peer("10.0.0.1")
+    holder.held.add(object())
+    busy = table.peer("10.0.0.2")
+    busy.refused = 1000
+    for i in range(100):
+        table.peer(f"10.1.0.{i}").connections = 1
+    assert len(table) <= 8
+    hosts = {row["peer"] for row in table.top(100)}
+    assert {"10.0.0.1", "10.0.0.2", "10.1.0.99"} <= hosts
+    assert [row["peer"] for row in table.top(1)] == ["10.0.0.2"]
