@@ -28,6 +28,7 @@ from syslogkit.codec.relp import Acked, RelpClient, SessionOpened
 from syslogkit.collector import CollectorThread, Filters, Limits, SQLiteSink
 from syslogkit.collector.metrics import render
 from syslogkit.collector.sources.base import PeerTable
+from syslogkit.collector.sources.stream import CUTTABLE_IDLE
 
 
 @pytest.fixture
@@ -291,3 +292,25 @@ def test_the_peer_table_stays_bounded_and_never_forgets_a_peer_holding_connectio
     hosts = {row["peer"] for row in table.top(100)}
     assert {"10.0.0.1", "10.0.0.2", "10.1.0.99"} <= hosts
     assert [row["peer"] for row in table.top(1)] == ["10.0.0.2"]
+
+
+def test_a_connection_is_cut_for_a_new_peer_only_once_idle_for_a_second(db: Path) -> None:
+    """A full listener whose connections have just sent whole frames refuses a new peer; once
+    they have been idle for `CUTTABLE_IDLE` (1 s), the oldest one is cut for it."""
+    limits = Limits(max_connections=2, max_connections_per_peer=2, frame_timeout=60.0)
+    with CollectorThread(["tcp://127.0.0.1:0"], [SQLiteSink(db)], limits=limits) as c:
+        port = c.port("tcp")
+        busy = Flood(port, 2, payload=b"<13>1 - busy app - - - whole\n")
+        try:
+            busy.open(2)
+            wait_for(lambda: count_from(db, "busy") == 2, what="two whole frames")
+            early = socket.create_connection(("127.0.0.1", port), source_address=(OTHER, 0))
+            with early:
+                assert closed_by_the_collector(early)  # nothing idle long enough yet
+            time.sleep(CUTTABLE_IDLE + 0.1)
+            tcp_records(port, [b"<13>1 - later app - - - let in once they idle"])
+            wait_for(lambda: count_from(db, "later") == 1, what="the later peer's record")
+            assert [closed_by_the_collector(s, 0.5) for s in busy.sockets] == [True, False]
+            assert listener(c, "tcp")["dropped"] == {"cut:fairness": 1}
+        finally:
+            busy.close()

@@ -125,14 +125,15 @@ class StreamConnection(asyncio.Protocol):
 
     def cuttable(self, now: float) -> bool:
         """Whether this connection may be cut for a new peer's: a TLS handshake in progress,
-        a frame begun and not finished, or nothing received for `CUTTABLE_IDLE` seconds."""
+        a frame begun and not finished, or nothing received for `CUTTABLE_IDLE` seconds; never
+        while back-pressure holds its reading (its silence is the collector's doing)."""
         if self.closing:
             return False
-        return (
-            not self.ready
-            or self.partial_since is not None
-            or now - self.last_activity >= CUTTABLE_IDLE
-        )
+        if not self.ready:
+            return True
+        if self.paused:
+            return False
+        return self.partial_since is not None or now - self.last_activity >= CUTTABLE_IDLE
 
     def evict(self) -> None:
         """Cut this connection to let a new peer in; its slot is free at once."""
