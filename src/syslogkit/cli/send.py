@@ -31,10 +31,9 @@ The exit status is 0 when every message was delivered, 1 when some were not, 2 o
 error. "Delivered" over plain TCP (and TLS, unix streams) means written to the connection,
 at best acknowledged by the collector's kernel: a collector that closes the connection without
 reading the bytes (one refusing connections over its limits) loses them. send waits a moment
-after its last write
-and exits 1 when the collector closed or reset the connection then; a later close goes
-unseen. Over UDP delivered means sent. Where every message must be known stored, use
-relp://: the collector answers each one after storing it."""
+after its last write and exits 1 when the collector closed or reset the connection then; a
+later close goes unseen. Over UDP delivered means sent. Where every message must be known
+stored, use relp://: the collector answers each one after storing it."""
 
 
 def _parser() -> argparse.ArgumentParser:
