@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from support.collector import stored, wait_for
 from support.flood import OTHER, Flood
+from syslogkit.cli.main import main
 from syslogkit.collector import CollectorThread, Filters, Limits, SQLiteSink
 
 
@@ -57,3 +60,13 @@ def test_send_over_tcp_exits_1_when_the_collector_refuses_its_connection(tmp_pat
             other.close()
             own.close()
     assert not stored(db, Filters(search="refused"))
+
+
+def test_send_help_says_what_delivered_means_over_tcp_and_points_to_relp(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["send", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "at best acknowledged by the collector's kernel" in text
+    assert "closes the connection without reading the bytes" in text and "relp://" in text
