@@ -101,6 +101,14 @@ def stored(db: Path) -> tuple[int, int]:
     return int(rows), int(distinct)
 
 
+def wait_committed(c: CollectProcess, count: int, timeout: float = 20) -> None:
+    """Until the pipeline committed `count` records; fails with the collector's lines."""
+    try:
+        wait_for(lambda: pipeline(c).get("committed") == count, timeout, f"{count} committed")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; pipeline {pipeline(c)}; {c.logs()}") from None
+
+
 def pipeline(c: CollectProcess) -> dict[str, Any]:
     return c.stats().get("pipeline") or {}
 
@@ -172,7 +180,7 @@ def test_a_full_disk_pauses_tcp_the_jsonl_sink_keeps_up_and_every_record_is_stor
             time.sleep(0.5)
             disk.grow("64m")
             sender.join(30)
-            wait_for(lambda: pipeline(c).get("committed") == count, 20, "every record stored")
+            wait_committed(c, count)
             assert get(metrics_url(c).replace("/metrics", "/healthz"))[0] == 200
         finally:
             assert c.stop() == 0, c.logs()
@@ -270,7 +278,7 @@ def test_a_writer_process_killed_mid_stream_loses_and_duplicates_nothing(tmp_pat
         assert len(children) == 1
         os.kill(int(children[0]), signal.SIGKILL)
         sender.join(30)
-        wait_for(lambda: pipeline(c).get("committed") == count, 20, "every record stored")
+        wait_committed(c, count)
     finally:
         assert c.stop() == 0, c.logs()
     assert stored(db) == (count, count)
@@ -296,7 +304,7 @@ def test_sighup_reopens_the_jsonl_file_the_collector_keeps_running_and_loses_not
         c.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "SIGHUP: re-opened jsonl" in err(c), 10, "the SIGHUP line")
         sender.join(30)
-        wait_for(lambda: pipeline(c).get("committed") == count, 20, "every record written")
+        wait_committed(c, count)
         assert c.proc.poll() is None  # still running (before: exit 129)
     finally:
         assert c.stop() == 0, c.logs()
@@ -317,7 +325,7 @@ def test_below_min_free_with_a_retention_size_the_oldest_are_deleted_to_make_roo
         ).start()  # fmt: skip
         try:
             send_tcp(c.port("tcp"), count)
-            wait_for(lambda: pipeline(c).get("committed") == count, 20, "every record committed")
+            wait_committed(c, count)
         finally:
             assert c.stop() == 0, c.logs()
         lines = err(c)

@@ -96,8 +96,8 @@ def _collect_parser() -> argparse.ArgumentParser:
         "--min-free",
         metavar="SIZE",
         help="stop writing the store while less than SIZE is free on its filesystem (with"
-        " --retention-size, delete the oldest messages first to make room); default: the"
-        " smaller of 1%% of the filesystem and 100M; 0: off",
+        " --retention-size, delete the oldest messages first to make room); default: 1%% of"
+        " the filesystem, within 16M..100M, at most 10%% of it; 0: off",
     )
     out.add_argument(
         "--stop-timeout",

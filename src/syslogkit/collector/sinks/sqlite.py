@@ -5,8 +5,9 @@ Decisions:
 
 - A batch goes in through `store.store_batch` either way (one rule: the free-space floor,
   insert, commit, then retention, whose errors are told and never fail a committed batch).
-- The free-space floor: `min_free=None` means the smaller of 1% of the store's filesystem and
-  100 MB (`default_min_free`); 0 turns it off.
+- The free-space floor: `min_free=None` means 1% of the store's filesystem, within 16 MB (a
+  batch of 5,000 records grows SQLite's write-ahead log by a few MB, and it must fit) and
+  100 MB, and at most 10% of a small filesystem (`default_min_free`); 0 turns it off.
 """
 
 from __future__ import annotations
@@ -21,18 +22,31 @@ from ..store import Store, StoreProcess, make_row
 from ..store.writer import store_batch
 from .base import tell_stderr
 
-__all__ = ["MIN_FREE_CAP", "MIN_FREE_SHARE", "SQLiteSink", "default_min_free"]
+__all__ = [
+    "MIN_FREE_CAP",
+    "MIN_FREE_LOW",
+    "MIN_FREE_MOST",
+    "MIN_FREE_SHARE",
+    "SQLiteSink",
+    "default_min_free",
+]
 
-#: the default free-space floor: this share of the filesystem, at most MIN_FREE_CAP bytes
+#: the default free-space floor: MIN_FREE_SHARE of the filesystem, at least MIN_FREE_LOW (one
+#: batch's growth of the write-ahead log fits with room to spare) and at most MIN_FREE_CAP;
+#: never more than MIN_FREE_MOST of a small filesystem
 MIN_FREE_SHARE = 0.01
+MIN_FREE_LOW = 16 * 1024 * 1024
 MIN_FREE_CAP = 100 * 1024 * 1024
+MIN_FREE_MOST = 0.10
 
 
 def default_min_free(path: str | Path) -> int:
-    """The smaller of 1% of the filesystem that holds `path` and 100 MB."""
+    """1% of the filesystem that holds `path`, within 16 MB..100 MB, at most 10% of it."""
     folder = Path(path).resolve().parent
     st = os.statvfs(folder)
-    return min(MIN_FREE_CAP, int(st.f_blocks * st.f_frsize * MIN_FREE_SHARE))
+    size = st.f_blocks * st.f_frsize
+    floor = min(MIN_FREE_CAP, max(MIN_FREE_LOW, int(size * MIN_FREE_SHARE)))
+    return min(floor, int(size * MIN_FREE_MOST))
 
 
 class SQLiteSink:

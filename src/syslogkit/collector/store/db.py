@@ -144,14 +144,10 @@ class Store:
     # -- the free-space floor (`syslogkit collect --min-free`) -----------------------------------
 
     def free_bytes(self) -> int:
-        """Room for new messages: bytes free for this process on the store's filesystem, plus
-        the pages SQLite holds free inside the database (deleted messages' pages, reused)."""
+        """Bytes free for this process on the store's filesystem."""
         folder = Path(self.path).resolve().parent if self.path != ":memory:" else Path(".")
         st = os.statvfs(folder)
-        db = self._db
-        inside = db.execute("PRAGMA freelist_count").fetchone()[0]
-        inside *= db.execute("PRAGMA page_size").fetchone()[0]
-        return int(st.f_bavail * st.f_frsize) + int(inside)
+        return int(st.f_bavail * st.f_frsize)
 
     def ensure_free(self, min_free: int) -> tuple[int, str | None]:
         """Keep `min_free` bytes free on the store's filesystem before writing: with a
@@ -181,25 +177,48 @@ class Store:
             )
         return deleted, note
 
-    def make_room(self, nbytes: int) -> int:
-        """Delete the oldest messages so that about `nbytes` more are free, through the
-        retention API; returns how many were deleted."""
+    def make_room(self, nbytes: int, *, chunk: int = 2000) -> int:
+        """Delete the oldest messages until about `nbytes` more are free on the filesystem,
+        through the retention API, `chunk` messages at a time (each deletion goes through the
+        write-ahead log: on a nearly full disk it must stay small); returns how many."""
         if self.max_bytes is None:
             return 0
-        db = self._db
-        pages = db.execute("PRAGMA page_count").fetchone()[0]
-        free = db.execute("PRAGMA freelist_count").fetchone()[0]
-        size = db.execute("PRAGMA page_size").fetchone()[0]
-        used = (pages - free) * size
-        limit, self.max_bytes = self.max_bytes, max(0, min(self.max_bytes, used - nbytes))
-        try:
-            deleted = self.retain()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot delete the oldest messages to make room: {exc}") from exc
-        finally:
-            self.max_bytes = limit
-        self._checkpoint()
+        goal = self.free_bytes() + nbytes
+        deleted = 0
+        for _ in range(10_000):
+            if self.free_bytes() >= goal:
+                break
+            db = self._db
+            pages = db.execute("PRAGMA page_count").fetchone()[0]
+            free = db.execute("PRAGMA freelist_count").fetchone()[0]
+            used = (pages - free) * db.execute("PRAGMA page_size").fetchone()[0]
+            limit, self.max_bytes = self.max_bytes, max(0, min(self.max_bytes, used - nbytes))
+            try:
+                n = self.retain(limit=chunk)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot delete the oldest messages to make room: {exc}") from exc
+            finally:
+                self.max_bytes = limit
+            self._vacuum()
+            if not n:
+                break
+            deleted += n
         return deleted
+
+    def _vacuum(self, pages: int = 256) -> None:
+        """Give the free pages back to the filesystem, `pages` at a time with a checkpoint
+        after each (moving pages goes through the write-ahead log: on a nearly full disk it
+        must stay small). Stops at the first error: what is left free is reused by SQLite."""
+        db = self._db
+        for _ in range(100_000):
+            if not db.execute("PRAGMA freelist_count").fetchone()[0]:
+                break
+            try:  # a script runs to the end: through `execute` one step frees one page only
+                db.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
+            except sqlite3.Error:
+                break
+            self._checkpoint()
+        self._checkpoint()
 
     def _checkpoint(self) -> None:
         """Copy the write-ahead log into the database and cut it to nothing (its space and the

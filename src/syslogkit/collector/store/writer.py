@@ -253,6 +253,8 @@ class StoreProcess:
             self.retention_errors += bool(retention_failed)
             for note in notes:
                 self._tell(note)
+        elif len(reply) > 2:  # deleted to make room, although the batch could not go in
+            self.deleted = int(reply[2])
         self._replies[number] = reply
 
     def _recover(self, cause: StoreError) -> None:
@@ -351,10 +353,10 @@ def _writer_main(config_json: str) -> int:
                 store, rows, min_free=min_free, retain_interval=interval
             )
         except StoreError as exc:
-            answer(("error", str(exc)))
+            answer(("error", str(exc), store.deleted))
             continue
         except Exception as exc:
-            answer(("error", f"{type(exc).__name__}: {exc}"))
+            answer(("error", f"{type(exc).__name__}: {exc}", store.deleted))
             continue
         answer(("ok", len(rows), store.deleted, store.last_id(), notes, retention_failed))
 
