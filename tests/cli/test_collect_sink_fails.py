@@ -316,12 +316,12 @@ def test_sighup_reopens_the_jsonl_file_the_collector_keeps_running_and_loses_not
 def test_below_min_free_with_a_retention_size_the_oldest_are_deleted_to_make_room(
     tmp_path: Path, need: Need
 ) -> None:
-    count = 60_000  # about 22 MB stored on a 16 MB disk
-    with small_disk(tmp_path / "disk", "16m", need) as disk:
+    count = 60_000  # about 22 MB stored on a 20 MB disk
+    with small_disk(tmp_path / "disk", "20m", need) as disk:
         db = disk.path / "s.db"
         c = CollectProcess(
             tmp_path / "c", "-l", "tcp://127.0.0.1:0", "--db", str(db),
-            "--min-free", "6M", "--retention-size", "1G",
+            "--min-free", "8M", "--retention-size", "1G",
         ).start()  # fmt: skip
         try:
             send_tcp(c.port("tcp"), count)

@@ -155,10 +155,14 @@ class Store:
         Returns (messages deleted, a line to tell or None); raises `StoreError` while the free
         space stays below the floor (nothing is written: the batch waits)."""
         free = self.free_bytes()
+        if free >= 2 * min_free:
+            return 0, None
+        # near the floor: the write-ahead log's space back to the disk first, so that the
+        # batch's growth of the log starts from nothing
+        self._checkpoint()
+        free = self.free_bytes()
         if free >= min_free:
             return 0, None
-        self._checkpoint()  # the write-ahead log's space back to the disk first
-        free = self.free_bytes()
         deleted = 0
         if free < min_free and self.max_bytes is not None:
             deleted = self.make_room(min_free - free)
