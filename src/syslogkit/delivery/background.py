@@ -52,10 +52,10 @@ import os
 import threading
 import time
 from collections import deque
-from typing import Any, Final
+from typing import Final
 
 from syslogkit.delivery.base import REENTRANT_MAX, ErrorReporter, Stats, reset_after_fork
-from syslogkit.delivery.caller import OVERFLOW, CallerSide, drain_queue
+from syslogkit.delivery.caller import OVERFLOW, CallerSide, drain_queue, empty_queue
 from syslogkit.delivery.confirm import ACK_POLL, Batch, BatchFailed, Books, Item, confirmation_for
 from syslogkit.delivery.spool import FLAG_SENT, Spool
 from syslogkit.transports.base import Transport, TransportError
@@ -477,7 +477,9 @@ class BackgroundDelivery(CallerSide):
     # -- the end -------------------------------------------------------------------------------
 
     def _finish(self) -> None:
-        """Closing: spool or drop what is left (told in one line), close the connection."""
+        """Closing: spool or drop what is left, close the connection, and tell the final count
+        of records lost in one line (when no line carried it yet)."""
+        self._finished = True  # before the queue is emptied: a late append is taken back
         spool = self._spool
         transport = self.transport
         connected = transport.sock is not None
@@ -489,7 +491,7 @@ class BackgroundDelivery(CallerSide):
         if spool is not None and spool_usable:
             spool.rewind()
             self._to_spool()
-        left = _empty(self._retry) + _empty(self._queue)  # what is taken is what is counted
+        left = empty_queue(self._retry) + empty_queue(self._queue)  # taken is what is counted
         reason = "timeout" if connected else transport.last_failure
         if left:
             self.stats.drop(reason, left)
@@ -503,18 +505,6 @@ class BackgroundDelivery(CallerSide):
                 spool.close()
             except OSError as exc:
                 self._spool_failed(exc)
-        if left or unconfirmed:
-            self._exit_notice(left, unconfirmed, reason)
+        self._final_notice(left, unconfirmed, reason)
         self._busy = False
         self._notify()
-
-
-def _empty(items: deque[Any]) -> int:
-    """Take everything out of a deque other threads may append to; how many were taken."""
-    taken = 0
-    try:
-        while True:
-            items.popleft()
-            taken += 1
-    except IndexError:
-        return taken
