@@ -10,6 +10,7 @@ from typing import Any
 
 from syslogkit.cli.main import CliError
 from syslogkit.codec.message import Facility, SDElement, Severity
+from syslogkit.transports.schemes import SCHEMES
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5514"
 
@@ -151,10 +152,19 @@ def _delivery(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _handler(args: argparse.Namespace) -> Any:
+    from syslogkit.delivery.base import DeliveryNotice
     from syslogkit.sender.handler import SyslogHandler
 
+    class SendHandler(SyslogHandler):
+        """The delivery's final line is left out: `send` ends with its own summary."""
+
+        def _report(self, exc: BaseException, record: logging.LogRecord | None) -> None:
+            if isinstance(exc, DeliveryNotice) and exc.final:
+                return
+            super()._report(exc, record)
+
     try:
-        return SyslogHandler(
+        return SendHandler(
             args.address,
             app_name=args.tag if args.tag is not None else _login_name(),
             hostname=args.hostname,
@@ -214,15 +224,34 @@ def send_main(argv: list[str]) -> int:
         handler.flush()
     finally:
         handler.close()
-    stats = handler.stats
-    delivered = int(stats.get("acknowledged") or stats.get("sent", 0))
-    if stats.get("spooled"):
-        delivered += int(stats["spooled"]) - int(stats.get("replayed", 0))  # kept on disk
-    if delivered < count:
-        reason = stats.get("last_error") or "not delivered"
-        print(
-            f"syslogkit send: {count - delivered} of {count} not delivered: {reason}",
-            file=sys.stderr,
-        )
+    relp = SCHEMES[handler.address.scheme].relp
+    summary = _summary(count, handler.stats, str(handler.address), relp=relp)
+    if summary is not None:
+        print(summary, file=sys.stderr)
         return 1
     return 0
+
+
+def _summary(count: int, stats: dict[str, Any], address: str, *, relp: bool) -> str | None:
+    """The one line that tells what was not delivered, with the final counts and reasons;
+    None when every message was (over RELP: acknowledged, a refused one is not)."""
+    from syslogkit.delivery.caller import dropped_by_reason
+
+    delivered = int(stats.get("acknowledged", 0) if relp else stats.get("sent", 0))
+    if stats.get("spooled"):
+        delivered += int(stats["spooled"]) - int(stats.get("replayed", 0))  # kept on disk
+    if delivered >= count:
+        return None
+    details = []
+    dropped = int(stats.get("dropped", 0))
+    if dropped:
+        details.append(f"dropped {dropped}: {dropped_by_reason(stats)}")
+    unconfirmed = count - delivered - dropped
+    if unconfirmed > 0:
+        details.append(f"{unconfirmed} sent but never confirmed")
+    if stats.get("last_error"):
+        details.append(f"last error: {stats['last_error']}")
+    return (
+        f"syslogkit send: {count - delivered} of {count} not delivered to {address} "
+        f"({'; '.join(details) or 'not delivered'})"
+    )

@@ -479,10 +479,11 @@ class CallerSide:
         elif parts:
             detail = f"dropped {total} in all: {detail}" if total else "none dropped"
         hint = "" if self._spool is not None else "; spool_dir= keeps them for the next run"
-        self._notice(f"syslogkit: at close, {lost} to {self.transport.address} ({detail}){hint}")
+        text = f"syslogkit: at close, {lost} to {self.transport.address} ({detail}){hint}"
+        self._notice(text, final=True)
 
-    def _notice(self, text: str) -> None:
-        notice = DeliveryNotice(text)
+    def _notice(self, text: str, *, final: bool = False) -> None:
+        notice = DeliveryNotice(text, final=final)
         report = self._report
         if report is None:
             notice.show()

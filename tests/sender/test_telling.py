@@ -1,0 +1,76 @@
+"""The handler and the asyncio handler tell every loss with its final count (issue 18): records
+refused after the first (told at once, rate limited) are told again at close, with the total
+and the reason, even though nothing is left in the queue by then."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from support.relp import FakeRelp
+from syslogkit import SyslogHandler
+from syslogkit.sender.aio import AsyncSyslogHandler
+
+N = 40
+
+
+def _record(i: int) -> logging.LogRecord:
+    return logging.makeLogRecord({"msg": f"record n={i}", "levelno": logging.WARNING})
+
+
+def _syslogkit_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("syslogkit:")]
+
+
+def _assert_told(err: str, port: int) -> None:
+    lines = _syslogkit_lines(err)
+    assert len(lines) == 2, lines
+    assert "1 so far (refused 1)" in lines[0]
+    assert lines[1].startswith(
+        f"syslogkit: at close, {N} records dropped in all to relp://127.0.0.1:{port} (refused {N})"
+    ), lines[1]
+    assert "Traceback" not in err
+
+
+def _log_refused(handler: SyslogHandler) -> None:
+    handler.handle(_record(0))
+    handler.flush(10.0)  # the first refusal: told at once
+    for i in range(1, N):
+        handler.handle(_record(i))
+    handler.flush(10.0)
+    assert handler.delivery.flush(0.0)  # nothing left in the queue: all answered
+
+
+def test_the_handler_tells_refusals_after_the_first_notice_with_the_final_count_at_close(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = FakeRelp(lambda n, message: "refuse")
+    try:
+        handler = SyslogHandler(f"relp://127.0.0.1:{server.port}")
+        _log_refused(handler)
+        handler.close(2.0)
+    finally:
+        server.close()
+    assert handler.stats["dropped_refused"] == N
+    _assert_told(capsys.readouterr().err, server.port)
+
+
+def test_the_asyncio_handler_tells_refusals_after_the_first_notice_with_the_final_count(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = FakeRelp(lambda n, message: "refuse")
+
+    async def main() -> AsyncSyslogHandler:
+        handler = AsyncSyslogHandler(f"relp://127.0.0.1:{server.port}")
+        await asyncio.to_thread(_log_refused, handler)
+        await handler.aclose(2.0)
+        return handler
+
+    try:
+        handler = asyncio.run(main())
+    finally:
+        server.close()
+    assert handler.stats["dropped_refused"] == N
+    _assert_told(capsys.readouterr().err, server.port)
