@@ -18,6 +18,9 @@ from support.delivery import GatedTCP, Sink, numbered, payload, wait_for
 from support.relp import FakeRelp
 from support.relp import transport as relp_transport
 from syslogkit.delivery.background import BackgroundDelivery
+from syslogkit.delivery.base import DeliveryNotice
+from syslogkit.transports.address import Address
+from syslogkit.transports.stream import TCPTransport
 
 
 def _syslogkit_lines(err: str) -> list[str]:
@@ -150,3 +153,47 @@ def test_a_caller_woken_after_close_emptied_the_queue_counts_its_record_as_dropp
     assert delivery.pending == 0
     assert stats["sent"] + stats["dropped"] == 3, stats
     assert stats["dropped_closed"] == 1
+
+
+class _BuggyTCP(TCPTransport):
+    """A real TCP transport whose second write raises something other than TransportError
+    (a bug), once."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(Address("tcp", "127.0.0.1", port), timeout=5.0)
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        if self.writes == 2:
+            raise RuntimeError("a bug in the transport")
+        super().write(data)
+
+
+def test_a_batch_lost_to_an_exception_other_than_transport_error_is_counted_as_dropped(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Three batches (the writer held between them): the second write raises RuntimeError.
+    Its records are counted as dropped (`error`) and told; the bug itself goes to the reporter
+    as it is (handleError's business); every record is sent or dropped, none vanishes."""
+    told: list[BaseException] = []
+    with Sink() as sink:
+        transport = _BuggyTCP(sink.port)
+        delivery = BackgroundDelivery(
+            transport, report=lambda exc, record: told.append(exc), batch_bytes=1 << 20
+        )
+        sizes = (3, 5, 7)
+        n = 0
+        for size in sizes:
+            for _ in range(size):
+                delivery.deliver(numbered(n))
+                n += 1
+            delivery.flush(5.0)
+        delivery.close(2.0)
+        stats = delivery.stats.snapshot()
+        assert wait_for(lambda: sink.count() == stats["sent"])
+    assert stats["sent"] + stats["dropped"] == n, stats
+    assert stats["dropped"] == stats["dropped_error"] > 0
+    assert any(isinstance(exc, RuntimeError) for exc in told)
+    notices = [str(exc) for exc in told if isinstance(exc, DeliveryNotice)]
+    assert any(f"{stats['dropped']} so far (error {stats['dropped']})" in t for t in notices)

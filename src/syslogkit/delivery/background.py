@@ -315,7 +315,8 @@ class BackgroundDelivery(CallerSide):
             self._error(exc, report=exc.attempted and not self._ever_connected)
             return False
         except Exception as exc:  # a transport bug: treat like an unreachable collector
-            self._error(TransportError("unreachable", f"{type(exc).__name__}: {exc}"), report=True)
+            self._error(TransportError("unreachable", f"{type(exc).__name__}: {exc}"))
+            self._bug(exc)
             return False
         if transport.opened > 1:
             self.stats.add("reconnects")
@@ -351,6 +352,12 @@ class BackgroundDelivery(CallerSide):
         memory = [item for item in resend if item[1] is None]
         if memory:
             self._retry.extendleft(reversed(memory))
+
+    def _bug(self, exc: Exception) -> None:
+        """A bug (not a failure of the network): reported as it is, for `handleError`."""
+        if self._report is not None:
+            with contextlib.suppress(Exception):  # the application's handler must not stop us
+                self._report(exc, None)
 
     def _error(self, exc: TransportError, *, report: bool = False) -> None:
         """Count an error; report it only when asked (a bug, a collector never reached)."""
@@ -466,7 +473,20 @@ class BackgroundDelivery(CallerSide):
         except BatchFailed as failed:
             self._broken(failed.error, failed.failed)
             return
+        except Exception as exc:  # a bug in a transport or strategy: the batch is lost
+            self._lost_to_bug(batch, exc)
+            return
         self._fresh = False
+
+    def _lost_to_bug(self, batch: Batch, exc: Exception) -> None:
+        """A write raised something other than `TransportError`: its records are dropped
+        (`error`), counted and told, their spooled copies committed (a bug that repeats must
+        not replay them for ever), the connection dropped, and the bug reported as it is."""
+        self._books.commit(batch.spooled())
+        self._lose("error", len(batch))
+        # the connection's state is unknown: drop it (what it held is written again)
+        self._broken(TransportError("error", f"writer: {type(exc).__name__}: {exc}"), [])
+        self._bug(exc)
 
     def _poll(self, timeout: float) -> None:
         try:

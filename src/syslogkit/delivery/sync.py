@@ -56,8 +56,11 @@ class SyncDelivery:
             self._send(data)
         except TransportError as exc:
             self._fail(exc, record)
-        except Exception as exc:  # a bug must not reach the application
-            self._fail(TransportError("error", f"unexpected {type(exc).__name__}: {exc}"), record)
+        except Exception as exc:  # a bug must not reach the application: dropped, reported
+            self.stats.drop("error")
+            self.stats.error(exc)
+            if self._report is not None:
+                self._report(exc, record)  # as it is: handleError's business
         else:
             self.stats.counts["sent"] += 1
         finally:
