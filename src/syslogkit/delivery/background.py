@@ -32,7 +32,9 @@ What happens to a record that could not be delivered at once:
   one line on stderr.
 
 A connection that broke and came back without losing anything is only counted (`reconnects`,
-`resent`, `errors`). A collector never reached is reported once (a wrong address shows at once).
+`resent`, `errors`). A collector never reached is told in one line (a wrong address shows at
+once). A write that raises something other than `TransportError` (a bug) loses its batch:
+counted as dropped (`error`) and told, the bug itself reported as it is.
 
 Counters (in the shared `Stats`): `queued` (taken from the queue by the writer, or moved to the
 spool with its record by a call that found the queue full), `sent` (written
@@ -360,7 +362,7 @@ class BackgroundDelivery(CallerSide):
                 self._report(exc, None)
 
     def _error(self, exc: TransportError, *, report: bool = False) -> None:
-        """Count an error; report it only when asked (a bug, a collector never reached)."""
+        """Count an error; report it only when asked (a collector never reached: one line)."""
         self.stats.error(exc)
         if report and self._report is not None:
             with contextlib.suppress(Exception):  # the application's handler must not stop us

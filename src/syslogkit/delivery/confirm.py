@@ -5,7 +5,10 @@ transport, chosen once when the delivery is built (`confirmation_for`).
   strategy sends at most the free window, keeps each record (its frame, spool ticket, and
   whether it was written before) by TXNR until its answer comes, and on a broken session hands
   back every unanswered record, to be written again (at-least-once, counted as `resent`). This
-  is the one place the sending side keeps the records it resends; the sans-I/O `RelpClient`
+  is the one place the sending side keeps the records it resends. A record answered `500` is
+  refused for good (librelp's reading: never sent again), counted as dropped `refused` and
+  told; a collector that only failed to store it now closes the session unanswered instead
+  (syslogkit's does), and the record is resent. The sans-I/O `RelpClient`
   keeps its protocol state (window, answer checks, and the unanswered messages its `unacked()`
   offers other users of the codec), and the transport session keeps nothing.
 - `LedgerConfirm` (plain TCP, TLS, unix streams): the kernel's count of unacknowledged bytes
