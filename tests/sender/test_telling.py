@@ -74,3 +74,22 @@ def test_the_asyncio_handler_tells_refusals_after_the_first_notice_with_the_fina
         server.close()
     assert handler.stats["dropped_refused"] == N
     _assert_told(capsys.readouterr().err, server.port)
+
+
+def test_the_sync_handler_tells_the_final_count_of_records_dropped_at_close(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Sync delivery to a port nothing listens on: 5 records dropped in the calls, told in one
+    line at the first (rate limited, no total); close says the total and the reason."""
+    handler = SyslogHandler(
+        "tcp://127.0.0.1:1", delivery="sync", timeout=0.5, backoff_initial=0, backoff_max=0
+    )
+    for i in range(5):
+        handler.handle(_record(i))
+    handler.close()
+    lines = _syslogkit_lines(capsys.readouterr().err)
+    assert len(lines) == 2, lines
+    assert "ConnectionRefusedError" in lines[0]
+    assert lines[1] == (
+        "syslogkit: at close, 5 records dropped in all to tcp://127.0.0.1:1 (unreachable 5)"
+    )
