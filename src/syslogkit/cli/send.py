@@ -156,12 +156,12 @@ def _handler(args: argparse.Namespace) -> Any:
     from syslogkit.sender.handler import SyslogHandler
 
     class SendHandler(SyslogHandler):
-        """The delivery's final line is left out: `send` ends with its own summary."""
+        """Only the notices of records dropped while lines are still coming are shown: errors
+        and the delivery's final line are summed up in `send`'s own last line."""
 
         def _report(self, exc: BaseException, record: logging.LogRecord | None) -> None:
-            if isinstance(exc, DeliveryNotice) and exc.final:
-                return
-            super()._report(exc, record)
+            if isinstance(exc, DeliveryNotice) and not exc.final:
+                exc.show()
 
     try:
         return SendHandler(
@@ -193,10 +193,6 @@ def _login_name() -> str:
         return "syslogkit"
 
 
-def _quiet(record: logging.LogRecord) -> None:
-    """Errors are summed up in one line at the end, not printed per record."""
-
-
 def send_main(argv: list[str]) -> int:
     """Entry point of `syslogkit send`."""
     args = _parser().parse_args(argv)
@@ -204,7 +200,6 @@ def send_main(argv: list[str]) -> int:
     sd = parse_sd(args.sd)
     handler = _handler(args)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    handler.handleError = _quiet  # reported once, below
     count = 0
     try:
         for text in _messages(args.message):
