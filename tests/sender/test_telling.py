@@ -10,7 +10,9 @@ import logging
 import pytest
 
 from support.relp import FakeRelp
+from support.relp import transport as relp_transport
 from syslogkit import SyslogHandler
+from syslogkit.delivery.sync import SyncDelivery
 from syslogkit.sender.aio import AsyncSyslogHandler
 
 N = 40
@@ -93,3 +95,20 @@ def test_the_sync_handler_tells_the_final_count_of_records_dropped_at_close(
     assert lines[1] == (
         "syslogkit: at close, 5 records dropped in all to tcp://127.0.0.1:1 (unreachable 5)"
     )
+
+
+def test_a_record_refused_over_relp_in_sync_delivery_is_dropped_not_sent_again() -> None:
+    """A RELP 500 is refused for good (librelp's reading): synchronous delivery (the caller
+    writes and waits for the answer) counts it as dropped (`refused`) and does not write it
+    again on a new connection."""
+    server = FakeRelp(lambda n, message: "refuse")
+    try:
+        delivery = SyncDelivery(relp_transport(server.port))
+        for i in range(3):
+            delivery.deliver(f"<13>1 - h app - - - record n={i}".encode())
+        delivery.close()
+    finally:
+        server.close()
+    assert len(server.messages) == 3, server.messages
+    stats = delivery.stats.snapshot()
+    assert stats["dropped"] == stats["dropped_refused"] == 3

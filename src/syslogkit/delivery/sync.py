@@ -14,8 +14,9 @@ from syslogkit.transports.failover import FailoverTransport
 
 __all__ = ["SyncDelivery"]
 
-#: Write failures that another connection would not cure.
-_NO_RETRY: Final = frozenset({"timeout", "too_large"})
+#: Write failures that another connection would not cure (`refused`: a RELP 500, refused for
+#: good: never sent again, see `delivery.confirm`).
+_NO_RETRY: Final = frozenset({"timeout", "too_large", "refused"})
 
 
 class SyncDelivery:
