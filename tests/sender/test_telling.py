@@ -112,3 +112,23 @@ def test_a_record_refused_over_relp_in_sync_delivery_is_dropped_not_sent_again()
     assert len(server.messages) == 3, server.messages
     stats = delivery.stats.snapshot()
     assert stats["dropped"] == stats["dropped_refused"] == 3
+
+
+def test_a_collector_refusing_the_first_connection_is_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A default handler (background, stock handleError) whose collector refuses the
+    connection: stderr holds one line for the refusal, then the one line at close with the
+    count; never `--- Logging error ---`. The stats keep the exception."""
+    handler = SyslogHandler("tcp://127.0.0.1:1", timeout=0.5)
+    handler.handle(_record(0))
+    assert handler.delivery.flush(1.0) is False
+    stats = handler.stats
+    handler.close(0.5)
+    err = capsys.readouterr().err
+    assert "Logging error" not in err and "Traceback" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("syslogkit: tcp://127.0.0.1:1: ConnectionRefusedError")
+    assert lines[1].startswith("syslogkit: at close, 1 records not delivered to tcp://127.0.0.1:1")
+    assert stats["errors"] >= 1 and "ConnectionRefusedError" in stats["last_error"]
