@@ -197,3 +197,24 @@ def test_a_batch_lost_to_an_exception_other_than_transport_error_is_counted_as_d
     assert any(isinstance(exc, RuntimeError) for exc in told)
     notices = [str(exc) for exc in told if isinstance(exc, DeliveryNotice)]
     assert any(f"{stats['dropped']} so far (error {stats['dropped']})" in t for t in notices)
+
+
+def test_a_relp_collector_that_closes_sessions_unanswered_is_retried_with_backoff() -> None:
+    """A collector that cannot store closes the session without answering (never a 500): the
+    record is sent again, after a backoff wait (at least the first one, 0.05 s here: each
+    session opens, so the backoff starts again), not in a tight reconnect loop. In 1.5 s: at
+    most about 30 sessions (before: about 3,800)."""
+    import time
+
+    server = FakeRelp(lambda n, message: "drop")
+    try:
+        delivery = BackgroundDelivery(relp_transport(server.port))
+        delivery.deliver(payload(0))
+        time.sleep(1.5)
+        sessions = server.connections
+        delivery.close(0.5)
+    finally:
+        server.close()
+    assert 2 <= sessions <= 45, sessions
+    stats = delivery.stats.snapshot()
+    assert stats["resent"] >= 1 and stats["dropped"] == 1  # left at close, told

@@ -340,9 +340,10 @@ class BackgroundDelivery(CallerSide):
         self._lost_at = time.monotonic()
         transport = self.transport
         transport.discard()
-        if self._fresh:
-            # it broke before taking anything: wait before the next attempt, as after a
-            # failed connect (no tight reconnect loop against a peer that accepts and resets)
+        if self._fresh or not self._confirm.answered():
+            # it broke before taking anything (or, over RELP, before answering anything: a
+            # collector that closes the session when it cannot store): wait before the next
+            # attempt, as after a failed connect (no tight reconnect loop)
             member = self._switching.active if self._switching is not None else transport
             member.backoff.failure()
             self._fresh = False

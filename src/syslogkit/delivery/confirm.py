@@ -210,6 +210,11 @@ class Confirm(abc.ABC):
         """Before a graceful switch of connection: wait (bounded) for the confirmations due;
         `BatchFailed` when they do not come."""
 
+    def answered(self) -> bool:
+        """Whether the peer confirmed anything on this connection (only acknowledging peers
+        can say no: the others are taken to have)."""
+        return True
+
     def broken(self) -> list[Item]:
         """The connection broke: the records it held that must be written again."""
         return []
@@ -350,6 +355,7 @@ class AckConfirm(Confirm):
         self._flights: deque[_Flight] = deque()  # sending order
         self._by_txnr: dict[int, _Flight] = {}  # the same records, to find an answer's one
         self._since = 0.0  # when the oldest unanswered record was sent or last answer came
+        self._answers = 0  # answers on the current session
 
     @property
     def in_flight(self) -> int:
@@ -402,6 +408,7 @@ class AckConfirm(Confirm):
                 raise BatchFailed(TransportError("timeout", text), [])
             return
         self._since = now
+        self._answers += len(answers)
         by_txnr = self._by_txnr
         for txnr, ok in answers:
             flight = by_txnr.pop(txnr, None)
@@ -438,7 +445,11 @@ class AckConfirm(Confirm):
                 raise BatchFailed(TransportError("timeout", "no answers before failing back"), [])
             self.poll(ACK_POLL)
 
+    def answered(self) -> bool:
+        return self._answers > 0
+
     def broken(self) -> list[Item]:
+        self._answers = 0
         answered = [flight for flight in self._flights if flight.answer is not None]
         resend = [flight.item for flight in self._flights if flight.answer is None]
         self._flights = deque(answered)
@@ -457,6 +468,7 @@ class AckConfirm(Confirm):
         return []
 
     def reset(self) -> None:
+        self._answers = 0
         self._flights.clear()
         self._by_txnr.clear()
 
