@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from syslogkit.collector import Record, record_to_dict
+from syslogkit.collector.record import message_time as record_time
 
 from .source import Histogram
 
@@ -32,14 +33,8 @@ SUMMARY_MSG = 2000
 
 
 def message_time(record: Record) -> float:
-    """What the store calls a message's time: its timestamp, or when it was received."""
-    m = record.message
-    if m is not None and m.timestamp is not None:
-        try:
-            return m.timestamp.timestamp()
-        except (OverflowError, OSError, ValueError):
-            pass
-    return record.received_at
+    """What the store calls a message's time (`collector.record.message_time`)."""
+    return record_time(record.message, record.received_at)
 
 
 def summary(record: Record) -> dict[str, Any]:
