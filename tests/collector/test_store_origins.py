@@ -88,7 +88,7 @@ def test_retention_forgets_an_origin_with_the_last_row_of_its_insert(tmp_path: P
 def test_the_writer_process_commits_the_origins_of_its_batch(tmp_path: Path) -> None:
     path = tmp_path / "w.db"
     sink = SQLiteSink(path, process=True)
-    sink.write([line("no origin")] + message("edge-9", 4))
+    sink.write([line("no origin"), *message("edge-9", 4)])
     sink.flush()
     sink.close()
     with Store(path, readonly=True) as reader:
@@ -115,9 +115,7 @@ def test_a_store_of_the_previous_schema_gets_the_origins_table_when_opened_for_w
         store.commit()
         assert store.has_origin("edge-1")
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (
-        SCHEMA_VERSION,
-    )
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (SCHEMA_VERSION,)
     db.close()
 
 
