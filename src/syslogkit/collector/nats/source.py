@@ -23,7 +23,7 @@ another store on the durable and stored twice.
 
 Never stopped by a message: one that cannot be decoded (not a syslogkit batch, a field of the
 wrong type) is counted (`bad_messages`), kept as one unparsed row with its bytes and a note
-(`nats: undecodable message ...`, so `syslogkit query --status unparsed` finds it), acknowledged
+(`nats: undecodable message ...`, so `syslogkit query --errors` finds it), acknowledged
 once that row is committed, and told on stderr in one line (the first at once, then at most
 every 30 s with the count so far; the total at close). Never stopped for good by anything: a
 consumer task that fails is told in one line and restarted (1 s, doubling to 30 s); until it
@@ -305,12 +305,13 @@ class JetStreamSource:
                 seq = msg.metadata.sequence.stream
                 if seq not in submitted and self._inflight.get(seq) is msg:
                     del self._inflight[seq]
-        n = max(len(submitted), 1)
-        old_records, old_bytes = self._per_message
-        self._per_message = (
-            0.5 * old_records + 0.5 * total_records / n,
-            0.5 * old_bytes + 0.5 * total_bytes / n,
-        )
+        if submitted:  # what a message carries, on average: the next fetch's size
+            n = len(submitted)
+            old_records, old_bytes = self._per_message
+            self._per_message = (
+                0.5 * old_records + 0.5 * total_records / n,
+                0.5 * old_bytes + 0.5 * total_bytes / n,
+            )
 
     async def _message(self, msg: Any, held_here: bool) -> list[Record] | None:
         """The records of one message to submit; None when it is settled already (held by the

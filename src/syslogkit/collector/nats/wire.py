@@ -17,7 +17,11 @@ timestamp in, so that the store reads it in the same zone.
 
 A record's key is the message id plus its index (`edge-7/12`): the message id is the
 `Nats-Msg-Id` header (JetStream drops a re-publish with the same id within its duplicate
-window), and the store uses the key to recognise a redelivered batch.
+window); the store records the message id with the message's rows and recognises a
+redelivered message by it (`nats.source`).
+
+`decode_batch` raises `WireError` for anything that is not such a payload, whatever is wrong
+with it (a field of the wrong type, an index out of range): never another exception.
 """
 
 from __future__ import annotations
