@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,8 +20,9 @@ from typing import Any
 import pytest
 
 from support.peers.nats import NatsCluster, missing_nats_server
-from syslogkit.collector import SQLiteSink
+from syslogkit.collector import CollectorThread, SQLiteSink
 from syslogkit.collector.nats import (
+    JetStreamSink,
     JetStreamSource,
     NatsOptions,
     StreamSettings,
@@ -281,9 +283,17 @@ class CommitsFirstOnly:
 def test_identical_lines_split_across_messages_and_redelivered_are_each_stored_once(
     stream: Stream, tmp_path: Path
 ) -> None:
-    # five identical lines of one TCP read (one received_at), split by the edge into 2 + 2 + 1
-    line = "<14>1 - h app - - - the same line"
-    stream.publish([(f"edge-{i}", batch(f"edge-{i}", [line] * n)) for i, n in enumerate((2, 2, 1))])
+    # five identical lines in one TCP read (one received_at), split by a real edge into
+    # messages of 2 + 2 + 1 records
+    sink = JetStreamSink(
+        stream.options, stream=stream.name, subject_prefix=stream.prefix, max_records=2
+    )
+    with CollectorThread(["tcp://127.0.0.1:0"], [sink]) as edge:
+        frame = b"<14>1 - h app - - - the same line"
+        with socket.create_connection(("127.0.0.1", edge.port("tcp"))) as sock:
+            sock.sendall(b"%d %b" % (len(frame), frame) * 5)
+        assert wait_until(lambda: sink.published_records == 5, 10)
+    assert sink.published == 3
     db = tmp_path / "store.db"
     first: list[CommitsFirstOnly] = []
 
