@@ -133,6 +133,7 @@ class JetStreamSource:
         self.in_progress = 0
         #: why the consumer is not fetching (None: it is); `/healthz` is not ok meanwhile
         self.down: str | None = "starting"
+        self._told_stop = False
         #: stream sequence -> the message, from its fetch until it is acknowledged
         self._inflight: dict[int, Any] = {}
         self._decoders: dict[tuple[str, str], Decoder] = {}
@@ -201,6 +202,8 @@ class JetStreamSource:
                 except Exception as exc:
                     if self._stopping:
                         return
+                    if self.down is None:  # it was running: a new failure, the first wait
+                        wait = self.restart_wait
                     self.restarts += 1
                     reason = redact(f"{type(exc).__name__}: {exc}")
                     self.down = f"consumer stopped: {reason}"
@@ -209,6 +212,7 @@ class JetStreamSource:
                         f"{self.url}: the JetStream consumer stopped ({reason});"
                         f" restarting it in {wait:g} s"
                     )
+                    self._told_stop = True
                     await self._disconnect()
                     await asyncio.sleep(wait)
                     wait = min(wait * 2, _RESTART_MAX)
@@ -237,6 +241,7 @@ class JetStreamSource:
                 )
             except Exception as exc:  # no stream yet, no leader: say so and try again
                 self.errors.note(f"cannot bind durable {self.durable} on {self.stream}: {exc}")
+                self.down = self.errors.last_error
                 await asyncio.sleep(1.0)
         assert self._pipeline is not None
         pipeline = self._pipeline
@@ -262,7 +267,8 @@ class JetStreamSource:
                 await self._take(msgs)
 
     def _running(self) -> None:
-        if self.down is not None and self.down != "starting":
+        if self._told_stop:
+            self._told_stop = False
             self.tell(f"{self.url}: the JetStream consumer is running again")
         self.down = None
 
