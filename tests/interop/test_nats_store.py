@@ -140,8 +140,9 @@ def run_store(
     **options: Any,
 ) -> JetStreamSource:
     """A store reading `stream` into `db` until `done(source)` (then `settle` seconds more: an
-    unacknowledged message would come back within them)."""
-    real = Pipeline([SQLiteSink(db)])
+    unacknowledged message would come back within them), through a writer process as
+    `syslogkit collect` has it (the origins travel through its protocol)."""
+    real = Pipeline([SQLiteSink(db, process=True)])
     source = stream.source(db, **options)
     real.start()
     source.start(pipeline(real) if pipeline is not None else real)
