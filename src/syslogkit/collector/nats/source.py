@@ -282,8 +282,8 @@ class JetStreamSource:
         here = {
             m.metadata.sequence.stream for m in msgs if m.metadata.sequence.stream in self._inflight
         }
-        for msg in msgs:
-            self._inflight.setdefault(msg.metadata.sequence.stream, msg)
+        for msg in msgs:  # a redelivery of one held here replaces it: acked and kept alive
+            self._inflight[msg.metadata.sequence.stream] = msg  # as its newest delivery
         records: list[Record] = []
         taken: list[Any] = []
         size = total_records = total_bytes = 0
@@ -309,7 +309,7 @@ class JetStreamSource:
         finally:
             for msg in msgs:  # not handed to the pipeline (an error): redelivered, not held
                 seq = msg.metadata.sequence.stream
-                if seq not in submitted and self._inflight.get(seq) is msg:
+                if seq not in submitted and seq not in here and self._inflight.get(seq) is msg:
                     del self._inflight[seq]
         if submitted:  # what a message carries, on average: the next fetch's size
             n = len(submitted)
@@ -402,8 +402,8 @@ class JetStreamSource:
         asyncio.get_running_loop().create_task(self._settle(msgs, ok))
 
     async def _settle(self, msgs: list[Any], ok: bool) -> None:
-        for msg in msgs:
-            self._inflight.pop(msg.metadata.sequence.stream, None)
+        for first in msgs:
+            msg = self._inflight.pop(first.metadata.sequence.stream, None) or first  # newest
             try:
                 if ok:
                     await msg.ack()
