@@ -55,7 +55,6 @@ _KNOWN = frozenset(
         "before",
         "after",
         "limit",
-        "token",
     }
 )
 
@@ -108,14 +107,19 @@ def _many(
     return tuple(out)
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: `str.isdigit()` also says yes to `²` and `٣`, which `int()` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _severity(text: str) -> int:
     value = text.strip().lower()
-    return int(Severity.coerce(int(value) if value.isdigit() else value))
+    return int(Severity.coerce(int(value) if _digits(value) else value))
 
 
 def _facility(text: str) -> int:
     value = text.strip().lower()
-    return int(Facility.coerce(int(value) if value.isdigit() else value))
+    return int(Facility.coerce(int(value) if _digits(value) else value))
 
 
 def _transport(text: str) -> str:
@@ -126,6 +130,8 @@ def _transport(text: str) -> str:
 
 def _instant(name: str, text: str) -> float:
     value = text.strip()
+    if not value.isascii():
+        raise BadRequest(f"{name}: {text!r} is neither epoch seconds nor an ISO 8601 time")
     try:
         number = float(value)
     except ValueError:
@@ -147,7 +153,7 @@ def _instant(name: str, text: str) -> float:
 def _count(name: str, text: str | None, low: int, high: int) -> int | None:
     if text is None or text == "":
         return None
-    if not text.isdigit():
+    if not _digits(text):
         raise BadRequest(f"{name}: {text!r} is not a whole number")
     value = int(text)
     if not low <= value <= high:
