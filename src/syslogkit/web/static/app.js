@@ -39,13 +39,21 @@
     return node;
   }
 
-  /** Control characters made visible (\n, \t, \x1b ...): terminal escapes show as text. */
+  /** Characters that hide or reorder text made visible as escapes: C0 and C1 controls (\n,
+   * \t, \x1b ...: terminal escapes show as text), bidirectional controls (U+202E would show
+   * "user=\u202etoor" as "user=root"), zero-width and invisible characters, line separators. */
+  const HIDDEN = new RegExp("[\\x00-\\x1f\\x7f-\\x9f\\xad\\u061c\\u115f\\u1160\\u180e" +
+    "\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\u3164\\ufe00-\\ufe0f\\ufeff\\uffa0" +
+    "\\ufff9-\\ufffb]", "g");
+
   function visible(text, keepNewlines) {
-    return String(text).replace(/[\x00-\x1f\x7f]/g, (c) => {
+    return String(text).replace(HIDDEN, (c) => {
       if (c === "\n") return keepNewlines ? "\n" : "\\n";
       if (c === "\t") return keepNewlines ? "\t" : "\\t";
       if (c === "\r") return "\\r";
-      return "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0");
+      const code = c.charCodeAt(0);
+      return code < 0x100 ? "\\x" + code.toString(16).padStart(2, "0")
+        : "\\u" + code.toString(16).padStart(4, "0");
     });
   }
 
