@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import http.client
 import json
 import os
 import ssl
@@ -109,7 +110,7 @@ def test_other_cookies_with_quotes_spaces_braces_backslashes_or_non_ascii_do_not
     assert get(guarded.url, "/api/messages", messy)[0] == 200
 
 
-# -- 7: weak tokens ---------------------------------------------------------------------------------
+# -- 7: weak tokens ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -117,7 +118,7 @@ def test_other_cookies_with_quotes_spaces_braces_backslashes_or_non_ascii_do_not
     ["a" * 40, "abababababababababababababababab", "abcabcabcabcabcabcabcabcabc", "0" * 15 + "1"],
 )
 def test_trivially_weak_tokens_are_refused(token: str) -> None:
-    with pytest.raises(ExposureError, match="too easy to guess|too short"):
+    with pytest.raises(ExposureError, match=r"too easy to guess|too short"):
         check_exposure("0.0.0.0", token)
 
 
@@ -197,12 +198,8 @@ def test_the_page_over_https_sets_a_secure_session_cookie(
         finally:
             context.close()
         # plain HTTP on the TLS port gets no answer
-        status = None
-        try:
-            status = get("http://127.0.0.1:" + str(server.port) + "/", "/healthz")[0]
-        except (OSError, Exception):
-            pass
-        assert status is None or status == 400
+        with pytest.raises((OSError, http.client.HTTPException)):
+            get(f"http://127.0.0.1:{server.port}/", "/healthz")
 
 
 def test_web_says_in_one_line_that_the_token_travels_in_clear_beyond_loopback(

@@ -201,3 +201,22 @@ def test_screenshot_for_the_readme(tmp_path: Path, watched: Watched, docs: Path)
         page.screenshot(path=str(docs / "web.png"))
         page.goto("about:blank")  # closes the event stream before its server stops
     assert (docs / "web.png").stat().st_size > 10_000
+
+
+def test_bidi_controls_and_zero_width_characters_show_as_escapes(
+    stack: WebStack, watched: Watched
+) -> None:
+    stack.send(
+        line("user=\u202etoor", app="spoof"),
+        line("ro\u200bot logged in", app="spoof"),
+        line("next\u2028line \u2066isolate\u2069 \ufeffbom", app="spoof"),
+    )
+    page = open_view(watched, stack, app="spoof")
+    assert rows(page) == [
+        "next\\u2028line \\u2066isolate\\u2069 \\ufeffbom",
+        "ro\\u200bot logged in",
+        "user=\\u202etoor",
+    ]
+    page.click("#rows tr:has-text('toor')")
+    page.wait_for_selector("#detail:not([hidden])")
+    assert page.text_content("#detail .field-msg") == "user=\\u202etoor"
