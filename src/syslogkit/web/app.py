@@ -256,16 +256,14 @@ class Guard:
     """ASGI middleware around the whole application: the security headers on every answer (an
     error of the application's own included), `Cache-Control: no-store` on every answer but
     the static files, and the access rule of `security.py` on every request (the event stream
-    and static files included). Scopes other than HTTP and lifespan are refused."""
+    and static files included). Scopes other than HTTP and lifespan are refused. `state` is
+    the application's (`state.reader`: the store reader)."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, state: Any = None) -> None:
         self.app = app
         self.token = token
+        self.state = state
         self.sessions = Sessions(token) if token else None
-
-    @property
-    def state(self) -> Any:
-        return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -368,4 +366,4 @@ def create_app(db: str | Path, *, token: str | None = None) -> Guard:
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.reader = reader
-    return Guard(app, token=token)
+    return Guard(app, token=token, state=app.state)
