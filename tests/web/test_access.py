@@ -10,10 +10,12 @@ import concurrent.futures
 import http.client
 import json
 import os
+import signal
 import ssl
 import stat
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from urllib.parse import urlencode
 import pytest
 
 from support.peers.certs import PKI, client_context, make_pki
+from support.peers.ports import free_ports
 from support.web import Watched, WebStack, get, line
 from syslogkit.cli.main import main
 from syslogkit.collector import Store
@@ -31,6 +34,7 @@ from syslogkit.web.security import (
     ExposureError,
     Sessions,
     check_exposure,
+    cleartext_warning,
     cookie_name,
     new_token,
     token_bits,
@@ -202,33 +206,49 @@ def test_the_page_over_https_sets_a_secure_session_cookie(
             get(f"http://127.0.0.1:{server.port}/", "/healthz")
 
 
-def test_web_says_in_one_line_that_the_token_travels_in_clear_beyond_loopback(
-    tmp_path: Path,
-) -> None:
-    db = tmp_path / "s.db"
-    Store(db).close()
-    env = dict(os.environ, SYSLOGKIT_WEB_TOKEN=TOKEN)
+def test_beyond_loopback_without_tls_one_line_says_the_token_travels_in_clear() -> None:
+    # (tests listen on loopback only: the rule is checked on the addresses the server binds)
+    warning = cleartext_warning(["0.0.0.0"], tls=False)
+    assert warning is not None and "\n" not in warning
+    assert "in clear" in warning and "--tls-cert" in warning
+    assert cleartext_warning(["192.0.2.1", "127.0.0.1"], tls=False) == warning
+    assert cleartext_warning(["0.0.0.0"], tls=True) is None
+    assert cleartext_warning(["127.0.0.1", "::1"], tls=False) is None
+
+
+def test_collect_serves_the_page_and_the_metrics_over_https(tmp_path: Path, pki: PKI) -> None:
+    tcp, web, metrics = free_ports(3)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "syslogkit", "web", "--db", str(db), "--listen", "0.0.0.0:0"],
+        [
+            sys.executable, "-m", "syslogkit", "collect", "-l", f"tcp://127.0.0.1:{tcp}",
+            "--db", str(tmp_path / "c.db"), "--web", f"127.0.0.1:{web}",
+            "--metrics", f"127.0.0.1:{metrics}", "--web-tls-cert", str(pki.server.cert),
+            "--web-tls-key", str(pki.server.key),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
-    )
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )  # fmt: skip
     try:
-        assert proc.stdout is not None and proc.stderr is not None
-        assert proc.stdout.readline().startswith("serving")
+        assert proc.stdout is not None
+        banner: list[str] = []
+        while len(banner) < 8 and not any("web UI" in text for text in banner):
+            banner.append(proc.stdout.readline())
+        assert any(f"https://127.0.0.1:{web}/" in text for text in banner), banner
+        assert any(f"https://127.0.0.1:{metrics}/metrics" in text for text in banner), banner
+        context = client_context(pki.ca.cert)
+        for url in (f"https://localhost:{web}/healthz", f"https://localhost:{metrics}/healthz"):
+            with urllib.request.urlopen(url, context=context, timeout=10) as answer:
+                assert answer.status == 200, url
     finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=10)
-    warnings = [text for text in err.splitlines() if "in clear" in text]
-    assert len(warnings) == 1 and "--tls-cert" in warnings[0]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
 
 
 def test_metrics_over_https(pki: PKI) -> None:
     context = client_context(pki.ca.cert)
-    import urllib.request
-
     with MetricsServer(
         "127.0.0.1", 0, dict, ssl_context=ssl_server(pki), store_path=None
     ) as metrics:
