@@ -62,6 +62,8 @@ TAIL_INTERVAL = 0.5
 KEEPALIVE = 15.0
 TAIL_BATCH = 500
 FACETS = 10
+#: one bucket wider than any time a message can carry (year 9999 is 2.5e11 s from 1970)
+_FOREVER = 1e13
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -137,21 +139,41 @@ async def message(request: Request, reader: StoreReader) -> Response:
 
 
 async def histogram(request: Request, reader: StoreReader) -> Response:
+    """The buckets over the view's range; `later`: the matching messages dated after the
+    drawn range (a sender's clock ahead, an open-ended range), counted in `total` so that the
+    total is the number of messages the list holds."""
     view = _view(request)
     now = time.time()
     since, until = view.since, view.until if view.until is not None else now
     if since is None:
-        span = await run_in_threadpool(reader.time_span, view.filters)
+        span = await run_in_threadpool(reader.time_span, view.filters, view.column)
         since = span[0] if span else until - 3600
         until = max(until, span[1] + 1) if span else until
     step = render.bucket_step(since, until)
     start = since // step * step
     buckets = int(-(-(until - start) // step))
     result = await run_in_threadpool(
-        reader.histogram, view.filters, start=start, step=step, buckets=buckets
+        reader.histogram,
+        view.filters,
+        start=start,
+        step=step,
+        buckets=buckets,
+        column=view.column,
     )
+    later = 0
+    end = start + buckets * step
+    if view.until is None:  # open-ended: what is dated after the drawn range is listed too
+        beyond = await run_in_threadpool(
+            reader.histogram,
+            view.during(end, None),
+            start=end,
+            step=_FOREVER,
+            buckets=1,
+            column=view.column,
+        )
+        later = beyond.total
     body = render.histogram(result)
-    body.update(since=since, until=until)
+    body.update(since=since, until=until, later=later, total=body["total"] + later)
     return JSONResponse(body)
 
 
@@ -162,8 +184,10 @@ async def facets(request: Request, reader: StoreReader) -> Response:
 
 
 async def stream(request: Request, reader: StoreReader) -> Response:
+    """The live tail: what arrives and matches the view's other filters, whatever its
+    timestamp (a sender's clock years off still shows as it arrives)."""
     view = _view(request)
-    filters = view.filters
+    filters = view.untimed
     await run_in_threadpool(reader.check_search, filters.search)
     after = view.after if view.after is not None else await run_in_threadpool(reader.last_id)
     return StreamingResponse(
