@@ -122,3 +122,18 @@ def test_a_request_head_that_does_not_come_in_time_is_cut(url: str) -> None:
             except OSError:
                 closed = True
         assert closed and time.monotonic() - started < 3.0
+
+
+def test_a_body_trickling_in_after_the_answer_does_not_hold_the_connection(url: str) -> None:
+    with socket.create_connection(("127.0.0.1", _port(url)), timeout=5) as sock:
+        sock.sendall(b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 405")
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < 4 and not closed:
+            try:
+                sock.sendall(b"x")
+                time.sleep(0.2)
+            except OSError:
+                closed = True
+        assert closed and time.monotonic() - started < 3.0

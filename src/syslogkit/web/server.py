@@ -177,14 +177,24 @@ class GuardedH11Protocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self._head_timer is not None and self.conn.their_state is not h11.IDLE:
-            self._stop_head_timer()
-            self.ticket.waiting = False
+        if self._head_timer is not None and self._in_request():
+            self._head_arrived()
+
+    def _in_request(self) -> bool:
+        """A request head came whole and its answer is not complete yet (the rest of a body
+        still trickling in after the answer does not count)."""
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _head_arrived(self) -> None:
+        self._stop_head_timer()
+        self.ticket.waiting = False
 
     def on_response_complete(self) -> None:
         if not self.transport.is_closing():
             self._await_head()
         super().on_response_complete()
+        if self._in_request():  # a pipelined request already came whole
+            self._head_arrived()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
