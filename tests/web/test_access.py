@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import ssl
 import stat
 import subprocess
@@ -364,3 +365,17 @@ def test_a_tls_subject_is_shown_with_its_values_escaped() -> None:
         )
     }
     assert tls_subject(cert) == "OU=a\\0Ab\\,CN\\=admin,CN=\\#x\\ "
+
+
+def test_the_400_the_http_layer_gives_a_malformed_request_carries_the_headers(
+    open_stack: WebStack,
+) -> None:
+    with socket.create_connection(("127.0.0.1", port_of(open_stack.url)), timeout=5) as sock:
+        sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    head = answer.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 400")
+    assert b"content-security-policy: default-src 'none'" in head
+    assert b"x-content-type-options: nosniff" in head
