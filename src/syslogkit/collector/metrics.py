@@ -7,7 +7,8 @@ Decisions:
 - `render(stats)` turns the collector's `stats()` dict (per listener, the pipeline) into the
   Prometheus text exposition format 0.0.4: counters end in `_total`, one `listener` label (the
   listener's URL), `reason`/`kind` labels for drops and framing errors. Label values are
-  escaped as the format says (`\\`, `"`, newline).
+  escaped as the format says (`\\`, `"`, newline). The stream listeners' busiest peers (at
+  most `sources.base.TOP_PEERS` each) get `syslogkit_peer_*` series with a `peer` label.
 - `MetricsServer` is a small threaded `http.server` in a daemon thread. It asks `snapshot()`
   for the counters on every request (the caller decides how to read them safely, e.g. on the
   collector's event loop); when that fails or takes longer than `timeout`, `/metrics` and
@@ -115,6 +116,29 @@ class _Families:
         return "\n".join(lines) + "\n"
 
 
+#: per-peer counter (the stream listeners' busiest peers) -> (metric, help)
+_PEER_COUNTERS = (
+    ("connections", "syslogkit_peer_connections_total", "Connections given to a peer."),
+    ("refused", "syslogkit_peer_refused_total", "A peer's connections refused over the limits."),
+    ("cut", "syslogkit_peer_cut_total", "A peer's connections cut to let another peer in."),
+)
+
+
+def _peers(out: _Families, url: object, peers: Any) -> None:
+    """The busiest peers' counters (the listener bounds how many)."""
+    for row in peers or ():
+        labels = {"listener": url, "peer": row.get("peer", "?")}
+        out.add(
+            "syslogkit_peer_connections_active",
+            "gauge",
+            "Connections a peer holds now.",
+            row.get("active", 0),
+            labels,
+        )
+        for key, name, help_text in _PEER_COUNTERS:
+            out.add(name, "counter", help_text, row.get(key, 0), labels)
+
+
 def _listener(out: _Families, listener: Mapping[str, Any]) -> None:
     url = listener.get("url", "?")
     for key, name, help_text in _LISTENER_COUNTERS:
@@ -144,6 +168,7 @@ def _listener(out: _Families, listener: Mapping[str, Any]) -> None:
             n,
             {"listener": url, "kind": kind},
         )
+    _peers(out, url, listener.get("peers"))
 
 
 def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
