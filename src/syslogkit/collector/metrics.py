@@ -12,9 +12,11 @@ Decisions:
 - `MetricsServer` is a small threaded `http.server` in a daemon thread. It asks `snapshot()`
   for the counters on every request (the caller decides how to read them safely, e.g. on the
   collector's event loop); when that fails or takes longer than `timeout`, `/metrics` and
-  `/healthz` answer 503 with the reason.
+  `/healthz` answer 503 with the reason. `/healthz` answers 503 too while a listener says it
+  is `unhealthy` in its stats (a JetStream consumer being restarted).
 - Only counters are served, never message content, so it needs no token; bind it where your
-  scraper can reach it.
+  scraper can reach it. HTTPS with `ssl_context`: the handshake runs in the request's thread
+  (never in the accepting one), and a client that says nothing is cut after `CLIENT_TIMEOUT`.
 """
 
 from __future__ import annotations
@@ -22,15 +24,18 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["CONTENT_TYPE", "MetricsServer", "render", "store_bytes"]
+__all__ = ["CONTENT_TYPE", "MetricsServer", "render", "store_bytes", "unhealthy"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: seconds a client may take to send its request (and to shake hands under TLS)
+CLIENT_TIMEOUT = 10.0
 
 #: listener counter -> (metric, help)
 _LISTENER_COUNTERS = (
@@ -209,6 +214,16 @@ def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
     return out.text()
 
 
+def unhealthy(stats: Mapping[str, Any]) -> str | None:
+    """Why `/healthz` is not ok: the `unhealthy` reason a listener gives in its stats (a
+    JetStream consumer being restarted), None when every one is fine."""
+    for listener in stats.get("listeners") or ():
+        reason = listener.get("unhealthy")
+        if reason:
+            return f"{listener.get('url', '?')}: {reason}"
+    return None
+
+
 def store_bytes(path: str | os.PathLike[str] | None) -> int | None:
     """The store's database file plus its WAL, in bytes (None without a store)."""
     if path is None:
@@ -223,6 +238,7 @@ def store_bytes(path: str | os.PathLike[str] | None) -> int | None:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = CLIENT_TIMEOUT
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -235,6 +251,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(503, f"the collector does not answer: {exc or type(exc).__name__}\n")
             return
         if path == "/healthz":
+            reason = unhealthy(stats)
+            if reason is not None:
+                self._answer(503, f"not ok: {reason}\n")
+                return
             self._answer(200, "ok\n")
             return
         size = store_bytes(self.server.owner.store_path)
@@ -256,6 +276,15 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     owner: MetricsServer
+    ssl_context: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        if self.ssl_context is not None:  # the handshake on first read, in the request's thread
+            sock = self.ssl_context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False
+            )
+        return sock, address
 
 
 class _Server6(_Server):
@@ -263,7 +292,8 @@ class _Server6(_Server):
 
 
 class MetricsServer:
-    """`/metrics` and `/healthz` on `host:port` (port 0: any free port), from a thread."""
+    """`/metrics` and `/healthz` on `host:port` (port 0: any free port), from a thread; HTTPS
+    with `ssl_context`."""
 
     def __init__(
         self,
@@ -273,6 +303,7 @@ class MetricsServer:
         *,
         store_path: str | os.PathLike[str] | None = None,
         timeout: float = 5.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.store_path = store_path
@@ -281,6 +312,7 @@ class MetricsServer:
         server_class = _Server6 if ":" in host else _Server
         self._server = server_class((host, port), _Handler)
         self._server.owner = self
+        self._server.ssl_context = ssl_context
         self._thread: threading.Thread | None = None
 
     @property
@@ -290,7 +322,8 @@ class MetricsServer:
     @property
     def url(self) -> str:
         host = str(self._server.server_address[0])
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/metrics"
+        scheme = "https" if self._server.ssl_context is not None else "http"
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.port}/metrics"
 
     def read(self) -> Mapping[str, Any]:
         """The snapshot, or an exception when it takes longer than `timeout`."""
