@@ -171,7 +171,7 @@ def test_a_full_disk_pauses_tcp_the_jsonl_sink_keeps_up_and_every_record_is_stor
                 "the JSON-lines sink ahead of the failing store",
             )
             healthz = metrics_url(c).replace("/metrics", "/healthz")
-            wait_for(lambda: unhealthy(healthz, f"sink failing: store {db} ("), 5, "a 503")
+            wait_for(lambda: unhealthy(healthz, f"not ok: sink failing: store {db} ("), 5, "a 503")
             text = get(metrics_url(c))[1]
             assert f'syslogkit_sink_failing{{sink="store {db}"}} 1' in text
             assert "syslogkit_pipeline_paused 1" in text

@@ -12,10 +12,12 @@ Decisions:
 - `MetricsServer` is a small threaded `http.server` in a daemon thread. It asks `snapshot()`
   for the counters on every request (the caller decides how to read them safely, e.g. on the
   collector's event loop); when that fails or takes longer than `timeout`, `/metrics` and
-  `/healthz` answer 503 with the reason; `/healthz` also answers 503 while a sink fails or the
+  `/healthz` answer 503 with the reason. `/healthz` answers 503 too while a listener says it
+  is `unhealthy` in its stats (a JetStream consumer being restarted), a sink fails or the
   stream listeners are paused (`unhealthy`).
 - Only counters are served, never message content, so it needs no token; bind it where your
-  scraper can reach it.
+  scraper can reach it. HTTPS with `ssl_context`: the handshake runs in the request's thread
+  (never in the accepting one), and a client that says nothing is cut after `CLIENT_TIMEOUT`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +35,8 @@ from typing import Any
 __all__ = ["CONTENT_TYPE", "MetricsServer", "render", "store_bytes", "unhealthy"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: seconds a client may take to send its request (and to shake hands under TLS)
+CLIENT_TIMEOUT = 10.0
 
 #: listener counter -> (metric, help)
 _LISTENER_COUNTERS = (
@@ -226,17 +231,6 @@ def _pipeline_health(out: _Families, pipeline: Mapping[str, Any]) -> None:
                 out.add(name, kind, help_text, sink[key], labels)
 
 
-def unhealthy(stats: Mapping[str, Any]) -> str | None:
-    """Why `/healthz` is not ok (a sink failing, the listeners paused), None when it is."""
-    pipeline = stats.get("pipeline") or {}
-    failing = pipeline.get("failing") or []
-    if failing:
-        return f"sink failing: {', '.join(failing)} ({pipeline.get('last_error')})"
-    if pipeline.get("paused"):
-        return f"stream listeners paused: {pipeline.get('pending', '?')} records wait"
-    return None
-
-
 def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
     """The Prometheus text for a collector's `stats()` (plus the store's size in bytes)."""
     out = _Families()
@@ -280,6 +274,23 @@ def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
     return out.text()
 
 
+def unhealthy(stats: Mapping[str, Any]) -> str | None:
+    """Why `/healthz` is not ok: the `unhealthy` reason a listener gives in its stats (a
+    JetStream consumer being restarted), a sink failing, the stream listeners paused; None
+    when all is fine."""
+    for listener in stats.get("listeners") or ():
+        reason = listener.get("unhealthy")
+        if reason:
+            return f"{listener.get('url', '?')}: {reason}"
+    pipeline = stats.get("pipeline") or {}
+    failing = pipeline.get("failing") or []
+    if failing:
+        return f"sink failing: {', '.join(failing)} ({pipeline.get('last_error')})"
+    if pipeline.get("paused"):
+        return f"stream listeners paused: {pipeline.get('pending', '?')} records wait"
+    return None
+
+
 def store_bytes(path: str | os.PathLike[str] | None) -> int | None:
     """The store's database file plus its WAL, in bytes (None without a store)."""
     if path is None:
@@ -294,6 +305,7 @@ def store_bytes(path: str | os.PathLike[str] | None) -> int | None:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = CLIENT_TIMEOUT
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -307,7 +319,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/healthz":
             reason = unhealthy(stats)
-            self._answer(503 if reason else 200, f"{reason}\n" if reason else "ok\n")
+            if reason is not None:
+                self._answer(503, f"not ok: {reason}\n")
+                return
+            self._answer(200, "ok\n")
             return
         size = store_bytes(self.server.owner.store_path)
         self._answer(200, render(stats, store_size=size), CONTENT_TYPE)
@@ -328,6 +343,15 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     owner: MetricsServer
+    ssl_context: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        if self.ssl_context is not None:  # the handshake on first read, in the request's thread
+            sock = self.ssl_context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False
+            )
+        return sock, address
 
 
 class _Server6(_Server):
@@ -335,7 +359,8 @@ class _Server6(_Server):
 
 
 class MetricsServer:
-    """`/metrics` and `/healthz` on `host:port` (port 0: any free port), from a thread."""
+    """`/metrics` and `/healthz` on `host:port` (port 0: any free port), from a thread; HTTPS
+    with `ssl_context`."""
 
     def __init__(
         self,
@@ -345,6 +370,7 @@ class MetricsServer:
         *,
         store_path: str | os.PathLike[str] | None = None,
         timeout: float = 5.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.store_path = store_path
@@ -353,6 +379,7 @@ class MetricsServer:
         server_class = _Server6 if ":" in host else _Server
         self._server = server_class((host, port), _Handler)
         self._server.owner = self
+        self._server.ssl_context = ssl_context
         self._thread: threading.Thread | None = None
 
     @property
@@ -362,7 +389,8 @@ class MetricsServer:
     @property
     def url(self) -> str:
         host = str(self._server.server_address[0])
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/metrics"
+        scheme = "https" if self._server.ssl_context is not None else "http"
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.port}/metrics"
 
     def read(self) -> Mapping[str, Any]:
         """The snapshot, or an exception when it takes longer than `timeout`."""

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..record import Record
 from ..store import Store, StoreProcess, make_row
+from ..store.db import Origin
 from ..store.writer import store_batch
 from .base import tell_stderr
 
@@ -74,6 +75,7 @@ class SQLiteSink:
         self.store: Store | None = None
         self.tell = tell
         self._rows: list[tuple[Any, ...]] = []
+        self._origins: list[Origin] = []  # of the JetStream messages in `_rows`
         self.retention_errors = 0
         if isinstance(path, Store):
             self.store = path
@@ -104,6 +106,7 @@ class SQLiteSink:
 
     def write(self, records: Sequence[Record]) -> None:
         self._rows.extend(make_row(r) for r in records)
+        self._origins.extend(o for r in records if (o := r.origin) is not None)
 
     def flush(self) -> None:
         if self.writer is not None:
@@ -111,8 +114,13 @@ class SQLiteSink:
             return
         assert self.store is not None
         rows, self._rows = self._rows, []
+        origins, self._origins = self._origins, []
         notes, retention_failed = store_batch(
-            self.store, rows, min_free=self.min_free, retain_interval=self.retain_interval
+            self.store,
+            rows,
+            origins,
+            min_free=self.min_free,
+            retain_interval=self.retain_interval,
         )
         self.retention_errors += retention_failed
         for note in notes:
@@ -124,9 +132,10 @@ class SQLiteSink:
             self.flush()
             return _nothing
         rows, self._rows = self._rows, []
+        origins, self._origins = self._origins, []
         if not rows:
             return _nothing
-        return self.writer.start(rows)
+        return self.writer.start(rows, origins)
 
     def stats(self) -> dict[str, Any]:
         """Messages deleted by retention, retention errors, writer restarts, the floor."""

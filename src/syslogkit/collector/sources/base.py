@@ -61,14 +61,34 @@ _SHORT_NAMES = {
 }
 
 
+def _rdn_value(value: str) -> str:
+    """An attribute value escaped as RFC 4514 §2.4 says (`,+"\\<>;=`, a leading `#` or space, a
+    trailing space), and control characters as `\\XX`: `OU=a,CN=admin` cannot pass for two
+    attributes, nor a newline split the line it is shown in."""
+    out = []
+    for i, char in enumerate(value):
+        if (
+            char in ',+"\\<>;='
+            or (i == 0 and char in "# ")
+            or (i == len(value) - 1 and char == " ")
+        ):
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F:
+            out.append(f"\\{ord(char):02X}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def tls_subject(cert: dict[str, Any] | None) -> str | None:
-    """A peer certificate's subject as `CN=...,O=...` (None without one)."""
+    """A peer certificate's subject as `CN=...,O=...` (None without one), values escaped as
+    RFC 4514 says."""
     if not cert or "subject" not in cert:
         return None
     parts = []
     for rdn in cert["subject"]:
         for name, value in rdn:
-            parts.append(f"{_SHORT_NAMES.get(name, name)}={value}")
+            parts.append(f"{_SHORT_NAMES.get(name, name)}={_rdn_value(str(value))}")
     return ",".join(parts) or None
 
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .db import Store, StoreError
+from .db import Origin, Store, StoreError
 
 __all__ = ["BatchResult", "StoreProcess", "store_batch"]
 
@@ -51,7 +51,12 @@ BatchResult = tuple[list[str], bool]
 
 
 def store_batch(
-    store: Store, rows: Sequence[tuple[Any, ...]], *, min_free: int, retain_interval: float
+    store: Store,
+    rows: Sequence[tuple[Any, ...]],
+    origins: Sequence[Origin] = (),
+    *,
+    min_free: int,
+    retain_interval: float,
 ) -> BatchResult:
     """Insert and commit one batch of rows (see the module docstring); raises when the batch
     is not stored (then nothing of it is)."""
@@ -61,7 +66,7 @@ def store_batch(
         if note is not None:
             notes.append(note)
     try:
-        store.insert_rows(rows)
+        store.insert_rows(rows, origins)
         store.commit()
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
@@ -122,7 +127,8 @@ class StoreProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self._sent = 0  # batches numbered 1, 2, ... in the order they were sent
-        self._unanswered: dict[int, Sequence[tuple[Any, ...]]] = {}  # sent, not yet answered
+        #: batches sent and not yet answered: rows and origins
+        self._unanswered: dict[int, tuple[Sequence[tuple[Any, ...]], Sequence[Origin]]] = {}
         self._order: list[int] = []  # the batches the child has, in the order it answers
         self._replies: dict[int, Any] = {}
         self._last_id = 0  # the store's last id after the last batch answered
@@ -198,12 +204,15 @@ class StoreProcess:
             proc.kill()
             proc.wait()
 
-    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+    def write(self, rows: Sequence[tuple[Any, ...]], origins: Sequence[Origin] = ()) -> None:
         """Insert and commit one batch; returns once it is committed. Restarts a dead child."""
-        self.start(rows)()
+        self.start(rows, origins)()
 
-    def start(self, rows: Sequence[tuple[Any, ...]]) -> Callable[[], None]:
-        """Send one batch; the returned function waits until it is committed (or raises).
+    def start(
+        self, rows: Sequence[tuple[Any, ...]], origins: Sequence[Origin] = ()
+    ) -> Callable[[], None]:
+        """Send one batch (with the JetStream origins of its rows, `Store.insert_rows`); the
+        returned function waits until it is committed (or raises).
 
         Batches are answered in the order they were sent, so the next batch may be sent
         before the previous one's function is called (the pipeline does: the child finds the
@@ -212,14 +221,14 @@ class StoreProcess:
         """
         self._sent += 1
         number = self._sent
-        self._unanswered[number] = rows
+        self._unanswered[number] = (rows, origins)
         try:
             if self._proc is None:
                 self._recover(StoreError("the store's writer process is not running"))
             else:
                 self._order.append(number)
                 try:
-                    self._send(list(rows))
+                    self._send(_message(rows, origins))
                 except StoreError as exc:
                     self._recover(exc)
         except StoreError:
@@ -278,14 +287,14 @@ class StoreProcess:
         before, covered = self._last_id, self._started_id
         committed = 0
         for number in waiting:
-            rows = self._unanswered[number]
+            rows, origins = self._unanswered[number]
             if not self._order and before + len(rows) <= covered:
                 before += len(rows)  # committed before the child died, never answered
                 committed += 1
                 self._answered(number, ("ok", len(rows), self.deleted, before, [], False))
                 continue
             self._order.append(number)  # this one and every later one: sent again
-            self._send(list(rows))
+            self._send(_message(rows, origins))
         self._last_id = covered if not self._order else before
         self._tell(
             f"store {self.path}: {cause}; restarted it:"
@@ -306,6 +315,11 @@ class StoreProcess:
             self._receive()
         self._reap()
         self._stderr.close()
+
+
+def _message(rows: Sequence[tuple[Any, ...]], origins: Sequence[Origin]) -> Any:
+    """A batch as sent to the child: the rows (a list), or (rows, origins) when it has origins."""
+    return (list(rows), list(origins)) if origins else list(rows)
 
 
 def _writer_main(config_json: str) -> int:
@@ -343,14 +357,15 @@ def _writer_main(config_json: str) -> int:
             store.close()
             return 0
         (size,) = struct.unpack("<I", head)
-        rows = marshal.loads(source.read(size))
-        if rows is None:
+        message = marshal.loads(source.read(size))
+        if message is None:
             store.close()
             answer(("closed",))
             return 0
+        rows, origins = message if isinstance(message, tuple) else (message, ())
         try:
             notes, retention_failed = store_batch(
-                store, rows, min_free=min_free, retain_interval=interval
+                store, rows, origins, min_free=min_free, retain_interval=interval
             )
         except StoreError as exc:
             answer(("error", str(exc), store.deleted))
