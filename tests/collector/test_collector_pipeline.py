@@ -8,7 +8,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -226,3 +226,49 @@ def test_each_sinks_own_counters_are_in_the_stats_and_its_summary_line(tmp_path:
     line = _sink_summary(kept | {"retention_deleted": 5})
     assert line == f"store {tmp_path / 's.db'}: committed=5 retention_deleted=5"
     assert "maybe_lost=2" in _sink_summary(sent | {"maybe_lost": 2})
+
+
+class Outbox:
+    """A sink that commits in the background and keeps what it took (as the edge's JetStream
+    outbox does): its first commit is not confirmed in time."""
+
+    holds_what_it_took = True
+
+    def __init__(self) -> None:
+        self.taken: list[Record] = []
+        self._batch: list[Record] = []
+        self.waits = 0
+
+    def write(self, records: Sequence[Record]) -> None:
+        self._batch += records
+
+    def flush(self) -> None:
+        self.flush_start()()
+
+    def flush_start(self) -> Callable[[], None]:
+        self.taken += self._batch
+        self._batch = []
+
+        def wait() -> None:
+            self.waits += 1
+            if self.waits == 1:
+                raise TimeoutError("JetStream did not acknowledge in time")
+
+        return wait
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_sink_that_holds_an_unconfirmed_batch_is_never_given_it_twice() -> None:
+    sink = Outbox()
+    answers: list[bool] = []
+    pipeline = Pipeline([sink], commit_interval=0.0, tell=lambda line: None)
+    pipeline.start()
+    pipeline.submit([record(i) for i in range(3)], answers.append)
+    assert pipeline.drain(5)
+    pipeline.submit([record(i) for i in range(3, 5)], answers.append)
+    assert pipeline.drain(5)
+    pipeline.close()
+    assert [r.raw for r in sink.taken] == [record(i).raw for i in range(5)]  # each once
+    assert answers == [False, True]  # the first: its RELP session is closed, sent again

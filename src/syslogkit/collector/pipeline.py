@@ -38,7 +38,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .record import Record
-from .sinks.base import CommitsInBackground, HasStats, Reopens, Sink, sink_name, tell_stderr
+from .sinks.base import (
+    CommitsInBackground,
+    HasStats,
+    HoldsWhatItTook,
+    Reopens,
+    Sink,
+    sink_name,
+    tell_stderr,
+)
 from .stats import PipelineStats, SinkStats
 
 __all__ = ["RETRY_FIRST", "RETRY_MAX", "TELL_EVERY", "Done", "Pipeline", "tell_stderr"]
@@ -365,10 +373,24 @@ class Pipeline:
             try:
                 wait()
             except Exception as exc:
+                if isinstance(sink, HoldsWhatItTook):
+                    self._held_unconfirmed(lane, group, exc)
+                    return
                 self._settle(lane)
                 self._failed(lane, exc)
                 return
             self._committed_group(lane, group)
+
+    def _held_unconfirmed(self, lane: _Lane, group: list[_Batch], exc: Exception) -> None:
+        """A `HoldsWhatItTook` sink did not confirm in time: it keeps the batches (never
+        written again), and their callbacks get False (see that protocol)."""
+        self.stats.errors += 1
+        self.stats.last_error = f"{lane.stats.name}: {type(exc).__name__}: {exc}"
+        lane.stats.failures += 1
+        lane.stats.last_error = f"{type(exc).__name__}: {exc}"
+        for batch in group:
+            batch.ok = False
+        self._committed_group(lane, group)
 
     def _settle(self, lane: _Lane) -> None:
         """After a failure, learn the fate of every handover still in the sink's hands (a later
@@ -378,7 +400,9 @@ class Pipeline:
             group, wait = lane.waits.popleft()
             try:
                 wait()
-            except Exception:
+            except Exception as exc:
+                if isinstance(lane.sink, HoldsWhatItTook):
+                    self._held_unconfirmed(lane, group, exc)
                 continue
             self._committed_group(lane, group)
 
@@ -428,7 +452,8 @@ class Pipeline:
     def _complete(self) -> None:
         """Finish the oldest batches that every sink committed: callbacks in batch order."""
         while self._batches and self._batches[0].remaining == 0:
-            self._finish(self._batches.popleft(), True)
+            batch = self._batches.popleft()
+            self._finish(batch, batch.ok)
 
     def _finish(self, done: _Batch, ok: bool) -> None:
         if ok:
@@ -520,7 +545,7 @@ class Pipeline:
 class _Batch:
     """Records taken together, with the callbacks to run once every sink committed them."""
 
-    __slots__ = ("answered", "callbacks", "records", "remaining", "started")
+    __slots__ = ("answered", "callbacks", "ok", "records", "remaining", "started")
 
     def __init__(
         self, records: list[Record], callbacks: list[Done], answered: int, *, lanes: int
@@ -529,6 +554,7 @@ class _Batch:
         self.callbacks = callbacks
         self.answered = answered  # records whose sender waits for an answer (RELP, JetStream)
         self.remaining = lanes
+        self.ok = True  # False: a sink holds it unconfirmed (`HoldsWhatItTook`)
         self.started = time.monotonic()
 
 

@@ -46,6 +46,16 @@ class CommitsInBackground(Protocol):
 
 
 @runtime_checkable
+class HoldsWhatItTook(Protocol):
+    """A sink that commits in the background and keeps a batch it took even when waiting for
+    its commit failed (the edge's outbox publishes it later): the pipeline never writes such a
+    batch again (it would be published twice); its callbacks get False instead (a RELP session
+    is closed unanswered and its sender sends again: at least once)."""
+
+    holds_what_it_took: bool
+
+
+@runtime_checkable
 class HasStats(Protocol):
     """A sink with counters of its own (forwarding), shown in the collector's stats."""
 
