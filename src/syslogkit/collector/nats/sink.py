@@ -5,11 +5,16 @@
 `max_records` records each, so in time at most one commit interval), queues them in the
 `Outbox` and returns the function the pipeline waits on before it runs the batch's callbacks:
 
-- a batch with a RELP record in it waits until JetStream has acknowledged every message of the
-  batch (stored on a majority of the stream's replicas): the RELP acknowledgement goes out only
-  then. While the stream has no leader the pipeline waits (RELP senders see their window fill:
-  back-pressure); after `relp_timeout` seconds it fails the batch (RELP answers an error and the
-  sender sends again, to this collector or another);
+- a batch with a RELP record in it is answered once it is safe: with a spool (`spool_dir`),
+  once every message of it is acknowledged by JetStream or written and fsynced in the spool,
+  whichever comes first (as an rsyslog relay with a disk-assisted queue): while JetStream
+  answers, the pipeline gives it `spool_grace` seconds before it writes the batch to the spool;
+  while publishes fail (a leader election, no connection) it writes at once, so RELP senders
+  keep being answered through an election and never time out and re-send. Without a spool (or
+  with a full one), only JetStream's acknowledgement counts (stored on a majority of the
+  stream's replicas): while the stream has no leader the pipeline waits (RELP senders see their
+  window fill: back-pressure); after `relp_timeout` seconds it fails the batch (RELP answers an
+  error and the sender sends again, to this collector or another);
 - a batch of TCP, TLS or UDP records waits only for room in the outbox: memory up to
   `max_memory` bytes, then the spool (`spool_dir`, up to `max_spool` bytes), then back-pressure
   (the pipeline stops, its queue fills, the listeners stop reading).
@@ -68,6 +73,7 @@ class JetStreamSink:
         max_inflight: int = 8,
         publish_timeout: float = 5.0,
         relp_timeout: float | None = 60.0,
+        spool_grace: float = 0.2,
         max_memory: int = 64 << 20,
         spool_dir: str | Path | None = None,
         max_spool: int = 1 << 30,
@@ -84,6 +90,7 @@ class JetStreamSink:
         self.max_inflight = max_inflight
         self.publish_timeout = publish_timeout
         self.relp_timeout = relp_timeout
+        self.spool_grace = spool_grace
         self.close_timeout = close_timeout
         self.edge_id = edge_id or new_edge_id()
         self.outbox = Outbox(
@@ -94,6 +101,7 @@ class JetStreamSink:
         self.published_records = 0
         self.duplicates = 0
         self.retries = 0
+        self._publish_failing = False
         self._seq = 0
         self._records: list[Record] = []
         self._closed = False
@@ -121,7 +129,27 @@ class JetStreamSink:
         waiting = [e for e in entries if e.needs_ack]
         if not waiting:
             return _nothing
-        return lambda: self.outbox.wait_acked(waiting, self.relp_timeout)
+        return lambda: self._until_safe(waiting)
+
+    def _until_safe(self, entries: list[Entry]) -> None:
+        """Return once a RELP batch may be answered (see the module docstring); raise when it
+        may not (`TimeoutError`, `OutboxClosed`): RELP then answers an error."""
+        outbox = self.outbox
+        if outbox.spool_dir is None:
+            outbox.wait_acked(entries, self.relp_timeout)
+            return
+        if not self.failing:
+            with contextlib.suppress(TimeoutError):
+                outbox.wait_acked(entries, self.spool_grace, spooled=True)
+                return
+        left = outbox.keep(entries)
+        if left:  # the spool is full (or cannot be written): JetStream's answer, then
+            outbox.wait_acked(left, self.relp_timeout, spooled=True)
+
+    @property
+    def failing(self) -> bool:
+        """Publishing does not work now: not connected, or the last publish failed."""
+        return self._publish_failing or not self.connected
 
     def _groups(self, records: list[Record]) -> list[tuple[str, list[Record]]]:
         by_subject: dict[str, list[Record]] = {}
@@ -235,12 +263,14 @@ class JetStreamSink:
             raise
         except Exception as exc:
             self.retries += 1
+            self._publish_failing = True
             self.errors.note(_describe(exc, nats, self.stream))
             self.outbox.release(entry)
             self._retry_at = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2, 2.0)
             return
         self._backoff = 0.05
+        self._publish_failing = False
         if ack.duplicate:
             self.duplicates += 1
         self.published += 1
