@@ -55,6 +55,7 @@ class Entry:
     path: Path | None = None
     needs_ack: bool = False  # a RELP record is in it: the pipeline waits for its ack
     acked: bool = False
+    lost: bool = False  # nowhere to keep it (stopping, no spool): counted in `Outbox.lost`
     sending: bool = False
     attempts: int = 0
     queued_at: float = field(default_factory=time.monotonic)
@@ -81,6 +82,7 @@ class Outbox:
         self._cond = threading.Condition()
         self._closed = False
         self._stop_waiting = False
+        self._give_up_at = float("inf")
         self._last_order = 0
         self._lock: IO[bytes] | None = None
         self.memory_bytes = 0
@@ -219,14 +221,18 @@ class Outbox:
             self.on_ready()
 
     def _count_lost(self, entry: Entry) -> None:
+        entry.lost = True
         self.lost += entry.count
         self.lost_batches += 1
         entry.payload = None
 
-    def stop_waiting(self) -> None:
-        """The collector is stopping: `add()` no longer waits for room (see `add`)."""
+    def stop_waiting(self, grace: float = 10.0) -> None:
+        """The collector is stopping: `add()` no longer waits for room (see `add`), and
+        `wait_acked` waits at most `grace` seconds more."""
         with self._cond:
-            self._stop_waiting = True
+            if not self._stop_waiting:
+                self._stop_waiting = True
+                self._give_up_at = time.monotonic() + grace
             self._cond.notify_all()
 
     def keep(self, entries: list[Entry]) -> list[Entry]:
@@ -283,9 +289,12 @@ class Outbox:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not all(e.acked or (spooled and e.path is not None) for e in entries):
-                if self._closed:
+                if self._closed or any(e.lost for e in entries):
                     raise OutboxClosed("not published to JetStream before the sink closed")
-                remaining = 1.0 if deadline is None else deadline - time.monotonic()
+                now = time.monotonic()
+                if now >= self._give_up_at:
+                    raise OutboxClosed("not published to JetStream before the collector stopped")
+                remaining = 1.0 if deadline is None else deadline - now
                 if remaining <= 0:
                     raise TimeoutError("JetStream did not acknowledge in time")
                 self._cond.wait(min(remaining, 1.0))

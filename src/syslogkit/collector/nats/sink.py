@@ -20,9 +20,12 @@
   (the pipeline stops, its queue fills, the listeners stop reading).
 
 The publisher runs on a loop of its own: up to `max_inflight` publishes at a time, each with
-`Nats-Msg-Id` (`<edge id>-<n>`) and a timeout (nats-py's futures never resolve when the node
-dies), re-published after a failure with a backoff (0.05 s doubling to 2 s). Each collector run
-has its own edge id, so message ids never repeat across runs.
+`Nats-Msg-Id` (`<edge id>-<run>-<n>`) and a timeout (nats-py's futures never resolve when the
+node dies), re-published after a failure with a backoff (0.05 s doubling to 2 s). The edge id
+names the edge (its host name by default, or `edge_id`); the run is 8 random hex digits drawn
+at every start, so a restarted edge never reuses the ids of its last run (JetStream would drop
+its new batches as duplicates within the stream's duplicate window), while a batch re-published
+from the spool keeps the id it was first published with.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ import contextlib
 import os
 import re
 import socket
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..record import Record
 from ._loop import LoopThread
@@ -44,15 +48,23 @@ from .outbox import Entry, Outbox
 from .stream import DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX
 from .wire import encode_batch, subject_for
 
-__all__ = ["JetStreamSink", "new_edge_id"]
+__all__ = ["JetStreamSink", "default_edge_id", "new_run_id"]
 
 _RELP = ("relp", "relp+tls")
 
 
-def new_edge_id() -> str:
-    """`<host>-<8 hex>`: unique per collector run (message ids are `<edge id>-<n>`)."""
-    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "edge"
-    return f"{host}-{os.urandom(4).hex()}"
+def _clean_id(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:64] or "edge"
+
+
+def default_edge_id() -> str:
+    """The host name (made safe for a message id)."""
+    return _clean_id(socket.gethostname()[:40])
+
+
+def new_run_id() -> str:
+    """8 random hex digits, new at every start (message ids are `<edge id>-<run>-<n>`)."""
+    return os.urandom(4).hex()
 
 
 def _nothing() -> None:
@@ -92,7 +104,8 @@ class JetStreamSink:
         self.relp_timeout = relp_timeout
         self.spool_grace = spool_grace
         self.close_timeout = close_timeout
-        self.edge_id = edge_id or new_edge_id()
+        self.edge_id = _clean_id(edge_id) if edge_id else default_edge_id()
+        self.run_id = new_run_id()
         self.outbox = Outbox(
             max_memory=max_memory, spool_dir=spool_dir, max_spool=max_spool, fsync=spool_fsync
         )
@@ -173,18 +186,26 @@ class JetStreamSink:
 
     def _queue(self, subject: str, records: list[Record]) -> Entry:
         self._seq += 1
-        msg_id = f"{self.edge_id}-{self._seq}"
+        msg_id = f"{self.edge_id}-{self.run_id}-{self._seq}"
         payload = encode_batch(msg_id, records)
         needs_ack = any(r.transport in _RELP for r in records)
         entry = Entry(msg_id, subject, len(records), len(payload), needs_ack=needs_ack)
         self.outbox.add(entry, payload)
         return entry
 
+    def stop_waiting(self) -> None:
+        """The collector is stopping: the outbox no longer waits for room (a batch goes to the
+        spool whatever its bound, or is counted lost without one), and a RELP batch waits for
+        JetStream at most `close_timeout` seconds more."""
+        self.outbox.stop_waiting(self.close_timeout)
+
     def close(self) -> None:
-        """Publish what is queued (at most `close_timeout` seconds), spool the rest, stop."""
+        """Publish what is queued (at most `close_timeout` seconds), spool the rest (in queue
+        order), stop; what could be kept nowhere is said in one line with its count."""
         if self._closed:
             return
         self._closed = True
+        self.stop_waiting()
         self.flush_start()  # what was written and not flushed: queued like the rest
         if self.connected:
             self.outbox.wait_empty(self.close_timeout)
@@ -192,6 +213,29 @@ class JetStreamSink:
             self._loop.run(self._shutdown(), 5.0)
         self.outbox.close()
         self._loop.stop()
+        self._tell_the_end(sys.stderr)
+
+    def _tell_the_end(self, out: IO[str]) -> None:
+        outbox = self.outbox
+        if outbox.lost:
+            why = (
+                f"the spool could not be written: {outbox.last_spool_error}"
+                if outbox.spool_dir is not None
+                else "no spool folder: --nats-spool DIR keeps them"
+            )
+            print(
+                f"syslogkit: NATS edge: {outbox.lost} records lost at close, not in JetStream"
+                f" stream {self.stream} ({why})",
+                file=out,
+                flush=True,
+            )
+        if outbox.spool_records:
+            print(
+                f"syslogkit: NATS edge: {outbox.spool_records} records not yet in JetStream are"
+                f" kept in {outbox.spool_dir}: published at the next start on that folder",
+                file=out,
+                flush=True,
+            )
 
     @property
     def connected(self) -> bool:
@@ -202,6 +246,7 @@ class JetStreamSink:
             "nats": self.options.describe(),
             "stream": self.stream,
             "edge_id": self.edge_id,
+            "run_id": self.run_id,
             "connected": self.connected,
             "published_messages": self.published,
             "published_records": self.published_records,
