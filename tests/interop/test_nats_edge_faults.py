@@ -114,3 +114,50 @@ def test_sigterm_with_a_full_outbox_keeps_or_tells_every_record(
         assert f"{sent} records not yet in JetStream are kept in" in err, err
     summary = err.splitlines()
     assert any(f"spooled={kept} lost={lost}" in line for line in summary), err
+
+
+# -- issue 23 item 12: a restarted edge with a fixed edge id -----------------------------------
+
+
+def stream_messages(server: NatsCluster, stream: str = "SYSLOG") -> int:
+    from syslogkit.collector.nats import NatsOptions
+    from syslogkit.collector.nats.connect import ErrorLog, connect
+
+    async def count() -> int:
+        nc = await connect(NatsOptions(server.urls), ErrorLog())
+        try:
+            info = await nc.jetstream().stream_info(stream)
+            return int(info.state.messages)
+        finally:
+            await nc.close()
+
+    return asyncio.run(count())
+
+
+def run_edge_once(server: NatsCluster, edge_id: str, prefix: str, count: int) -> dict[str, object]:
+    from syslogkit.collector import CollectorThread
+    from syslogkit.collector.nats import JetStreamSink, NatsOptions
+
+    sink = JetStreamSink(NatsOptions(server.urls), edge_id=edge_id, max_records=100)
+    with CollectorThread(["tcp://127.0.0.1:0"], [sink]) as edge:
+        send_tcp(edge.port("tcp"), prefix, count)
+        deadline = time.monotonic() + 20
+        while sink.published_records < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return sink.stats()
+
+
+@pytest.mark.timeout(60)
+def test_an_edge_restarted_with_a_fixed_edge_id_has_its_new_batches_stored(
+    server: NatsCluster,
+) -> None:
+    from syslogkit.collector.nats import NatsOptions, StreamSettings, ensure_stream
+
+    asyncio.run(ensure_stream(NatsOptions(server.urls), StreamSettings()))
+    first = run_edge_once(server, "edge-a", "first", 1000)
+    second = run_edge_once(server, "edge-a", "second", 1000)  # within the duplicate window
+    assert first["published_records"] == second["published_records"] == 1000
+    assert second["duplicates"] == 0, second
+    assert first["run_id"] != second["run_id"]
+    batches = int(first["published_messages"]) + int(second["published_messages"])  # type: ignore[call-overload]
+    assert stream_messages(server) == batches
