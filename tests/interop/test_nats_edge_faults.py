@@ -9,9 +9,14 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,3 +166,125 @@ def test_an_edge_restarted_with_a_fixed_edge_id_has_its_new_batches_stored(
     assert first["run_id"] != second["run_id"]
     batches = int(first["published_messages"]) + int(second["published_messages"])  # type: ignore[call-overload]
     assert stream_messages(server) == batches
+
+
+# -- issue 18 item 3 and issue 23 item 8: nowhere to publish -----------------------------------
+
+
+def syslogkit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "syslogkit", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def metrics_url(edge: CollectProcess) -> str:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = re.search(r"metrics on (\S+)/metrics", edge.out.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+        time.sleep(0.05)
+    raise AssertionError(f"no metrics line: {edge.logs()}")
+
+
+def healthz(base: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(base + "/healthz", timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def edge_stats(edge: CollectProcess) -> dict[str, Any]:
+    forward: list[dict[str, Any]] = edge.stats().get("forward") or [{}]
+    return forward[0]
+
+
+def stream_state(server: NatsCluster, stream: str = "SYSLOG") -> tuple[int, int]:
+    """(messages, first sequence) of the stream."""
+    from syslogkit.collector.nats import NatsOptions
+    from syslogkit.collector.nats.connect import ErrorLog, connect
+
+    async def state() -> tuple[int, int]:
+        nc = await connect(NatsOptions(server.urls), ErrorLog())
+        try:
+            info = await nc.jetstream().stream_info(stream)
+            return int(info.state.messages), int(info.state.first_seq)
+        finally:
+            await nc.close()
+
+    return asyncio.run(state())
+
+
+@pytest.mark.timeout(60)
+def test_an_edge_without_a_stream_says_so_at_once_and_publishes_after_nats_init(
+    server: NatsCluster, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    edge = CollectProcess(
+        tmp_path / "edge", "--no-db", "-l", "tcp://127.0.0.1:0", "--nats", server.url,
+        "--metrics", "127.0.0.1:0",
+    ).start()  # fmt: skip
+    try:
+        base = metrics_url(edge)
+        wait_for(lambda: "does not exist" in edge.err.read_text(), 5, "the no-stream line")
+        assert time.monotonic() - started < 2 + 1.5  # the start of the process itself included
+        said = [line for line in edge.err.read_text().splitlines() if "does not exist" in line]
+        assert len(said) == 1 and "syslogkit nats init" in said[0], said
+        status, body = healthz(base)
+        assert status == 503 and "does not exist" in body, (status, body)
+        send_tcp(edge.port("tcp"), "held", 1000)
+        wait_for(lambda: edge_stats(edge).get("memory_records") == 1000, 10, "records held")
+        init = syslogkit("nats", "init", "-s", server.url)
+        assert init.returncode == 0, init.stderr
+        wait_for(lambda: edge_stats(edge).get("published_records") == 1000, 10, "published")
+        wait_for(lambda: healthz(base)[0] == 200, 10, "/healthz ok")
+        assert "works again" in edge.err.read_text()
+    finally:
+        assert edge.stop() == 0
+    stats = edge_stats(edge)
+    assert stats["lost"] == 0 and stats["spool_records"] == 0 and stats["memory_records"] == 0
+    messages, _ = stream_state(server)
+    assert messages == stats["published_messages"]
+    summary = edge.err.read_text()
+    assert "published=1000 spooled=0 lost=0" in summary and "accepted=1000" in summary, summary
+
+
+@pytest.mark.timeout(60)
+def test_a_full_stream_refuses_new_batches_and_the_edge_holds_them_nothing_deleted(
+    server: NatsCluster, tmp_path: Path
+) -> None:
+    init = syslogkit("nats", "init", "-s", server.url, "--max-size", "256K")
+    assert init.returncode == 0 and "refuse new messages" in init.stdout, init
+    edge = CollectProcess(
+        tmp_path / "edge", "--no-db", "-l", "tcp://127.0.0.1:0", "--nats", server.url,
+        "--nats-spool", str(tmp_path / "spool"), "--metrics", "127.0.0.1:0",
+    ).start()  # fmt: skip
+    sent = 10_000
+    try:
+        base = metrics_url(edge)
+        send_tcp(edge.port("tcp"), "f", sent)
+        wait_for(lambda: "is full" in edge.err.read_text(), 15, "the stream-full line")
+        assert healthz(base)[0] == 503
+        _, first = stream_state(server)
+        assert first == 1  # the oldest batches are still there: nothing was deleted
+        wait_for(lambda: edge_stats(edge).get("published_records", 0) > 0, 5, "a first publish")
+        assert edge_stats(edge)["published_records"] < sent
+        grown = syslogkit("nats", "init", "-s", server.url, "--max-size", "64M")
+        assert grown.returncode == 0, grown.stderr
+        wait_for(lambda: edge_stats(edge).get("published_records") == sent, 20, "all published")
+        wait_for(lambda: healthz(base)[0] == 200, 10, "/healthz ok")
+    finally:
+        assert edge.stop() == 0
+    stats = edge_stats(edge)
+    messages, first = stream_state(server)
+    assert first == 1 and messages == stats["published_messages"], (messages, first, stats)
+    assert stats["lost"] == 0

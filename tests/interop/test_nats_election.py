@@ -67,7 +67,9 @@ def sequence_numbers(db: Path) -> Counter[int]:
         return Counter()
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
         try:
-            return Counter(int(r[0].rsplit(" ", 1)[1]) for r in conn.execute("SELECT msg FROM messages"))
+            return Counter(
+                int(r[0].rsplit(" ", 1)[1]) for r in conn.execute("SELECT msg FROM messages")
+            )
         except sqlite3.OperationalError:
             return Counter()
 

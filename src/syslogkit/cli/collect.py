@@ -331,6 +331,9 @@ def _stats(collector: Any, sinks: Sequence[Any]) -> dict[str, Any]:
     forwards = [s.stats() for s in sinks if isinstance(s, HasStats)]
     if forwards:
         stats["forward"] = forwards
+    problems = [f["problem"] for f in forwards if f.get("problem")]
+    if problems:  # /healthz is not ok while a sink cannot do its job (an edge with no stream)
+        stats["problems"] = problems
     return stats
 
 
@@ -353,6 +356,7 @@ def _print_summary(stats: dict[str, Any], out: IO[str], *, stores: bool = True) 
         print(
             f"JetStream stream {edge['stream']}: published={edge['published_records']}"
             f" spooled={edge['spool_records']} lost={edge['lost']}"
+            + (f" problem={edge['problem']}" if edge.get("problem") else "")
             + (f" last_error={edge['last_error']}" if edge.get("last_error") else ""),
             file=out,
         )

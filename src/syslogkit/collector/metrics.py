@@ -11,7 +11,8 @@ Decisions:
 - `MetricsServer` is a small threaded `http.server` in a daemon thread. It asks `snapshot()`
   for the counters on every request (the caller decides how to read them safely, e.g. on the
   collector's event loop); when that fails or takes longer than `timeout`, `/metrics` and
-  `/healthz` answer 503 with the reason.
+  `/healthz` answer 503 with the reason. `/healthz` is 503 too while the stats name
+  `problems` (a sink that cannot do its job: an edge whose stream does not exist or is full).
 - Only counters are served, never message content, so it needs no token; bind it where your
   scraper can reach it.
 """
@@ -210,6 +211,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(503, f"the collector does not answer: {exc or type(exc).__name__}\n")
             return
         if path == "/healthz":
+            problems = stats.get("problems") or ()
+            if problems:  # a sink that cannot do its job (an edge with no stream to publish to)
+                self._answer(503, "".join(f"not ok: {p}\n" for p in problems))
+                return
             self._answer(200, "ok\n")
             return
         size = store_bytes(self.server.owner.store_path)

@@ -51,6 +51,7 @@ from .wire import encode_batch, subject_for
 __all__ = ["JetStreamSink", "default_edge_id", "new_run_id"]
 
 _RELP = ("relp", "relp+tls")
+_RECHECK = 2.0  # seconds between two checks of the stream while it is missing
 
 
 def _clean_id(text: str) -> str:
@@ -92,6 +93,8 @@ class JetStreamSink:
         spool_fsync: bool = True,
         close_timeout: float = 10.0,
         edge_id: str | None = None,
+        notice_interval: float = 30.0,
+        notices: IO[str] | None = None,
     ) -> None:
         require_nats()
         self.options = options
@@ -115,6 +118,14 @@ class JetStreamSink:
         self.duplicates = 0
         self.retries = 0
         self._publish_failing = False
+        #: what keeps the edge from publishing and needs an operator (no stream, stream
+        #: full), said on `notices` (stderr) at once and every `notice_interval` s; None: fine
+        self.problem: str | None = None
+        self.notice_interval = notice_interval
+        self._notices = notices
+        self._problem_told_at: float | None = None
+        self._checked_at = 0.0
+        self._checked_reconnects = 0
         self._seq = 0
         self._records: list[Record] = []
         self._closed = False
@@ -207,7 +218,7 @@ class JetStreamSink:
         self._closed = True
         self.stop_waiting()
         self.flush_start()  # what was written and not flushed: queued like the rest
-        if self.connected:
+        if self.connected and self.problem is None:
             self.outbox.wait_empty(self.close_timeout)
         with contextlib.suppress(Exception):
             self._loop.run(self._shutdown(), 5.0)
@@ -248,6 +259,7 @@ class JetStreamSink:
             "edge_id": self.edge_id,
             "run_id": self.run_id,
             "connected": self.connected,
+            "problem": self.problem,
             "published_messages": self.published,
             "published_records": self.published_records,
             "duplicates": self.duplicates,
@@ -269,8 +281,10 @@ class JetStreamSink:
         self._wake = asyncio.Event()
         self._nc = await connect(self.options, self.errors)
         js = self._nc.jetstream(timeout=self.publish_timeout)
+        await self._check_stream(js)
         sending: set[asyncio.Task[None]] = set()
         while True:
+            await self._watch(js)
             wait = self._retry_at - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -281,6 +295,66 @@ class JetStreamSink:
                 task.add_done_callback(self._sent(sending))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 0.5)
+
+    async def _watch(self, js: Any) -> None:
+        """The stream is checked again after a reconnect, and every few seconds while a
+        problem lasts (it may be fixed with nothing to publish); the problem is told again."""
+        now = time.monotonic()
+        if self.errors.reconnects != self._checked_reconnects or (
+            self.problem is not None and now - self._checked_at >= _RECHECK
+        ):
+            await self._check_stream(js)
+        self._tell_problem()
+
+    async def _check_stream(self, js: Any) -> None:
+        """Does the stream exist? (No answer at all says nothing: an election, say.)"""
+        nats = require_nats()
+        self._checked_at = time.monotonic()
+        self._checked_reconnects = self.errors.reconnects
+        try:
+            await asyncio.wait_for(js.stream_info(self.stream), self.publish_timeout)
+        except nats.js.errors.NotFoundError:
+            self._set_problem(
+                f"JetStream stream {self.stream} does not exist on {self.options.describe()}:"
+                f" nothing is published, records are held here ({self._holding()}) until it is"
+                f" created: syslogkit nats init -s {self.options.describe()} --stream"
+                f" {self.stream} --subject-prefix {self.subject_prefix}"
+            )
+        except Exception:
+            return
+        else:
+            if self.problem is not None and self.problem.startswith(
+                f"JetStream stream {self.stream} does not exist"
+            ):
+                self._clear_problem()
+
+    def _holding(self) -> str:
+        return "memory, then the spool" if self.outbox.spool_dir else "memory only: no spool"
+
+    def _set_problem(self, text: str) -> None:
+        if text != self.problem:
+            self.problem = text
+            self._problem_told_at = None
+        self._tell_problem()
+
+    def _tell_problem(self) -> None:
+        now = time.monotonic()
+        told = self._problem_told_at
+        if self.problem is None or (told is not None and now - told < self.notice_interval):
+            return
+        self._problem_told_at = now
+        still = "" if told is None else " (still)"
+        self._say(f"{self.problem}{still}; told again every {self.notice_interval:g} s")
+
+    def _clear_problem(self) -> None:
+        if self.problem is None:
+            return
+        self.problem = None
+        self._problem_told_at = None
+        self._say(f"publishing to JetStream stream {self.stream} works again")
+
+    def _say(self, text: str) -> None:
+        print(f"syslogkit: NATS edge: {text}", file=self._notices or sys.stderr, flush=True)
 
     def _sent(self, sending: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
         def done(task: asyncio.Task[None]) -> None:
@@ -311,11 +385,24 @@ class JetStreamSink:
             self._publish_failing = True
             self.errors.note(_describe(exc, nats, self.stream))
             self.outbox.release(entry)
+            if _stream_full(exc, nats):
+                self._set_problem(
+                    f"JetStream stream {self.stream} is full ({_description(exc)}; it refuses"
+                    f" new messages, never deletes unread ones): records are held here"
+                    f" ({self._holding()}) until it has room (its age limit frees some) or is"
+                    " made larger: syslogkit nats init --max-size SIZE"
+                )
+            elif isinstance(exc, nats.js.errors.NoStreamResponseError) and (
+                time.monotonic() - self._checked_at >= _RECHECK
+            ):
+                await self._check_stream(js)
             self._retry_at = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2, 2.0)
             return
         self._backoff = 0.05
         self._publish_failing = False
+        if self.problem is not None:
+            self._clear_problem()
         if ack.duplicate:
             self.duplicates += 1
         self.published += 1
@@ -331,6 +418,16 @@ class JetStreamSink:
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._nc.close(), 2.0)
+
+
+def _description(exc: Exception) -> str:
+    return str(getattr(exc, "description", None) or exc or type(exc).__name__)
+
+
+def _stream_full(exc: Exception, nats: Any) -> bool:
+    """JetStream refused a publish because the stream is at its size or count limit (it
+    discards new messages: `nats init`)."""
+    return isinstance(exc, nats.js.errors.APIError) and "maximum" in _description(exc)
 
 
 def _describe(exc: Exception, nats: Any, stream: str) -> str:
