@@ -259,7 +259,7 @@ class JetStreamSink:
             "edge_id": self.edge_id,
             "run_id": self.run_id,
             "connected": self.connected,
-            "problem": self.problem,
+            "unhealthy": self.problem,
             "published_messages": self.published,
             "published_records": self.published_records,
             "duplicates": self.duplicates,
