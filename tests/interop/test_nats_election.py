@@ -183,3 +183,4 @@ def test_an_edge_without_a_spool_through_the_leaders_death_stores_or_tells_every
     print(outcome, outcome.handler, outcome.edge)
     told = int(outcome.handler["dropped"]) + int(outcome.edge["lost"])  # type: ignore[call-overload]
     assert outcome.once + outcome.twice + told == SENT, outcome.explain()
+    assert f"lost={outcome.edge['lost']}" in outcome.edge_err  # the edge's summary says it
