@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,10 +97,10 @@ class Outcome:
     once: int
     twice: int
     lost: int
-    handler: dict[str, object]
-    edge: dict[str, object]
+    handler: dict[str, Any]
+    edge: dict[str, Any]
     edge_err: str
-    store: dict[str, object]
+    store: dict[str, Any]
     store_err: str
 
     def explain(self) -> str:
@@ -140,7 +141,7 @@ def run_scenario(cluster: NatsCluster, folder: Path, stream: str, *edge_args: st
         handler.flush(60)
         handler_stats = dict(handler.stats)
         handler.close(30)
-        wait_for_the_store(db, edge, SENT - int(handler_stats.get("dropped", 0)))  # type: ignore[call-overload]
+        wait_for_the_store(db, edge, SENT - int(handler_stats.get("dropped", 0)))
         edge.stop(60)
         time.sleep(1.0)
         stored = sequence_numbers(db)
@@ -181,6 +182,6 @@ def test_an_edge_without_a_spool_through_the_leaders_death_stores_or_tells_every
 ) -> None:
     outcome = run_scenario(healed, tmp_path, "E2")
     print(outcome, outcome.handler, outcome.edge)
-    told = int(outcome.handler["dropped"]) + int(outcome.edge["lost"])  # type: ignore[call-overload]
+    told = int(outcome.handler["dropped"]) + int(outcome.edge["lost"])
     assert outcome.once + outcome.twice + told == SENT, outcome.explain()
     assert f"lost={outcome.edge['lost']}" in outcome.edge_err  # the edge's summary says it
