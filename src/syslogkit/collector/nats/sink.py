@@ -26,6 +26,12 @@ names the edge (its host name by default, or `edge_id`); the run is 8 random hex
 at every start, so a restarted edge never reuses the ids of its last run (JetStream would drop
 its new batches as duplicates within the stream's duplicate window), while a batch re-published
 from the spool keeps the id it was first published with.
+
+What needs an operator is said, not only counted: a stream that does not exist (checked at
+start, after a reconnect and after a "no responders") or is full (it refuses new messages:
+`stream.py`) is one line on stderr at once with the command that fixes it, again every
+`notice_interval` seconds while it lasts, and `unhealthy` in the stats (`/healthz` 503); records
+are held meanwhile. At close, what could be kept nowhere (no spool) is one line with its count.
 """
 
 from __future__ import annotations
