@@ -130,8 +130,10 @@ def run_scenario(cluster: NatsCluster, folder: Path, stream: str, *edge_args: st
     log.setLevel(logging.INFO)
     log.propagate = False
     try:
-        leader = cluster.stream_leader(stream)
-        assert leader is not None
+        deadline = time.monotonic() + 10
+        while (leader := cluster.stream_leader(stream)) is None:
+            assert time.monotonic() < deadline, "the stream has no leader"
+            time.sleep(0.1)
         for i in range(SENT):
             if i == KILL_AT:
                 cluster.kill(leader)
