@@ -13,8 +13,8 @@
   keep being answered through an election and never time out and re-send. Without a spool (or
   with a full one), only JetStream's acknowledgement counts (stored on a majority of the
   stream's replicas): while the stream has no leader the pipeline waits (RELP senders see their
-  window fill: back-pressure); after `relp_timeout` seconds it fails the batch (RELP answers an
-  error and the sender sends again, to this collector or another);
+  window fill: back-pressure); after `relp_timeout` seconds it fails the batch (the RELP session
+  closes unanswered and the sender sends again, to this collector or another);
 - a batch of TCP, TLS or UDP records waits only for room in the outbox: memory up to
   `max_memory` bytes, then the spool (`spool_dir`, up to `max_spool` bytes), then back-pressure
   (the pipeline stops, its queue fills, the listeners stop reading).
@@ -163,7 +163,8 @@ class JetStreamSink:
 
     def _until_safe(self, entries: list[Entry]) -> None:
         """Return once a RELP batch may be answered (see the module docstring); raise when it
-        may not (`TimeoutError`, `OutboxClosed`): RELP then answers an error."""
+        may not (`TimeoutError`, `OutboxClosed`): the RELP session then closes unanswered
+        and the sender sends again."""
         outbox = self.outbox
         if outbox.spool_dir is None:
             outbox.wait_acked(entries, self.relp_timeout)
