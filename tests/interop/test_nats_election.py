@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sqlite3
 import time
 from collections import Counter
@@ -180,10 +181,14 @@ def test_an_edge_with_a_spool_rides_out_the_stream_leaders_death_every_record_on
 
 @pytest.mark.timeout(90)
 def test_an_edge_without_a_spool_through_the_leaders_death_stores_or_tells_every_record(
-    healed: NatsCluster, tmp_path: Path
+    healed: NatsCluster, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     outcome = run_scenario(healed, tmp_path, "E2")
+    handler_said = capfd.readouterr().err
     print(outcome, outcome.handler, outcome.edge)
     told = int(outcome.handler["dropped"]) + int(outcome.edge["lost"])
     assert outcome.once + outcome.twice + told == SENT, outcome.explain()
     assert f"lost={outcome.edge['lost']}" in outcome.edge_err  # the edge's summary says it
+    if outcome.handler["dropped"]:  # the handler's closing line says its total
+        said = re.findall(r"at close, (\d+) records dropped in all", handler_said)
+        assert said == [str(outcome.handler["dropped"])], handler_said
