@@ -354,7 +354,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         if args.stats_file:
             _write_stats(args.stats_file, final)
         if not args.quiet:
-            _print_summary(final, sys.stderr)
+            _print_summary(final, sys.stderr, stores=db_path is not None)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
@@ -389,10 +389,11 @@ def _stats(collector: Any, sinks: Sequence[Any]) -> dict[str, Any]:
     return stats
 
 
-def _print_summary(stats: dict[str, Any], out: IO[str]) -> None:
+def _print_summary(stats: dict[str, Any], out: IO[str], *, stores: bool = True) -> None:
     """One line per listener (received, and how: parsed, noted, unparsed; dropped, refused),
-    one per sink (what it really took: committed, and its own counters), then what was stored
-    by every sink and what was given up."""
+    one per NATS edge sink (published, spooled, lost), one per other sink (what it really
+    took: committed, and its own counters), then what was stored (an edge without a store:
+    what the sinks accepted) and what was given up."""
     for listener in stats["listeners"]:
         dropped = listener.get("dropped") or {}
         extra = f" dropped={dropped}" if dropped else ""
@@ -406,16 +407,27 @@ def _print_summary(stats: dict[str, Any], out: IO[str]) -> None:
             f" noted={listener['noted']} unparsed={listener['unparsed']}{extra}",
             file=out,
         )
+    edges = [f for f in stats.get("forward", ()) if "edge_id" in f]
+    for edge in edges:
+        print(
+            f"JetStream stream {edge['stream']}: published={edge['published_records']}"
+            f" spooled={edge['spool_records']} lost={edge['lost']}"
+            + (f" unhealthy={edge['unhealthy']}" if edge.get("unhealthy") else "")
+            + (f" last_error={edge['last_error']}" if edge.get("last_error") else ""),
+            file=out,
+        )
     pipe = stats["pipeline"]
     for sink in pipe.get("sinks") or ():
-        print(_sink_summary(sink), file=out)
+        if "edge_id" not in sink:  # an edge's JetStream sink has its line above
+            print(_sink_summary(sink), file=out)
     given_up = "".join(
         f" {key}={pipe[key]}" for key in ("not_stored", "unanswered") if pipe.get(key)
     )
     if pipe.get("paused_seconds", 0) >= 0.1:
         given_up += f" paused_seconds={pipe['paused_seconds']:.1f}"
+    done = "stored" if stores or not edges else "accepted"
     print(
-        f"stored={pipe['committed']} errors={pipe['errors']}{given_up}"
+        f"{done}={pipe['committed']} errors={pipe['errors']}{given_up}"
         + (f" last_error={pipe['last_error']}" if pipe["last_error"] else ""),
         file=out,
         flush=True,

@@ -44,6 +44,7 @@ from .sinks.base import (
     HoldsWhatItTook,
     Reopens,
     Sink,
+    WaitsForRoom,
     sink_name,
     tell_stderr,
 )
@@ -222,9 +223,16 @@ class Pipeline:
             return []
         return list(self._reopen_result)
 
+    def stop_waiting(self) -> None:
+        """The collector is stopping: sinks that wait for room stop waiting (`WaitsForRoom`)."""
+        for sink in self.sinks:
+            if isinstance(sink, WaitsForRoom):
+                sink.stop_waiting()
+
     def close(self, timeout: float = 30.0) -> None:
         """Commit what is queued (a failing sink is retried for up to `timeout` seconds, then
         what it holds is given up, counted and told), stop the thread, close every sink."""
+        self.stop_waiting()
         with self._cond:
             self._stopping = True
             self._urgent = True

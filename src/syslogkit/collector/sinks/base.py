@@ -11,9 +11,11 @@ from ..record import Record
 __all__ = [
     "CommitsInBackground",
     "HasStats",
+    "HoldsWhatItTook",
     "Named",
     "Reopens",
     "Sink",
+    "WaitsForRoom",
     "sink_name",
     "tell_stderr",
 ]
@@ -86,3 +88,12 @@ def sink_name(sink: object) -> str:
 def tell_stderr(line: str) -> None:
     """The default way the pipeline and the sinks tell the operator: one line on stderr."""
     print(line, file=sys.stderr, flush=True)
+
+
+@runtime_checkable
+class WaitsForRoom(Protocol):
+    """A sink whose `write`/`flush` may wait for room (back-pressure, the NATS edge's outbox):
+    `stop_waiting()` (the collector is stopping) makes it keep or count what comes instead, so
+    that stopping is bounded."""
+
+    def stop_waiting(self) -> None: ...
