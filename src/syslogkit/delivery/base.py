@@ -1,6 +1,6 @@
 """What every delivery shares: the `Delivery` protocol, `Stats`, error reporting, the bound on
-records logged from inside the send path, and the one registry of objects reset in a forked
-child.
+records logged from inside the send path, the one registry of objects reset in a forked child,
+and the one of deliveries closed when a child process ends without `atexit`.
 
 The handler formats and frames a record, then hands the bytes to a `Delivery`: synchronous
 (`delivery.sync`, the caller writes, bounded by timeouts) or a background queue
@@ -9,12 +9,15 @@ The handler formats and frames a record, then hands the bytes to a `Delivery`: s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 import weakref
 from collections.abc import Callable
+from types import FrameType
 from typing import Any, Final, Protocol, runtime_checkable
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "DeliveryNotice",
     "ErrorReporter",
     "Stats",
+    "close_at_exit",
     "reset_after_fork",
 ]
 
@@ -142,9 +146,125 @@ def reset_after_fork(obj: AfterFork) -> None:
 
 
 def _after_fork_in_child() -> None:
+    global _forked
+    _forked = True
     for obj in list(_AFTER_FORK):
         obj.after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# -- the end of a child process ----------------------------------------------------------------
+#
+# A forked child often ends with os._exit(): atexit, hence logging.shutdown(), never runs there,
+# and a background queue would die with the process (issue 25). What does run, each found
+# without importing anything (only when the application already uses it):
+#
+# - multiprocessing's finalizers: a Process (fork or forkserver) ends with os._exit() right
+#   after them, on return from its target or sys.exit(), Pool workers included. A `Finalize`
+#   must be registered after fork (the child's bootstrap clears the registry), so it is
+#   registered when a delivery starts its writer in the child, i.e. at its first record.
+# - SIGTERM (Process.terminate(), Pool.terminate()) in a multiprocessing child whose SIGTERM is
+#   the default: close, then die of SIGTERM as before (the exit status is unchanged).
+# - Celery's `worker_process_shutdown` signal: billiard's pool workers call os._exit() without
+#   multiprocessing's finalizers, but Celery sends it in the child just before.
+#
+# Closing is `close()` with no timeout: bounded by the delivery's shutdown_stall/shutdown_max
+# (the exit deadline); what is left goes to the spool, or is counted and told in one line.
+
+
+@runtime_checkable
+class ClosesAtExit(Protocol):
+    """A delivery that holds records in memory: closed (bounded) when its process ends."""
+
+    shutdown_max: float
+
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver what is held within the delivery's own bound, then close."""
+
+
+_CLOSE_AT_EXIT: weakref.WeakSet[ClosesAtExit] = weakref.WeakSet()
+_forked = False  # this process is a forked child
+_armed_in = 0  # the pid whose exit hooks are in place
+_FINALIZER_PRIORITY: Final = -100  # after multiprocessing's own finalizers (>= 0)
+_CELERY_UID: Final = "syslogkit-close-at-exit"
+_closing_in = 0  # the pid running close_all_at_exit() now
+_signalled: list[int] = []  # a SIGTERM that came meanwhile, re-raised once it is done
+
+
+def close_at_exit(obj: ClosesAtExit) -> None:
+    """Close `obj` when this process, a forked or `multiprocessing` child, ends through a way
+    that skips `atexit` but runs something (see above). Called by a delivery when its writer
+    starts; cheap when called again."""
+    global _armed_in
+    _CLOSE_AT_EXIT.add(obj)
+    pid = os.getpid()
+    if _armed_in == pid:
+        return
+    _armed_in = pid
+    in_child = _in_multiprocessing_child()
+    if not (_forked or in_child):
+        return  # the main process: logging.shutdown() at exit closes the handlers
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.Finalize(None, close_all_at_exit, exitpriority=_FINALIZER_PRIORITY)
+    if in_child:
+        _close_on_sigterm()
+    celery_signals = sys.modules.get("celery.signals")
+    if celery_signals is not None:
+        celery_signals.worker_process_shutdown.connect(
+            _celery_process_shutdown, weak=False, dispatch_uid=_CELERY_UID
+        )
+
+
+def close_all_at_exit() -> None:
+    """Close every delivery of this process registered by `close_at_exit` (each bounded)."""
+    global _closing_in
+    _closing_in = os.getpid()
+    try:
+        for obj in list(_CLOSE_AT_EXIT):
+            with contextlib.suppress(Exception):  # never raises into the application's exit
+                obj.close()
+    finally:
+        _closing_in = 0
+        if _signalled:  # a SIGTERM came during the close: die of it now, as it would have
+            os.kill(os.getpid(), _signalled.pop())
+
+
+def _in_multiprocessing_child() -> bool:
+    process = sys.modules.get("multiprocessing.process")
+    return process is not None and process.parent_process() is not None
+
+
+def _celery_process_shutdown(**_: Any) -> None:
+    if _armed_in == os.getpid():
+        close_all_at_exit()
+
+
+def _close_on_sigterm() -> None:
+    """Catch SIGTERM while it is the default (only the main thread may set a handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _close_then_die)
+    except (ValueError, OSError):
+        pass
+
+
+def _close_then_die(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM: close (in a thread: the signal may have interrupted a holder of a delivery's
+    lock), wait at most the deliveries' bound, then die of the signal as without a handler."""
+    signal.signal(signum, signal.SIG_DFL)
+    if _closing_in == os.getpid():  # interrupted the close itself: it goes on, then dies
+        _signalled.append(signum)
+        return
+    bound = sum(obj.shutdown_max for obj in list(_CLOSE_AT_EXIT)) + 1.0
+    closer = threading.Thread(target=close_all_at_exit, name="syslogkit-exit", daemon=True)
+    try:
+        closer.start()
+        closer.join(bound)
+    finally:
+        os.kill(os.getpid(), signum)

@@ -1,0 +1,72 @@
+"""Helpers of the process-model tests (tests/sender/test_fork_*.py, tests/interop/
+test_process_models.py): run a program of `process_apps/` in a subprocess (they fork, pytest
+must not), and check that a collector holds every numbered record exactly once.
+
+Records carry `n=<number>` (`support.delivery.number_of`); `LOST_LINE` matches the one line a
+delivery writes at close for what it could not deliver.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from support.collector import Capture
+from support.delivery import number_of
+
+APPS = Path(__file__).parent / "process_apps"
+TESTS = Path(__file__).parent.parent
+#: the line told at close for records not delivered, with their count
+LOST_LINE = re.compile(r"syslogkit: at close, (\d+) records not delivered")
+
+
+def app_env(**extra: str) -> dict[str, str]:
+    """The environment of an app: tests/ importable (for `support.*` and the apps)."""
+    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def run_mp_app(config: dict[str, Any], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run process_apps/mp_app.py with `config`; fail the test when it fails."""
+    done = subprocess.run(
+        [sys.executable, str(APPS / "mp_app.py"), json.dumps(config)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=app_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def arrived_numbers(sink: Capture, total: int, timeout: float = 15.0) -> Counter[int | None]:
+    """How often each number arrived, once `total` records did (or `timeout` passed), plus a
+    short wait for duplicates."""
+    sink.arrived(total, timeout)
+    time.sleep(0.2)
+    records = sink.arrived(0, 0)
+    return Counter(number_of(r.raw) for r in records)
+
+
+def assert_each_once(sink: Capture, total: int, timeout: float = 15.0) -> None:
+    """The collector holds numbers 0 .. total - 1, each exactly once, and nothing else."""
+    counts = arrived_numbers(sink, total, timeout)
+    missing = [n for n in range(total) if counts[n] == 0]
+    twice = sorted(n for n, c in counts.items() if c > 1)
+    extra = sorted((n for n in counts if n is None or not 0 <= n < total), key=str)
+    assert not missing and not twice and not extra, (
+        f"{sum(counts.values())} arrived of {total}: {len(missing)} missing "
+        f"(first {missing[:5]}), twice {twice[:5]}, unexpected {extra[:5]}"
+    )
+
+
+def lost_counts(stderr: str) -> list[int]:
+    """The counts told at close, one per line that tells them."""
+    return [int(m[1]) for m in LOST_LINE.finditer(stderr)]
