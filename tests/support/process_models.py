@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +73,53 @@ def assert_each_once(sink: Capture, total: int, timeout: float = 15.0) -> None:
 def lost_counts(stderr: str) -> list[int]:
     """The counts told at close, one per line that tells them."""
     return [int(m[1]) for m in LOST_LINE.finditer(stderr)]
+
+
+# -- servers: gunicorn, uWSGI, Celery ------------------------------------------------------------
+
+
+def wait_listening(port: int, proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
+    """Until something accepts on 127.0.0.1:`port`; fail when `proc` ends first or in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            raise AssertionError(f"server exited with {proc.returncode}: {err[-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing listens on {port} after {timeout} s")
+        time.sleep(0.05)
+
+
+def get_records(port: int, total: int, per_request: int, clients: int = 4) -> None:
+    """GET /?start=..&count=.. so that records 0 .. total - 1 are logged, `clients` at once."""
+
+    def fetch(start: int) -> None:
+        url = f"http://127.0.0.1:{port}/?start={start}&count={min(per_request, total - start)}"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            assert answer.status == 200
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(fetch, range(0, total, per_request)))
+
+
+def stop(proc: subprocess.Popen[str], sig: int, timeout: float = 30.0) -> str:
+    """Send `sig`, wait for the end (fail after `timeout` s, killing it); its stderr."""
+    proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"did not end within {timeout} s: {err[-3000:]}") from None
+    return err
+
+
+def replay_spool(address: str, spool_dir: str) -> None:
+    """The next start of an application with `spool_dir`: delivers what the spool holds."""
+    config = {"address": address, "method": "spawn", "model": "replay", "workers": 0}
+    run_mp_app({**config, "per_worker": 0, "options": {"spool_dir": spool_dir}})

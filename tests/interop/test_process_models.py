@@ -1,0 +1,125 @@
+"""Every record of a worker arrives once, under the servers that fork Python workers (issue 25):
+gunicorn (sync, gthread, with and without `--preload`), uWSGI (with and without `lazy-apps`)
+and Celery's prefork pool (redis as its broker). multiprocessing and os.fork() are in
+tests/sender/test_fork_multiprocessing.py.
+
+Each run logs numbered records across its workers (requests, or tasks), plus records logged
+in the last instant before each worker ends (gunicorn's `worker_exit`, `uwsgi.atexit`, a Celery
+task run by a child that exits after it), stops the server gracefully, and syslogkit's own
+collector must hold every record exactly once. Then with the collector down: with
+`spool_dir`, the next start delivers them; without it, each worker tells its count in one line.
+
+The servers come from PyPI (the `test` extra) and redis-server from Debian (`.ci/run`); a
+missing one skips the test, and fails it under CI=true. About 3 to 6 s per case.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.collector import Capture
+from support.delivery import refused_port
+from support.peers import Need, free_port
+from support.process_models import (
+    APPS,
+    app_env,
+    assert_each_once,
+    get_records,
+    lost_counts,
+    replay_spool,
+    stop,
+    wait_listening,
+)
+from syslogkit.collector import CollectorThread
+
+WORKERS = 4
+REQUESTS = 2000  # records logged by requests, 100 per request
+PER_REQUEST = 100
+LAST_WORDS = 50  # records each worker logs in its last instant
+TOTAL = REQUESTS + WORKERS * LAST_WORDS
+
+
+@pytest.fixture
+def collector() -> Iterator[tuple[CollectorThread, Capture]]:
+    sink = Capture()
+    with CollectorThread(["tcp://127.0.0.1:0"], [sink]) as running:
+        yield running, sink
+
+
+def app_config(address: str, **options: Any) -> str:
+    return json.dumps(
+        {"address": address, "options": options, "last_words": LAST_WORDS, "last_base": REQUESTS}
+    )
+
+
+# -- gunicorn -------------------------------------------------------------------------------------
+
+
+def gunicorn(need: Need, port: int, worker: str, preload: bool, config: str) -> subprocess.Popen[str]:
+    need(importlib.util.find_spec("gunicorn") is not None, "gunicorn is not installed (test extra)")
+    command = [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", str(WORKERS)]
+    command += ["-k", worker, "-c", str(APPS / "gunicorn_conf.py"), "--chdir", str(APPS)]
+    command += ["--threads", "4"] if worker == "gthread" else []
+    command += ["--preload"] if preload else []
+    command += ["--graceful-timeout", "20", "wsgi_app:application"]
+    env = app_env(SYSLOGKIT_TEST_APP=config, PYTHONPATH=f"{APPS}:{app_env()['PYTHONPATH']}")
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    wait_listening(port, proc)
+    return proc
+
+
+def run_gunicorn(need: Need, worker: str, preload: bool, address: str, **options: Any) -> str:
+    """Serve the requests, stop gracefully (SIGTERM); gunicorn's stderr."""
+    port = free_port()
+    proc = gunicorn(need, port, worker, preload, app_config(address, **options))
+    try:
+        get_records(port, REQUESTS, PER_REQUEST)
+    finally:
+        err = stop(proc, signal.SIGTERM)
+    assert proc.returncode == 0, err[-3000:]
+    return err
+
+
+GUNICORN = [("sync", True), ("gthread", True), ("sync", False)]
+
+
+@pytest.mark.parametrize(("worker", "preload"), GUNICORN)
+def test_gunicorn_workers_deliver_every_record_once_up_to_their_exit(
+    collector: tuple[CollectorThread, Capture], need: Need, worker: str, preload: bool
+) -> None:
+    running, sink = collector
+    run_gunicorn(need, worker, preload, running.url("tcp"))
+    assert_each_once(sink, TOTAL)
+
+
+def test_gunicorn_workers_spool_while_the_collector_is_down_for_the_next_start(
+    need: Need, tmp_path: Path
+) -> None:
+    spool = str(tmp_path / "spool")
+    err = run_gunicorn(need, "sync", True, f"tcp://127.0.0.1:{refused_port()}", spool_dir=spool)
+    assert lost_counts(err) == [], err[-3000:]
+    sink = Capture()
+    with CollectorThread(["tcp://127.0.0.1:0"], [sink]) as running:
+        replay_spool(running.url("tcp"), spool)
+        assert_each_once(sink, TOTAL)
+
+
+def test_gunicorn_workers_tell_their_loss_in_one_line_each_while_the_collector_is_down(
+    need: Need,
+) -> None:
+    down = f"tcp://127.0.0.1:{refused_port()}"
+    err = run_gunicorn(need, "sync", True, down, shutdown_stall=0.5)
+    counts = lost_counts(err)
+    assert len(counts) == WORKERS and sum(counts) == TOTAL, err[-3000:]
