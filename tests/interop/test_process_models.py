@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from support.collector import Capture
+from support.collector import Capture, wait_for
 from support.delivery import refused_port
 from support.peers import Need, free_port
 from support.process_models import (
@@ -62,10 +61,12 @@ def app_config(address: str, **options: Any) -> str:
     )
 
 
-# -- gunicorn -------------------------------------------------------------------------------------
+# -- gunicorn --------------------------------------------------------------------------------------
 
 
-def gunicorn(need: Need, port: int, worker: str, preload: bool, config: str) -> subprocess.Popen[str]:
+def gunicorn(
+    need: Need, port: int, worker: str, preload: bool, config: str
+) -> subprocess.Popen[str]:
     need(importlib.util.find_spec("gunicorn") is not None, "gunicorn is not installed (test extra)")
     command = [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", str(WORKERS)]
     command += ["-k", worker, "-c", str(APPS / "gunicorn_conf.py"), "--chdir", str(APPS)]
@@ -74,7 +75,12 @@ def gunicorn(need: Need, port: int, worker: str, preload: bool, config: str) -> 
     command += ["--graceful-timeout", "20", "wsgi_app:application"]
     env = app_env(SYSLOGKIT_TEST_APP=config, PYTHONPATH=f"{APPS}:{app_env()['PYTHONPATH']}")
     proc = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     wait_listening(port, proc)
     return proc
@@ -121,5 +127,89 @@ def test_gunicorn_workers_tell_their_loss_in_one_line_each_while_the_collector_i
 ) -> None:
     down = f"tcp://127.0.0.1:{refused_port()}"
     err = run_gunicorn(need, "sync", True, down, shutdown_stall=0.5)
+    counts = lost_counts(err)
+    assert len(counts) == WORKERS and sum(counts) == TOTAL, err[-3000:]
+
+
+# -- uWSGI -----------------------------------------------------------------------------------------
+
+
+def uwsgi_path(need: Need) -> str:
+    path = Path(sys.executable).with_name("uwsgi")
+    need(path.exists(), "uwsgi is not installed (test extra; it builds with a C compiler)")
+    return str(path)
+
+
+def run_uwsgi(
+    need: Need, tmp_path: Path, lazy: bool, address: str, **options: Any
+) -> tuple[str, int]:
+    """Serve the requests once every worker has the app, then a graceful shutdown (`q` on the
+    master FIFO); uWSGI's log (where the workers' stderr goes too) and the master's pid.
+
+    Without lazy-apps, `py-call-osafterfork` when a spool is set: the handler then starts its
+    replay thread in the master at once, and a thread running across uWSGI's fork leaves the
+    worker's interpreter stuck unless Python's own fork hooks run (docs/handler.md)."""
+    port = free_port()
+    fifo, log = tmp_path / "master.fifo", tmp_path / "uwsgi.log"
+    command = [uwsgi_path(need), "--http-socket", f"127.0.0.1:{port}", "--master"]
+    command += ["--processes", str(WORKERS), "--enable-threads", "--need-app"]
+    command += ["--wsgi-file", str(APPS / "wsgi_app.py"), "--master-fifo", str(fifo)]
+    command += ["--lazy-apps"] if lazy else []
+    command += ["--py-call-osafterfork"] if "spool_dir" in options and not lazy else []
+    command += ["--disable-logging", "--worker-reload-mercy", "20", "--logto", str(log)]
+    env = app_env(SYSLOGKIT_TEST_APP=app_config(address, **options))
+    proc = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        # a shutdown while a lazy worker still loads the app hangs uWSGI: wait for all of them
+        ready = WORKERS if lazy else 1
+        wait_for(lambda: log.exists() and log.read_text().count(" ready in ") >= ready, 30)
+        wait_listening(port, proc)
+        get_records(port, REQUESTS, PER_REQUEST)
+    finally:
+        fifo.write_text("q")  # graceful shutdown: each worker finishes, then exits
+        stop(proc, 0)
+    err = log.read_text()
+    assert "goodbye to uWSGI" in err, err[-3000:]
+    return err, proc.pid
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["preforked-app", "lazy-apps"])
+def test_uwsgi_workers_deliver_every_record_once_up_to_their_exit(
+    collector: tuple[CollectorThread, Capture], need: Need, tmp_path: Path, lazy: bool
+) -> None:
+    running, sink = collector
+    _, master = run_uwsgi(need, tmp_path, lazy, running.url("tcp"))
+    assert_each_once(sink, TOTAL)
+    # uWSGI forks without Python's fork hooks: the handler still takes each worker's pid
+    procids = {r.message.procid for r in sink.arrived(0, 0) if r.message is not None}
+    assert len(procids) > 1 and str(master) not in procids, (master, procids)
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["preforked-app", "lazy-apps"])
+def test_uwsgi_workers_spool_while_the_collector_is_down_for_the_next_start(
+    need: Need, tmp_path: Path, lazy: bool
+) -> None:
+    spool = str(tmp_path / "spool")
+    down = f"tcp://127.0.0.1:{refused_port()}"
+    err, _ = run_uwsgi(need, tmp_path, lazy, down, spool_dir=spool)
+    assert lost_counts(err) == [], err[-3000:]
+    sink = Capture()
+    with CollectorThread(["tcp://127.0.0.1:0"], [sink]) as running:
+        replay_spool(running.url("tcp"), spool)
+        assert_each_once(sink, TOTAL)
+
+
+def test_uwsgi_workers_tell_their_loss_in_one_line_each_while_the_collector_is_down(
+    need: Need, tmp_path: Path
+) -> None:
+    down = f"tcp://127.0.0.1:{refused_port()}"
+    err, _ = run_uwsgi(need, tmp_path, False, down, shutdown_stall=0.5)
     counts = lost_counts(err)
     assert len(counts) == WORKERS and sum(counts) == TOTAL, err[-3000:]

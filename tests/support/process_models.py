@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -108,12 +109,15 @@ def get_records(port: int, total: int, per_request: int, clients: int = 4) -> No
 
 
 def stop(proc: subprocess.Popen[str], sig: int, timeout: float = 30.0) -> str:
-    """Send `sig`, wait for the end (fail after `timeout` s, killing it); its stderr."""
-    proc.send_signal(sig)
+    """Send `sig` (0: none, it was told otherwise), wait for the end; its stderr. After
+    `timeout` s, kill its whole session (started with `start_new_session=True`: no worker is
+    left behind) and fail."""
+    if sig:
+        proc.send_signal(sig)
     try:
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         _, err = proc.communicate()
         raise AssertionError(f"did not end within {timeout} s: {err[-3000:]}") from None
     return err

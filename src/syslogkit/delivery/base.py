@@ -137,12 +137,32 @@ class AfterFork(Protocol):
 
 
 _AFTER_FORK: weakref.WeakSet[AfterFork] = weakref.WeakSet()
+_uwsgi_chained = False
 
 
 def reset_after_fork(obj: AfterFork) -> None:
     """Call `obj.after_fork_in_child()` in every forked child while `obj` lives (one registry
     for handlers and deliveries; a hook may run twice, so each is idempotent)."""
     _AFTER_FORK.add(obj)
+    _chain_uwsgi_post_fork()
+
+
+def _chain_uwsgi_post_fork() -> None:
+    """uWSGI forks its workers in C without Python's fork hooks (unless `py-call-osafterfork`),
+    but calls `uwsgi.post_fork_hook` in each: chain ours there, once, when running in it."""
+    global _uwsgi_chained
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is None or _uwsgi_chained:
+        return
+    _uwsgi_chained = True
+    previous = getattr(uwsgi, "post_fork_hook", None)
+
+    def post_fork() -> None:
+        _after_fork_in_child()
+        if previous is not None:
+            previous()
+
+    uwsgi.post_fork_hook = post_fork
 
 
 def _after_fork_in_child() -> None:
