@@ -151,7 +151,7 @@ def _chain_uwsgi_post_fork() -> None:
     """uWSGI forks its workers in C without Python's fork hooks (unless `py-call-osafterfork`),
     but calls `uwsgi.post_fork_hook` in each: chain ours there, once, when running in it."""
     global _uwsgi_chained
-    uwsgi = sys.modules.get("uwsgi")
+    uwsgi: Any = sys.modules.get("uwsgi")
     if uwsgi is None or _uwsgi_chained:
         return
     _uwsgi_chained = True
