@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from support.delivery import refused_port
 from support.peers import Need, free_port
 from support.process_models import (
     APPS,
+    TESTS,
     app_env,
     assert_each_once,
     get_records,
@@ -213,3 +215,93 @@ def test_uwsgi_workers_tell_their_loss_in_one_line_each_while_the_collector_is_d
     err, _ = run_uwsgi(need, tmp_path, False, down, shutdown_stall=0.5)
     counts = lost_counts(err)
     assert len(counts) == WORKERS and sum(counts) == TOTAL, err[-3000:]
+
+
+# -- Celery (prefork) -----------------------------------------------------------------------------
+
+TASKS = 20  # of 100 records each, one per child (--max-tasks-per-child 1)
+
+
+@pytest.fixture
+def redis(need: Need, tmp_path: Path) -> Iterator[str]:
+    """A redis-server of its own on a loopback high port: the broker's URL."""
+    server = shutil.which("redis-server")
+    need(server is not None, "redis-server is not installed (apt-get install redis-server)")
+    assert server is not None
+    need(importlib.util.find_spec("celery") is not None, "celery is not installed (test extra)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_listening(port, proc)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop(proc, signal.SIGTERM)
+
+
+def run_celery(broker: str, tmp_path: Path, address: str, **options: Any) -> str:
+    """A prefork worker (4 children, each exiting after one task) runs the tasks, then a warm
+    shutdown (SIGTERM); the worker's stderr (its children's too)."""
+    done = tmp_path / "done"
+    done.mkdir()
+    config = {"broker": broker, "address": address, "options": options, "done_dir": str(done)}
+    env = app_env(SYSLOGKIT_TEST_APP=json.dumps(config), PYTHONPATH=f"{APPS}:{TESTS}")
+    command = [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "prefork"]
+    command += ["-c", str(WORKERS), "--max-tasks-per-child", "1", "-l", "WARNING"]
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    worker = subprocess.Popen(
+        command,
+        cwd=APPS,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        sent = subprocess.run(
+            [sys.executable, str(APPS / "celery_app.py"), str(REQUESTS), str(REQUESTS // TASKS)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert sent.returncode == 0, sent.stderr
+        wait_for(lambda: len(list(done.iterdir())) >= TASKS, 60, "every task done")
+    finally:
+        err = stop(worker, signal.SIGTERM)
+    return err
+
+
+def test_celery_prefork_children_deliver_every_record_once_up_to_their_exit(
+    collector: tuple[CollectorThread, Capture], redis: str, tmp_path: Path
+) -> None:
+    running, sink = collector
+    run_celery(redis, tmp_path, running.url("tcp"))
+    assert_each_once(sink, REQUESTS)
+
+
+def test_celery_prefork_children_spool_while_the_collector_is_down_for_the_next_start(
+    redis: str, tmp_path: Path
+) -> None:
+    spool = str(tmp_path / "spool")
+    err = run_celery(redis, tmp_path, f"tcp://127.0.0.1:{refused_port()}", spool_dir=spool)
+    assert lost_counts(err) == [], err[-3000:]
+    sink = Capture()
+    with CollectorThread(["tcp://127.0.0.1:0"], [sink]) as running:
+        replay_spool(running.url("tcp"), spool)
+        assert_each_once(sink, REQUESTS)
+
+
+def test_celery_prefork_children_tell_their_loss_in_one_line_each_while_the_collector_is_down(
+    redis: str, tmp_path: Path
+) -> None:
+    down = f"tcp://127.0.0.1:{refused_port()}"
+    err = run_celery(redis, tmp_path, down, shutdown_stall=0.5)
+    assert lost_counts(err) == [REQUESTS // TASKS] * TASKS, err[-3000:]
