@@ -4,7 +4,8 @@ A default `SyslogHandler("tcp://...")` (background delivery) configured in the p
 log numbered records up to the last instant before they end, under every way a child ends:
 a Process target's return or `sys.exit()` (fork: `os._exit()` after multiprocessing's
 finalizers; spawn: `sys.exit`, atexit; forkserver: `os._exit()` again), a Pool worker's own
-exit (close + join) or its SIGTERM (`terminate()`, what `with Pool()` does), and `os.fork()`
+exit (close + join) or its SIGTERM (`terminate()`, what `with Pool()` does), a
+`ProcessPoolExecutor`'s shutdown, and `os.fork()`
 children ending with `os._exit()` after `logging.shutdown()` or `flush()`, or with sync
 delivery. syslogkit's own collector (in this process) must hold every record exactly once.
 Then the collector is down: with `spool_dir` the records wait on disk and the next start
@@ -57,6 +58,7 @@ def config(address: str, method: str, model: str, **options: Any) -> dict[str, A
         ("fork", "sys_exit"),
         ("fork", "pool_close"),
         ("fork", "pool_terminate"),
+        ("fork", "executor"),
         ("spawn", "return"),
         ("spawn", "pool_terminate"),
         ("forkserver", "return"),

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from syslogkit import SyslogHandler
@@ -79,6 +80,16 @@ def pool(config: dict[str, Any], *, terminate: bool) -> None:
         p.join()
 
 
+def executor(config: dict[str, Any]) -> None:
+    """A ProcessPoolExecutor: its workers end when it shuts down."""
+    ctx = multiprocessing.get_context(config["method"])
+    workers = config["workers"]
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        assert sorted(pool.map(log_numbers, [config] * workers, range(workers))) == list(
+            range(workers)
+        )
+
+
 def os_fork(config: dict[str, Any], *, end: Callable[[], None]) -> None:
     """`os.fork()` children that end with `os._exit()` after `end()`."""
     pids = []
@@ -109,6 +120,7 @@ MODELS: dict[str, Callable[[dict[str, Any]], None]] = {
     "sys_exit": lambda c: processes(c, ends_with_sys_exit),
     "pool_close": lambda c: pool(c, terminate=False),
     "pool_terminate": lambda c: pool(c, terminate=True),
+    "executor": executor,
     "fork_shutdown": lambda c: os_fork(c, end=logging.shutdown),
     "fork_flush": lambda c: os_fork(c, end=lambda: _root_syslog().flush()),
     "fork_no_flush": lambda c: os_fork(c, end=lambda: None),
