@@ -1,15 +1,15 @@
 """No record lost when a forked or `multiprocessing` worker ends (issue 25).
 
 A default `SyslogHandler("tcp://...")` (background delivery) configured in the parent; workers
-log numbered records up to the last instant before they end, under every way a child ends:
-a Process target's return or `sys.exit()` (fork: `os._exit()` after multiprocessing's
-finalizers; spawn: `sys.exit`, atexit; forkserver: `os._exit()` again), a Pool worker's own
-exit (close + join) or its SIGTERM (`terminate()`, what `with Pool()` does), a
-`ProcessPoolExecutor`'s shutdown, and `os.fork()`
-children ending with `os._exit()` after `logging.shutdown()` or `flush()`, or with sync
-delivery. syslogkit's own collector (in this process) must hold every record exactly once.
-Then the collector is down: with `spool_dir` the records wait on disk and the next start
-delivers them; without it, each child tells its count in one line.
+log numbered records up to the last instant before they end, under every way a child ends: a
+Process target's return or `sys.exit()` (fork: `os._exit()` after multiprocessing's finalizers;
+spawn: `sys.exit`, atexit; forkserver: `os._exit()` again), `Process.terminate()` (SIGTERM: the
+child still dies of it), a Pool worker's own exit (close + join) or its SIGTERM (`terminate()`,
+what `with Pool()` does), a `ProcessPoolExecutor`'s shutdown, and `os.fork()` children ending
+with `os._exit()` after `logging.shutdown()` or `flush()`, or with sync delivery. syslogkit's
+own collector (in this process) must hold every record exactly once. Then the collector is
+down: with `spool_dir` the records wait on disk and the next start delivers them; without it,
+each child tells its count in one line.
 
 Before the fix (fork, 4 Processes x 2,000 records): 6,109 to 7,181 of 8,000 arrived, nothing
 said. Each case runs its app in a subprocess (it forks); about 1 to 4 s each.
@@ -59,6 +59,7 @@ def config(address: str, method: str, model: str, **options: Any) -> dict[str, A
         ("fork", "pool_close"),
         ("fork", "pool_terminate"),
         ("fork", "executor"),
+        ("fork", "terminate"),
         ("spawn", "return"),
         ("spawn", "pool_terminate"),
         ("forkserver", "return"),

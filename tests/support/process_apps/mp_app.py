@@ -17,7 +17,9 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -61,6 +63,32 @@ def processes(config: dict[str, Any], target: Callable[..., Any]) -> None:
     for child in children:
         child.join(120)
         assert child.exitcode == 0, child.exitcode
+
+
+def logs_then_waits(config: dict[str, Any], k: int, logged: Any) -> None:
+    log_numbers(config, k)
+    logged.release()
+    time.sleep(60)  # until terminate()
+
+
+def terminated(config: dict[str, Any]) -> None:
+    """Processes terminated (SIGTERM) right after their last record: they still die of
+    SIGTERM (the exit status the parent sees is unchanged)."""
+    ctx = multiprocessing.get_context(config["method"])
+    logged = ctx.Semaphore(0)
+    workers = config["workers"]
+    children = [
+        ctx.Process(target=logs_then_waits, args=(config, k, logged)) for k in range(workers)
+    ]
+    for child in children:
+        child.start()
+    for _ in children:
+        assert logged.acquire(timeout=60)
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(60)
+        assert child.exitcode == -signal.SIGTERM, child.exitcode
 
 
 def pool(config: dict[str, Any], *, terminate: bool) -> None:
@@ -121,6 +149,7 @@ MODELS: dict[str, Callable[[dict[str, Any]], None]] = {
     "pool_close": lambda c: pool(c, terminate=False),
     "pool_terminate": lambda c: pool(c, terminate=True),
     "executor": executor,
+    "terminate": terminated,
     "fork_shutdown": lambda c: os_fork(c, end=logging.shutdown),
     "fork_flush": lambda c: os_fork(c, end=lambda: _root_syslog().flush()),
     "fork_no_flush": lambda c: os_fork(c, end=lambda: None),
