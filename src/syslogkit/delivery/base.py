@@ -195,7 +195,6 @@ if hasattr(os, "register_at_fork"):
 # (the exit deadline); what is left goes to the spool, or is counted and told in one line.
 
 
-@runtime_checkable
 class ClosesAtExit(Protocol):
     """A delivery that holds records in memory: closed (bounded) when its process ends."""
 
@@ -217,7 +216,8 @@ _signalled: list[int] = []  # a SIGTERM that came meanwhile, re-raised once it i
 def close_at_exit(obj: ClosesAtExit) -> None:
     """Close `obj` when this process, a forked or `multiprocessing` child, ends through a way
     that skips `atexit` but runs something (see above). Called by a delivery when its writer
-    starts; cheap when called again."""
+    starts; cheap when called again (two threads arming at once register twice: harmless,
+    closing is idempotent)."""
     global _armed_in
     _CLOSE_AT_EXIT.add(obj)
     pid = os.getpid()
@@ -267,11 +267,9 @@ def _close_on_sigterm() -> None:
     """Catch SIGTERM while it is the default (only the main thread may set a handler)."""
     if threading.current_thread() is not threading.main_thread():
         return
-    try:
+    with contextlib.suppress(ValueError, OSError):
         if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _close_then_die)
-    except (ValueError, OSError):
-        pass
 
 
 def _close_then_die(signum: int, frame: FrameType | None) -> None:
