@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import select
+import socket
+import ssl
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from syslogkit.cli.main import CliError
 from syslogkit.codec.message import Facility, SDElement, Severity
+from syslogkit.transports.schemes import SCHEMES
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5514"
+#: seconds a stream is watched after the last write for the collector closing or resetting it
+RESET_WAIT = 0.25
 
 EXAMPLES = f"""examples:
   syslogkit send "disk almost full"                       # to {DEFAULT_ADDRESS}
@@ -21,8 +28,13 @@ EXAMPLES = f"""examples:
                  --cert-file pki/client.pem --key-file pki/client-key.pem "over mutual TLS"
   journalctl -f | syslogkit send -t journal                # one message per stdin line
 
-The exit status is 0 when every message was delivered (written to the transport; over RELP,
-acknowledged), 1 when some were not, 2 on a usage error."""
+The exit status is 0 when every message was delivered, 1 when some were not, 2 on a usage
+error. "Delivered" over plain TCP (and TLS, unix streams) means written to the connection,
+at best acknowledged by the collector's kernel: a collector that closes the connection without
+reading the bytes (one refusing connections over its limits) loses them. send waits a moment
+after its last write and exits 1 when the collector closed or reset the connection then; a
+later close goes unseen. Over UDP delivered means sent. Where every message must be known
+stored, use relp://: the collector answers each one after storing it."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -151,10 +163,19 @@ def _delivery(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _handler(args: argparse.Namespace) -> Any:
+    from syslogkit.delivery.base import DeliveryNotice
     from syslogkit.sender.handler import SyslogHandler
 
+    class SendHandler(SyslogHandler):
+        """Only the notices of records dropped while lines are still coming are shown: errors
+        and the delivery's final line are summed up in `send`'s own last line."""
+
+        def _report(self, exc: BaseException, record: logging.LogRecord | None) -> None:
+            if isinstance(exc, DeliveryNotice) and not exc.final:
+                exc.show()
+
     try:
-        return SyslogHandler(
+        return SendHandler(
             args.address,
             app_name=args.tag if args.tag is not None else _login_name(),
             hostname=args.hostname,
@@ -174,6 +195,41 @@ def _handler(args: argparse.Namespace) -> Any:
         raise CliError(str(exc)) from None
 
 
+def _closed_after_write(handler: Any, address: str) -> bool:
+    """Whether the collector closed or reset the stream within `RESET_WAIT` seconds of the
+    last write: what it had not read is lost, though TCP acknowledged it (RELP answers for
+    itself; datagrams cannot tell)."""
+    from syslogkit.delivery.background import BackgroundDelivery
+    from syslogkit.delivery.sync import SyncDelivery
+
+    delivery = handler.delivery
+    if address.startswith("relp") or not isinstance(delivery, SyncDelivery | BackgroundDelivery):
+        return False
+    sock = delivery.transport.sock if delivery.transport.stream else None
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLPRI)
+    deadline = time.monotonic() + RESET_WAIT
+    for _ in range(8):  # readable without a close: a TLS 1.3 ticket, or a talking peer
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(left * 1000.0):
+            return False
+        if _peer_closed(sock):
+            return True
+    return False
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """True on EOF or a reset; False when what was readable was not a close."""
+    try:
+        return not sock.recv(4096)
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    except OSError:
+        return True
+
+
 def _login_name() -> str:
     import getpass
 
@@ -183,10 +239,6 @@ def _login_name() -> str:
         return "syslogkit"
 
 
-def _quiet(record: logging.LogRecord) -> None:
-    """Errors are summed up in one line at the end, not printed per record."""
-
-
 def send_main(argv: list[str]) -> int:
     """Entry point of `syslogkit send`."""
     args = _parser().parse_args(argv)
@@ -194,7 +246,6 @@ def send_main(argv: list[str]) -> int:
     sd = parse_sd(args.sd)
     handler = _handler(args)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    handler.handleError = _quiet  # reported once, below
     count = 0
     try:
         for text in _messages(args.message):
@@ -212,17 +263,44 @@ def send_main(argv: list[str]) -> int:
             handler.handle(record)
             count += 1
         handler.flush()
+        closed = count > 0 and _closed_after_write(handler, args.address)
     finally:
         handler.close()
-    stats = handler.stats
-    delivered = int(stats.get("acknowledged") or stats.get("sent", 0))
-    if stats.get("spooled"):
-        delivered += int(stats["spooled"]) - int(stats.get("replayed", 0))  # kept on disk
-    if delivered < count:
-        reason = stats.get("last_error") or "not delivered"
+    relp = SCHEMES[handler.address.scheme].relp
+    summary = _summary(count, handler.stats, str(handler.address), relp=relp)
+    if summary is not None:
+        print(summary, file=sys.stderr)
+        return 1
+    if closed:
         print(
-            f"syslogkit send: {count - delivered} of {count} not delivered: {reason}",
+            "syslogkit send: the collector closed the connection right after the last write: "
+            "what it had not read is lost (TCP cannot tell how much; relp:// can)",
             file=sys.stderr,
         )
         return 1
     return 0
+
+
+def _summary(count: int, stats: dict[str, Any], address: str, *, relp: bool) -> str | None:
+    """The one line that tells what was not delivered, with the final counts and reasons;
+    None when every message was (over RELP: acknowledged, a refused one is not)."""
+    from syslogkit.delivery.caller import dropped_by_reason
+
+    delivered = int(stats.get("acknowledged", 0) if relp else stats.get("sent", 0))
+    if stats.get("spooled"):
+        delivered += int(stats["spooled"]) - int(stats.get("replayed", 0))  # kept on disk
+    if delivered >= count:
+        return None
+    details = []
+    dropped = int(stats.get("dropped", 0))
+    if dropped:
+        details.append(f"dropped {dropped}: {dropped_by_reason(stats)}")
+    unconfirmed = count - delivered - dropped
+    if unconfirmed > 0:
+        details.append(f"{unconfirmed} sent but never confirmed")
+    if stats.get("last_error"):
+        details.append(f"last error: {stats['last_error']}")
+    return (
+        f"syslogkit send: {count - delivered} of {count} not delivered to {address} "
+        f"({'; '.join(details) or 'not delivered'})"
+    )

@@ -46,6 +46,8 @@ __all__ = ["Histogram", "SearchError", "StoreError", "StoreReader"]
 
 #: the series of a histogram: severities 0..7, and messages that have none (unparsed)
 NO_SEVERITY = 8
+#: what a histogram or a time span may be taken of (column names, never from a request)
+_TIME_COLUMNS = ("time", "received_at")
 
 
 class SearchError(ValueError):
@@ -172,9 +174,14 @@ class StoreReader:
 
     # -- aggregates -------------------------------------------------------------------------------
 
-    def histogram(self, filters: Filters, *, start: float, step: float, buckets: int) -> Histogram:
-        """Counts of the matching messages per `step` seconds from `start`, by severity."""
+    def histogram(
+        self, filters: Filters, *, start: float, step: float, buckets: int, column: str = "time"
+    ) -> Histogram:
+        """Counts of the matching messages per `step` seconds from `start`, by severity, of
+        their `column` (`time`, or `received_at`: rollups are kept by `time` only)."""
         self.check_search(filters.search)
+        if column not in _TIME_COLUMNS:
+            raise ValueError(f"not a time column: {column!r}")
         counts: dict[int, list[int]] = {}
 
         def add(bucket: int, severity: int | None, n: int) -> None:
@@ -183,7 +190,7 @@ class StoreReader:
                 counts.setdefault(key, [0] * buckets)[bucket] += n
 
         with self._snapshot():
-            bounds = self._rollup_bounds(filters)
+            bounds = self._rollup_bounds(filters) if column == "time" else None
             if bounds is not None and step % 60 == 0 and start % 60 == 0:
                 low = start if bounds[0] is None else max(bounds[0], start)
                 end = start + buckets * step
@@ -200,8 +207,8 @@ class StoreReader:
             source, where, args = self._matching(filters)
             # one integer key per (bucket, severity): SQLite's sorter compares it faster
             rows = self._rows(
-                "SELECT CAST((time - ?) / ? AS INTEGER) * 16 + coalesce(severity, 8), count(*)"
-                f" FROM {source}{where} GROUP BY 1",
+                f"SELECT CAST(({column} - ?) / ? AS INTEGER) * 16 + coalesce(severity, 8),"
+                f" count(*) FROM {source}{where} GROUP BY 1",
                 [start, step, *args],
             )
         for key, n in rows:
@@ -310,11 +317,14 @@ class StoreReader:
         source = "messages_fts CROSS JOIN messages ON messages.id = messages_fts.rowid"
         return source, where, [filters.search, *args]
 
-    def time_span(self, filters: Filters) -> tuple[float, float] | None:
-        """The oldest and newest message time among the matching messages (None: no match)."""
+    def time_span(self, filters: Filters, column: str = "time") -> tuple[float, float] | None:
+        """The oldest and newest `column` (`time` or `received_at`) among the matching messages
+        (None: no match)."""
         self.check_search(filters.search)
+        if column not in _TIME_COLUMNS:
+            raise ValueError(f"not a time column: {column!r}")
         where, args = filters.where()
-        rows = self._rows("SELECT min(time), max(time) FROM messages" + where, args)
+        rows = self._rows(f"SELECT min({column}), max({column}) FROM messages" + where, args)
         low, high = rows[0]
         return None if low is None else (float(low), float(high))
 
