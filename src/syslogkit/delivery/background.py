@@ -63,6 +63,7 @@ from syslogkit.delivery.base import (
     ErrorReporter,
     Stats,
     close_at_exit,
+    leave_sigterm_to_main_thread,
     reset_after_fork,
 )
 from syslogkit.delivery.caller import OVERFLOW, CallerSide, drain_queue, empty_queue
@@ -205,6 +206,7 @@ class BackgroundDelivery(CallerSide):
 
     def _run(self) -> None:
         self._writer_ident = threading.get_ident()
+        leave_sigterm_to_main_thread()
         while True:
             try:
                 if self._step():

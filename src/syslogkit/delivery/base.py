@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from types import FrameType
@@ -28,6 +29,7 @@ __all__ = [
     "ErrorReporter",
     "Stats",
     "close_at_exit",
+    "leave_sigterm_to_main_thread",
     "reset_after_fork",
 ]
 
@@ -192,7 +194,14 @@ if hasattr(os, "register_at_fork"):
 #   must be registered after fork (the child's bootstrap clears the registry), so it is
 #   registered when a delivery starts its writer in the child, i.e. at its first record.
 # - SIGTERM (Process.terminate(), Pool.terminate()) in a multiprocessing child whose SIGTERM is
-#   the default: close, then die of SIGTERM as before (the exit status is unchanged).
+#   the default and which runs no threads but syslogkit's: close, then die of SIGTERM as before
+#   (the exit status is unchanged). Python runs a handler in the main thread only, at its next
+#   bytecode: a main thread that was about to block (a Pool worker on the queue lock, which
+#   terminate() never gives back) would never run it, and terminate() would wait forever. So a
+#   thread of ours is woken by the signal itself (`signal.set_wakeup_fd`, written in C), closes,
+#   and sends SIGTERM again until the main thread's handler lets it kill (bounded; as a last
+#   resort os._exit(128 + 15)). syslogkit's threads block SIGTERM, so the kernel hands it to
+#   the main thread; with threads of the application (which may take it) nothing is set.
 # - Celery's `worker_process_shutdown` signal: billiard's pool workers call os._exit() without
 #   multiprocessing's finalizers, but Celery sends it in the child just before.
 #
@@ -214,8 +223,11 @@ _forked = False  # this process is a forked child
 _armed_in = 0  # the pid whose exit hooks are in place
 _FINALIZER_PRIORITY: Final = -100  # after multiprocessing's own finalizers (>= 0)
 _CELERY_UID: Final = "syslogkit-close-at-exit"
-_closing_in = 0  # the pid running close_all_at_exit() now
+_closing_threads: set[int] = set()  # the threads running close_all_at_exit() now
 _signalled: list[int] = []  # a SIGTERM that came meanwhile, re-raised once it is done
+_closed_on_sigterm = threading.Event()  # set by the SIGTERM watcher once it closed all
+_SIGTERM_RESENDS: Final = 20  # the watcher's tries to let the main thread's handler kill
+_SIGTERM_RESEND_EVERY: Final = 0.25  # seconds
 
 
 def close_at_exit(obj: ClosesAtExit) -> None:
@@ -246,14 +258,14 @@ def close_at_exit(obj: ClosesAtExit) -> None:
 
 def close_all_at_exit() -> None:
     """Close every delivery of this process registered by `close_at_exit` (each bounded)."""
-    global _closing_in
-    _closing_in = os.getpid()
+    me = threading.get_ident()
+    _closing_threads.add(me)
     try:
         for obj in list(_CLOSE_AT_EXIT):
             with contextlib.suppress(Exception):  # never raises into the application's exit
                 obj.close()
     finally:
-        _closing_in = 0
+        _closing_threads.discard(me)
         if _signalled:  # a SIGTERM came during the close: die of it now, as it would have
             os.kill(os.getpid(), _signalled.pop())
 
@@ -268,26 +280,66 @@ def _celery_process_shutdown(**_: Any) -> None:
         close_all_at_exit()
 
 
+def leave_sigterm_to_main_thread() -> None:
+    """Block SIGTERM in the calling thread (one of syslogkit's): the kernel then hands it to a
+    thread that can act on it (see above)."""
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+def _only_syslogkit_threads() -> bool:
+    main = threading.main_thread()
+    return all(t is main or t.name.startswith("syslogkit") for t in threading.enumerate())
+
+
 def _close_on_sigterm() -> None:
-    """Catch SIGTERM while it is the default (only the main thread may set a handler)."""
-    if threading.current_thread() is not threading.main_thread():
+    """Catch SIGTERM while it is the default, in the main thread, with no application threads
+    that could take the signal, and when the wakeup fd is free (see above)."""
+    if threading.current_thread() is not threading.main_thread() or not _only_syslogkit_threads():
         return
-    with contextlib.suppress(ValueError, OSError):
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _close_then_die)
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+    global _closed_on_sigterm
+    _closed_on_sigterm = threading.Event()  # this process's (not one a parent had)
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    try:
+        previous = signal.set_wakeup_fd(write_end)
+        if previous != -1:  # the application's: leave it
+            signal.set_wakeup_fd(previous)
+            raise ValueError("wakeup fd in use")
+        signal.signal(signal.SIGTERM, _close_then_die)
+        watcher = threading.Thread(
+            target=_watch_sigterm, args=(read_end,), name="syslogkit-sigterm", daemon=True
+        )
+        watcher.start()
+    except (ValueError, OSError, RuntimeError):
+        os.close(read_end)
+        os.close(write_end)
+
+
+def _watch_sigterm(read_end: int) -> None:
+    """The SIGTERM watcher: close all, then make the process die of the signal."""
+    leave_sigterm_to_main_thread()
+    with contextlib.suppress(OSError):
+        while signal.SIGTERM not in os.read(read_end, 64):
+            pass
+    close_all_at_exit()
+    _closed_on_sigterm.set()
+    for _ in range(_SIGTERM_RESENDS):  # the main thread's handler resets it, then it kills
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(_SIGTERM_RESEND_EVERY)
+    os._exit(128 + signal.SIGTERM)
 
 
 def _close_then_die(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM: close (in a thread: the signal may have interrupted a holder of a delivery's
-    lock), wait at most the deliveries' bound, then die of the signal as without a handler."""
+    """SIGTERM, in the main thread: once the watcher closed all (bounded), die of the signal as
+    without a handler. When it interrupted the main thread's own close (a finalizer), that
+    close goes on and ends with the signal (waiting here could leave a `join()` it interrupted
+    holding the writer's end-of-thread lock)."""
     signal.signal(signum, signal.SIG_DFL)
-    if _closing_in == os.getpid():  # interrupted the close itself: it goes on, then dies
+    if threading.get_ident() in _closing_threads:
         _signalled.append(signum)
         return
-    bound = sum(obj.shutdown_max for obj in list(_CLOSE_AT_EXIT)) + 1.0
-    closer = threading.Thread(target=close_all_at_exit, name="syslogkit-exit", daemon=True)
-    try:
-        closer.start()
-        closer.join(bound)
-    finally:
-        os.kill(os.getpid(), signum)
+    _closed_on_sigterm.wait(sum(obj.shutdown_max for obj in list(_CLOSE_AT_EXIT)) + 1.0)
+    os.kill(os.getpid(), signum)
