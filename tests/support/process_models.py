@@ -37,17 +37,21 @@ def app_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, **extra}
 
 
-def run_mp_app(config: dict[str, Any], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """Run process_apps/mp_app.py with `config`; fail the test when it fails."""
-    done = subprocess.run(
+def run_mp_app(config: dict[str, Any], timeout: float = 45.0) -> subprocess.CompletedProcess[str]:
+    """Run process_apps/mp_app.py with `config`; fail the test when it fails, or when it has not
+    ended within `timeout` s (under pytest's own 60: its whole session is killed then, so no
+    worker is left behind)."""
+    proc = subprocess.Popen(
         [sys.executable, str(APPS / "mp_app.py"), json.dumps(config)],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
         env=app_env(),
+        start_new_session=True,
     )
-    assert done.returncode == 0, done.stderr
-    return done
+    err = stop(proc, 0, timeout)
+    assert proc.returncode == 0, err
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "", err)
 
 
 def arrived_numbers(sink: Capture, total: int, timeout: float = 15.0) -> Counter[int | None]:
