@@ -65,6 +65,7 @@ from syslogkit.delivery.base import (
     close_at_exit,
     leave_sigterm_to_main_thread,
     reset_after_fork,
+    threads_may_hang_a_fork,
 )
 from syslogkit.delivery.caller import OVERFLOW, CallerSide, drain_queue, empty_queue
 from syslogkit.delivery.confirm import ACK_POLL, Batch, BatchFailed, Books, Item, confirmation_for
@@ -193,8 +194,10 @@ class BackgroundDelivery(CallerSide):
         return thread is not None and thread.is_alive()
 
     def _start(self) -> None:
+        """Start the writer thread, except where a thread could hang a forked child (a uWSGI
+        master: records wait in the queue there, written inline by `flush` and `close`)."""
         with self._start_lock:
-            if self._thread is not None or self._closed:
+            if self._thread is not None or self._closed or threads_may_hang_a_fork():
                 return
             thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             try:

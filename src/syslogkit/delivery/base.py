@@ -31,6 +31,7 @@ __all__ = [
     "close_at_exit",
     "leave_sigterm_to_main_thread",
     "reset_after_fork",
+    "threads_may_hang_a_fork",
 ]
 
 #: Called with the error and the record it concerns (None when there is none).
@@ -170,6 +171,22 @@ def _chain_uwsgi_post_fork() -> None:
             previous()
 
     uwsgi.post_fork_hook = post_fork
+
+
+def threads_may_hang_a_fork() -> bool:
+    """True in a uWSGI master (the application loaded there: no `lazy-apps`), which forks its
+    workers in C without taking the GIL first, unless `py-call-uwsgi-fork-hooks`: a thread of
+    ours that holds the GIL at that instant leaves the new worker waiting for it for ever, before
+    it runs a line of Python. No thread may run there; a delivery works inline instead."""
+    uwsgi: Any = sys.modules.get("uwsgi")
+    if uwsgi is None:
+        return False
+    try:
+        in_master = bool(os.getpid() == uwsgi.masterpid())
+        hooked = bool(uwsgi.opt.get("py-call-uwsgi-fork-hooks"))
+    except Exception:  # not the real uWSGI module: no C fork to fear
+        return False
+    return in_master and not hooked
 
 
 def _after_fork_in_child() -> None:

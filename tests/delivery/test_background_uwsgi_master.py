@@ -1,0 +1,67 @@
+"""BackgroundDelivery where uWSGI forks its workers in C without taking the GIL first (its
+master, the application loaded there): no writer thread may run, records are written inline by
+`flush` and `close`. The hang itself (a worker waiting for a GIL held by the master's writer at
+the fork) is proven under the real uWSGI in tests/interop/test_process_models.py; here a
+stand-in `uwsgi` module tells the delivery which process it runs in.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from support.delivery import Sink, numbered, tcp_transport, wait_for
+from syslogkit.delivery import base
+from syslogkit.delivery.background import BackgroundDelivery
+
+
+def pretend_uwsgi(monkeypatch: pytest.MonkeyPatch, master_pid: int, **opt: bool) -> None:
+    """This process runs under uWSGI, whose master has `master_pid`, with options `opt`."""
+    uwsgi = SimpleNamespace(masterpid=lambda: master_pid, opt=dict(opt))
+    monkeypatch.setitem(sys.modules, "uwsgi", uwsgi)
+    monkeypatch.setattr(base, "_uwsgi_chained", True)  # no post_fork_hook on the stand-in
+
+
+def writers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "syslogkit-writer"]
+
+
+def test_a_uwsgi_master_runs_no_writer_even_with_a_spool_and_writes_inline_on_flush(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pretend_uwsgi(monkeypatch, os.getpid())
+    before = writers()
+    with Sink() as sink:
+        delivery = BackgroundDelivery(tcp_transport(sink.port), spool_dir=tmp_path)
+        for n in range(20):
+            delivery.deliver(numbered(n))
+        assert writers() == before  # not at construction (spool), nor at the first record
+        assert delivery.flush(5.0)
+        assert wait_for(lambda: sink.count() == 20)
+        delivery.deliver(numbered(20))
+        delivery.close(5.0)
+        assert wait_for(lambda: sink.count() == 21)
+        assert sink.numbers() == list(range(21))
+        assert writers() == before
+    assert delivery.stats.snapshot()["dropped"] == 0
+
+
+@pytest.mark.parametrize(
+    ("in_master", "opt"),
+    [(False, {}), (True, {"py-call-uwsgi-fork-hooks": True})],
+    ids=["worker", "master-with-fork-hooks"],
+)
+def test_a_uwsgi_worker_or_a_master_that_takes_the_gil_to_fork_starts_its_writer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, in_master: bool, opt: dict[str, bool]
+) -> None:
+    pretend_uwsgi(monkeypatch, os.getpid() if in_master else os.getpid() + 1, **opt)
+    with Sink() as sink:
+        delivery = BackgroundDelivery(tcp_transport(sink.port), spool_dir=tmp_path)
+        thread = delivery._thread
+        assert thread is not None and thread.is_alive()  # at once: it replays the spool
+        delivery.close(5.0)
