@@ -168,6 +168,8 @@ class BackgroundDelivery(CallerSide):
         self._fresh = False  # connected, and nothing written on this connection yet
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._inline = threading.Lock()  # one caller at a time writes inline (no thread)
+        self._writing_inline = False
         self._busy = False
         self._seen = -1  # progress last seen by the writer, and when it changed
         self._progress_at = time.monotonic()
@@ -194,10 +196,13 @@ class BackgroundDelivery(CallerSide):
         return thread is not None and thread.is_alive()
 
     def _start(self) -> None:
-        """Start the writer thread, except where a thread could hang a forked child (a uWSGI
-        master: records wait in the queue there, written inline by `flush` and `close`)."""
+        """Start the writer thread; where a thread could hang a forked child (a uWSGI master),
+        write inline instead."""
+        if self._thread is None and threads_may_hang_a_fork():
+            self._write_inline()
+            return
         with self._start_lock:
-            if self._thread is not None or self._closed or threads_may_hang_a_fork():
+            if self._thread is not None or self._closed:
                 return
             thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             try:
@@ -206,6 +211,36 @@ class BackgroundDelivery(CallerSide):
                 return
             self._thread = thread
         close_at_exit(self)  # a child that ends without atexit still delivers what it holds
+
+    def _write_inline(self) -> None:
+        """No writer thread may run here (`threads_may_hang_a_fork`): the calling thread writes
+        what is queued (and what the spool holds), bounded by `timeout`. Such a process may end
+        without `atexit` (a uWSGI master does), so nothing waits in memory for `close`: while
+        the collector cannot be reached, records go to the spool, or are dropped and counted."""
+        me = threading.get_ident()
+        if self._writer_ident == me or not self._inline.acquire(timeout=self.timeout):
+            return  # a record from the send path: the loop below takes it
+        self._writer_ident = me
+        self._writing_inline = True
+        try:
+            deadline = time.monotonic() + self.timeout
+            while not self._closed and not self._drained() and time.monotonic() < deadline:
+                self._step()
+                if self.transport.sock is None:  # unreachable: what it held is spooled
+                    self._drop_unwritten()
+                    return
+        finally:
+            self._writing_inline = False
+            self._writer_ident = None
+            self._inline.release()
+
+    def _drop_unwritten(self) -> None:
+        """Inline, the collector unreachable: with no spool, what is in memory is dropped."""
+        if self._spool is not None:
+            return
+        left = empty_queue(self._retry) + empty_queue(self._queue)  # as at close (`_finish`)
+        if left:
+            self._lose(self.transport.last_failure, left)
 
     def _run(self) -> None:
         self._writer_ident = threading.get_ident()
@@ -289,7 +324,7 @@ class BackgroundDelivery(CallerSide):
         return False
 
     def _sleep(self, timeout: float, wake_at: int) -> None:
-        if timeout <= 0:
+        if timeout <= 0 or self._writing_inline:  # nobody else would wake a caller
             return
         self._wake_at = wake_at
         self._sleeping = True
