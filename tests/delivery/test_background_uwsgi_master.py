@@ -40,7 +40,7 @@ def test_a_uwsgi_master_runs_no_writer_even_with_a_spool_and_writes_each_record_
         delivery = BackgroundDelivery(tcp_transport(sink.port), spool_dir=tmp_path)
         for n in range(20):
             delivery.deliver(numbered(n))
-            assert wait_for(lambda: sink.count() == n + 1, 2.0)  # no flush: written already
+            assert wait_for(lambda want=n + 1: sink.count() == want, 2.0)  # written, no flush
         assert writers() == before  # not at construction (spool), nor at the first record
         delivery.close(5.0)
         assert sink.numbers() == list(range(20))
