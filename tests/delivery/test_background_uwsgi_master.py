@@ -18,6 +18,7 @@ import pytest
 from support.delivery import Sink, numbered, refused_port, tcp_transport, wait_for
 from syslogkit.delivery import base
 from syslogkit.delivery.background import BackgroundDelivery
+from syslogkit.delivery.spool import Spool
 
 
 def pretend_uwsgi(monkeypatch: pytest.MonkeyPatch, master_pid: int, **opt: bool) -> None:
@@ -82,3 +83,21 @@ def test_a_uwsgi_worker_or_a_master_that_takes_the_gil_to_fork_starts_its_writer
         thread = delivery._thread
         assert thread is not None and thread.is_alive()  # at once: it replays the spool
         delivery.close(5.0)
+
+
+def test_a_uwsgi_master_leaves_what_an_earlier_run_spooled_to_its_workers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    earlier = Spool(tmp_path)
+    earlier.append([numbered(n) for n in range(3)])
+    earlier.close()  # its records stay on disk, its lock free
+    pretend_uwsgi(monkeypatch, os.getpid())
+    with Sink() as sink:
+        delivery = BackgroundDelivery(tcp_transport(sink.port), spool_dir=tmp_path)
+        delivery.deliver(numbered(3))
+        assert wait_for(lambda: sink.count() == 1, 2.0)
+        assert sink.numbers() == [3]
+        worker = Spool(tmp_path)
+        assert worker.adopt() == 3  # the master holds no lock on them
+        worker.close()
+        delivery.close(2.0)

@@ -224,7 +224,7 @@ class BackgroundDelivery(CallerSide):
         self._writing_inline = True
         try:
             deadline = time.monotonic() + self.timeout
-            while not self._closed and not self._drained() and time.monotonic() < deadline:
+            while not self._closed and not self._written() and time.monotonic() < deadline:
                 self._step()
                 if self.transport.sock is None:  # unreachable: what it held is spooled
                     self._drop_unwritten()
@@ -284,7 +284,7 @@ class BackgroundDelivery(CallerSide):
         if closing and (self._drained() or self._give_up(now)):
             self._finish()
             return True
-        if spool is not None and not spool.closed and spool.adopt_due(now):
+        if spool is not None and not spool.closed and self._adopts() and spool.adopt_due(now):
             adopted = spool.adopt()
             if adopted:
                 self.stats.add("adopted", adopted)
@@ -334,12 +334,21 @@ class BackgroundDelivery(CallerSide):
         self._wake.clear()
 
     def _drained(self) -> bool:
+        spool = self._spool
+        scanned = spool is None or spool.closed or spool.scanned
+        return scanned and self._written()
+
+    def _written(self) -> bool:
+        """Nothing in memory, in flight, or in this process's spool waits to be delivered."""
         if self._queue or self._retry or self._busy or self._confirm.unconfirmed():
             return False
         spool = self._spool
-        if spool is None or spool.closed:
-            return True
-        return spool.scanned and not spool.pending()
+        return spool is None or spool.closed or not spool.pending()
+
+    def _adopts(self) -> bool:
+        """Whether this writer takes over what dead processes left in the spool: not inline (a
+        uWSGI master would keep their records until it logs again; its workers adopt them)."""
+        return not self._writing_inline
 
     # -- connection ----------------------------------------------------------------------------
 
