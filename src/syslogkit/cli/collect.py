@@ -22,6 +22,7 @@ from typing import IO, Any
 from syslogkit.cli.forms import DEFAULT_DB, parse_duration, parse_size, parse_time
 from syslogkit.cli.main import CliError
 from syslogkit.cli.nats import add_collect_arguments as add_nats_arguments
+from syslogkit.cli.settings import SinkSpec, check_main, with_config
 
 __all__ = [
     "DEFAULT_DB",
@@ -64,6 +65,14 @@ def _collect_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "-l", "--listen", action="append", metavar="URL", help="listener URL (repeatable)"
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a TOML config file (docs/operations.md); flags given beside it override it",
+    )
+    p.add_argument(
+        "--check", metavar="FILE", help="check a config file, print each fault, exit 0 or 1"
     )
     out = p.add_argument_group("where messages go")
     out.add_argument("--db", metavar="PATH", help=f"SQLite store (default ./{DEFAULT_DB})")
@@ -173,21 +182,13 @@ def _write_stats(path: str, stats: dict[str, Any]) -> None:
 
 
 async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
-    from syslogkit.cli.nats import nats_sinks, nats_sources, split_nats_listen
-    from syslogkit.collector import (
-        Collector,
-        ForwardSink,
-        JsonLinesSink,
-        Limits,
-        Sink,
-        SQLiteSink,
-        StdoutSink,
-        StoreError,
-        zone_of,
-    )
+    from syslogkit.cli.nats import nats_sources, split_nats_listen
+    from syslogkit.collector import Collector, Limits, Sink, StoreError, zone_of
+    from syslogkit.collector.routes import compile_routes
     from syslogkit.transports.tls import ServerTLSConfig
 
     listen, nats_listen = split_nats_listen(args.listen or list(DEFAULT_LISTEN))
+    names = dict(zip(args.listen or DEFAULT_LISTEN, args.listener_names or (), strict=False))
     try:
         from syslogkit.collector import parse_listen_url
 
@@ -225,35 +226,14 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         udp_rcvbuf=parse_size(args.udp_rcvbuf),
         relp_window=args.relp_window,
     )
+    specs = args.sink_specs
     sinks: list[Sink] = []
-    db_path: str | None = None
+    stores = [spec for spec in specs if spec.kind == "store"]
+    db_path: str | None = stores[0].options.get("path", DEFAULT_DB) if stores else None
     try:
-        if not args.no_db and not (args.nats and not args.db):  # an edge stores nothing
-            db_path = args.db or DEFAULT_DB
-            sinks.append(
-                SQLiteSink(
-                    db_path,
-                    max_age=parse_duration(args.retention_age) if args.retention_age else None,
-                    max_bytes=parse_size(args.retention_size) if args.retention_size else None,
-                    synchronous=args.sync,
-                    process=not args.no_writer_process,
-                )
-            )
-        if args.jsonl:
-            sinks.append(JsonLinesSink(args.jsonl))
-        if args.stdout or args.stdout_json:
-            sinks.append(StdoutSink(out, json_lines=args.stdout_json))
-        for url in args.forward or ():
-            sinks.append(
-                ForwardSink(
-                    url,
-                    ca_file=args.forward_ca_file,
-                    cert_file=args.forward_cert_file,
-                    key_file=args.forward_key_file,
-                    spool_dir=args.forward_spool,
-                )
-            )
-        sinks.extend(nats_sinks(args))
+        for spec in specs:
+            sinks.append(_sink(spec, args, out))
+        router = compile_routes(args.routes, [spec.name for spec in specs], args.listener_names)
     except (StoreError, OSError, ValueError, CliError) as exc:
         for sink in sinks:
             sink.close()
@@ -278,6 +258,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             commit_interval=args.commit_interval,
             high_water=args.high_water,
             sources=nats_sources(args, nats_listen, db_path),
+            router=router,
         )
     except (ValueError, OSError, ssl_error()) as exc:
         for sink in sinks:
@@ -290,6 +271,9 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             with contextlib.suppress(Exception):
                 sink.close()
         raise CliError(f"cannot listen: {exc.strerror or exc}") from None
+    if router is not None:  # a listener's name, by the URL it is bound to
+        for url, listener in zip(listen, collector.listeners, strict=False):
+            router.listener_names[listener.url] = names.get(url, url)
 
     # handlers before the first line: a supervisor (or a test) may signal as soon as it reads it
     loop = asyncio.get_running_loop()
@@ -297,15 +281,18 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
-    info = sys.stderr if (args.stdout or args.stdout_json) else out
+    info = sys.stderr if any(spec.kind == "stdout" for spec in specs) else out
     if not args.quiet:
         for url in urls:
             print(f"listening on {url}", file=info)
         if db_path:
             print(f"storing into {db_path}", file=info)
-        if args.jsonl:
-            print(f"appending JSON lines to {args.jsonl}", file=info)
-        if args.nats:
+        for spec in specs:
+            if spec.kind == "jsonl":
+                print(f"appending JSON lines to {spec.options['path']}", file=info)
+        if router is not None:
+            print(f"routing by {len(args.routes)} routes", file=info)
+        if any(spec.kind == "nats" for spec in specs):
             print(f"publishing to JetStream stream {args.nats_stream}", file=info)
         if addresses:
             print(f"try: {_send_hint(urls)}", file=info)
@@ -314,17 +301,17 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
     stats_interval = max(0.1, args.stats_interval)
     beside: Beside | None = None
     try:
-        beside = Beside(args, db_path, lambda: _stats(collector, sinks), loop, info)
+        beside = Beside(args, db_path, lambda: _stats(collector, sinks, router), loop, info)
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), stats_interval)
             if args.stats_file:
-                _write_stats(args.stats_file, _stats(collector, sinks))
+                _write_stats(args.stats_file, _stats(collector, sinks, router))
     finally:
         if beside is not None:
             beside.stop()
         await collector.stop()
-        final = _stats(collector, sinks)
+        final = _stats(collector, sinks, router)
         if args.stats_file:
             _write_stats(args.stats_file, final)
         if not args.quiet:
@@ -341,10 +328,43 @@ def ssl_error() -> type[Exception]:
     return ssl.SSLError
 
 
-def _stats(collector: Any, sinks: Sequence[Any]) -> dict[str, Any]:
+def _sink(spec: SinkSpec, args: argparse.Namespace, out: IO[str]) -> Any:
+    """The sink a spec (of the file or of the flags) describes."""
+    from syslogkit.cli.nats import nats_sinks
+    from syslogkit.collector import ForwardSink, JsonLinesSink, SQLiteSink, StdoutSink
+
+    options = spec.options
+    if spec.kind == "store":
+        return SQLiteSink(
+            options.get("path", DEFAULT_DB),
+            max_age=parse_duration(args.retention_age) if args.retention_age else None,
+            max_bytes=parse_size(args.retention_size) if args.retention_size else None,
+            synchronous=options.get("sync", args.sync),
+            process=options.get("writer_process", not args.no_writer_process),
+        )
+    if spec.kind == "jsonl":
+        return JsonLinesSink(options["path"])
+    if spec.kind == "stdout":
+        return StdoutSink(out, json_lines=options.get("json", False))
+    if spec.kind == "forward":
+        return ForwardSink(
+            options["url"],
+            ca_file=options.get("ca_file"),
+            cert_file=options.get("cert_file"),
+            key_file=options.get("key_file"),
+            spool_dir=options.get("spool"),
+        )
+    if spec.kind == "nats":
+        return nats_sinks(argparse.Namespace(**{**vars(args), "nats": options["servers"]}))[0]
+    raise CliError(f"sink {spec.name}: unknown kind {spec.kind!r}")
+
+
+def _stats(collector: Any, sinks: Sequence[Any], router: Any = None) -> dict[str, Any]:
     from syslogkit.collector.sinks import HasStats
 
     stats: dict[str, Any] = collector.stats()
+    if router is not None:
+        stats["routes"] = router.stats()
     stats["time"] = time.time()
     stats["started_at"] = collector.started_at
     forwards = [s.stats() for s in sinks if isinstance(s, HasStats)]
@@ -366,6 +386,13 @@ def _print_summary(stats: dict[str, Any], out: IO[str]) -> None:
             f" noted={listener['noted']} unparsed={listener['unparsed']}{extra}",
             file=out,
         )
+    routes = stats.get("routes")
+    if routes and (routes["dropped"] or routes["unrouted"]):
+        print(
+            f"routes: dropped={routes['dropped']} unrouted={routes['unrouted']}"
+            " (no route sent them to a sink)",
+            file=out,
+        )
     pipe = stats["pipeline"]
     print(
         f"stored={pipe['committed']} errors={pipe['errors']}"
@@ -384,7 +411,11 @@ def _tune_gc_for_a_server() -> None:
 
 def collect_main(argv: Sequence[str]) -> int:
     """`syslogkit collect`: listen, store, until SIGTERM or Ctrl-C (then drain and exit 0)."""
-    args = _collect_parser().parse_args(list(argv))
+    parser = _collect_parser()
+    args = parser.parse_args(list(argv))
+    if args.check:
+        return check_main(args.check, sys.stdout, sys.stderr)
+    args = with_config(parser, argv, args.config)
     _tune_gc_for_a_server()
     loop_factory = asyncio.new_event_loop
     if not args.no_uvloop:

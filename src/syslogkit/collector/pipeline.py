@@ -5,7 +5,8 @@ queued, writes it to every sink, commits (`flush()`), then runs the callbacks: a
 acknowledgement is sent from such a callback, so it never goes out before its message is
 committed. Commits happen when `max_batch` records are waiting, when a listener asks for one
 (`urgent`, e.g. a RELP sender's window is full), or `commit_interval` seconds after the first
-record of a batch arrived.
+record of a batch arrived. With a `router` (`collector.routes`), each sink is handed only the
+records its routes name; every sink is still flushed, so a batch's callbacks wait for them all.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from .record import Record
+from .routes import Router
 from .sinks.base import CommitsInBackground, Sink
 from .stats import PipelineStats
 
@@ -41,8 +43,10 @@ class Pipeline:
         high_water: int = 50_000,
         low_water: int | None = None,
         pressure: Callable[[bool], None] | None = None,
+        router: Router | None = None,
     ) -> None:
         self.sinks = list(sinks)
+        self.router = router
         self.commit_interval = commit_interval
         self.max_batch = max_batch
         self.high_water = high_water
@@ -192,10 +196,12 @@ class Pipeline:
                 return
             batch, callbacks = taken
             current = _Inflight(batch, callbacks)
-            for sink in self.sinks:
+            parts = self.router.split(batch) if self.router is not None and batch else None
+            for i, sink in enumerate(self.sinks):
+                records = batch if parts is None else parts[i]
                 try:
-                    if batch:
-                        sink.write(batch)
+                    if records:
+                        sink.write(records)
                     if not isinstance(sink, CommitsInBackground):
                         sink.flush()
                     else:  # queued behind the batch in flight: the sink never waits for us

@@ -31,6 +31,7 @@ from syslogkit.transports.tls import ServerTLSConfig
 
 from .config import Limits, ListenAddress, parse_listen_url, zone_of
 from .pipeline import Pipeline
+from .routes import Router
 from .sinks.base import Sink
 from .sources import (
     Listener,
@@ -88,6 +89,7 @@ class Collector:
         drain_timeout: float = 2.0,
         drain_quiet: float = 0.2,
         sources: Sequence[Source] = (),
+        router: Router | None = None,
     ) -> None:
         self.drain_timeout = drain_timeout
         self.sources = list(sources)
@@ -109,6 +111,7 @@ class Collector:
             max_batch=max_batch,
             high_water=high_water,
             pressure=self._pressure,
+            router=router,
         )
         self.listeners: list[Listener] = []
         self.loop: asyncio.AbstractEventLoop | None = None
