@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -314,3 +315,61 @@ def test_collect_runs_from_a_config_file(tmp_path: Path) -> None:
     assert [json.loads(line)["msg"] for line in lines] == ["from the file's listener"]
     assert not (tmp_path / "syslog.db").exists()  # [sinks] is the whole list
     assert json.loads((tmp_path / "stats.json").read_text())["pipeline"]["committed"] == 1
+
+
+def test_collect_routes_by_listener_and_facility_and_tells_what_no_route_took(
+    tmp_path: Path,
+) -> None:
+    from cli.test_collector_cli import Collect, send_tcp, send_udp
+
+    config = write(
+        tmp_path,
+        f"""
+        [[listeners]]
+        name = "stream"
+        url = "tcp://127.0.0.1:0"
+        [[listeners]]
+        name = "datagrams"
+        url = "udp://127.0.0.1:0"
+        [sinks.auth]
+        kind = "jsonl"
+        path = "{tmp_path / "auth.jsonl"}"
+        [sinks.tcp]
+        kind = "jsonl"
+        path = "{tmp_path / "tcp.jsonl"}"
+        [[routes]]
+        match = {{ facility = ["auth", "authpriv"] }}
+        sinks = ["auth"]
+        final = true
+        [[routes]]
+        match = {{ listener = "stream" }}
+        sinks = ["tcp"]
+        """,
+    )
+    c = Collect(tmp_path, "--config", str(config))
+    assert "routing by 2 routes" in "\n".join(c.out)
+    send_tcp(c.port("tcp"), b"<38>1 - h sshd - - - auth over tcp", b"<14>1 - h a - - - user tcp")
+    send_udp(c.port("udp"), b"<86>1 - h su - - - authpriv over udp", b"<14>1 - h a - - - lost")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(_msgs(tmp_path / "auth.jsonl")) < 2:
+        time.sleep(0.05)
+    code, _, err = c.terminate()
+    assert code == 0
+    assert sorted(_msgs(tmp_path / "auth.jsonl")) == ["auth over tcp", "authpriv over udp"]
+    assert _msgs(tmp_path / "tcp.jsonl") == ["user tcp"]
+    assert "routes: dropped=0 unrouted=1 (no route sent them to a sink)" in err
+
+
+def _msgs(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [json.loads(line)["msg"] for line in path.read_text().splitlines()]
+
+
+def test_check_passes_the_readme_config(tmp_path: Path) -> None:
+    readme = (DOC.parents[1] / "README.md").read_text()
+    block = readme.split("Beside the flags, a TOML file", 1)[1].split("```toml\n", 1)[1]
+    config = write(tmp_path, block.split("```", 1)[0])
+    result = check(config, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("ok (1 listeners, 2 sinks, 2 routes)")

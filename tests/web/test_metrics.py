@@ -99,3 +99,16 @@ def test_label_values_are_escaped_as_the_format_says() -> None:
     key = ("syslogkit_listener_dropped_total", (("listener", url), ("reason", 'cut:a "b"')))
     assert found[key] == 2
     assert found[("syslogkit_store_bytes", ())] == 123
+
+
+def test_routes_dropped_and_unrouted_are_counters() -> None:
+    text = render(
+        {
+            "listeners": [],
+            "pipeline": {"committed": 5},
+            "routes": {"routes": 3, "dropped": 4, "unrouted": 2},
+        }
+    )
+    found = samples(text)
+    assert found[("syslogkit_routes_dropped_total", ())] == 4
+    assert found[("syslogkit_routes_unrouted_total", ())] == 2

@@ -171,6 +171,13 @@ def _listener(out: _Families, listener: Mapping[str, Any]) -> None:
     _peers(out, url, listener.get("peers"))
 
 
+#: the routes' counters (`collector/routes.Router.stats`)
+_ROUTE_COUNTERS = (
+    ("dropped", "Records a route dropped (drop = true)."),
+    ("unrouted", "Records no route sent to any sink."),
+)
+
+
 def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
     """The Prometheus text for a collector's `stats()` (plus the store's size in bytes)."""
     out = _Families()
@@ -203,6 +210,10 @@ def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
             "Records waiting to be committed.",
             pipeline["pending"],
         )
+    routes = stats.get("routes") or {}
+    for key, help_text in _ROUTE_COUNTERS:
+        if key in routes:
+            out.add(f"syslogkit_routes_{key}_total", "counter", help_text, routes[key])
     if store_size is not None:
         out.add(
             "syslogkit_store_bytes",
