@@ -383,7 +383,7 @@ def test_a_store_of_0_1_is_read_and_upgraded_when_written(tmp_path: Path) -> Non
         (record,) = old.query(Filters(search="written"))
     assert record.message is not None and record.message.hostname == "old"
     assert record.message.structured_data == (SDElement("ex@1", (("a", 'q"uote'),)),)
-    with Store(path) as store:  # opened for writing: schema 3, the old rows as they were
+    with Store(path) as store:  # opened for writing: schema 4, the old rows as they were
         store.insert([make_record("written by 0.2")])
         store.commit()
         assert [r.message.msg for r in store.query(Filters(search="written")) if r.message] == [
@@ -391,7 +391,7 @@ def test_a_store_of_0_1_is_read_and_upgraded_when_written(tmp_path: Path) -> Non
             "written by 0.2",
         ]
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("4",)
     names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert "messages_time" in names and "messages_host" not in names
     db.close()

@@ -3,6 +3,14 @@
 One writer (the collector's sink thread, or the writer process) inserts batches of records in
 one transaction each; any number of readers (`syslogkit tail`, `syslogkit query`) query at the
 same time.
+
+Origins (the store's side of exactly-once from JetStream, `collector.nats.source`): the narrow
+API is `insert_rows(rows, origins=[(msg_id, count), ...])`, which records each origin in the
+transaction of the rows (a message is stored with its identity or not at all), and
+`has_origin(msg_id)`, one lookup on the primary key of `origins`. Retention forgets an origin
+with the last row of the insert that wrote it. A store split into several files must keep
+both promises: the origin committed atomically with every row of its message, and one
+indexed lookup to find it.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from .query import Filters
 from .schema import (
     INSERT,
     INSERT_FTS,
+    INSERT_ORIGIN,
     SCHEMA,
     SCHEMA_VERSION,
     SELECT,
@@ -28,7 +37,12 @@ from .schema import (
     statements,
 )
 
-__all__ = ["Store", "StoreError"]
+__all__ = ["Origin", "Store", "StoreError"]
+
+#: a JetStream message's identity (`Nats-Msg-Id`) and how many records it carried
+Origin = tuple[str, int]
+#: versions whose rollups are those of this one (4 only added `origins`): kept, not rebuilt
+_SAME_ROLLUPS = ("3", SCHEMA_VERSION)
 
 
 class StoreError(Exception):
@@ -88,7 +102,7 @@ class Store:
             for statement in statements(SCHEMA):
                 db.execute(statement)
             found = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if found is None or found[0] != SCHEMA_VERSION:
+            if found is None or found[0] not in _SAME_ROLLUPS:
                 rollup.rebuild(db)  # written by another version (or new): counted once, here
             db.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
@@ -103,11 +117,16 @@ class Store:
     # -- writing ---------------------------------------------------------------------------------
 
     def insert(self, records: Iterable[Record]) -> None:
-        """Insert records in the current transaction (opened if needed)."""
-        self.insert_rows([make_row(record) for record in records])
+        """Insert records in the current transaction (opened if needed), with the origins the
+        records carry (`Record.origin`)."""
+        records = list(records)
+        origins = [o for r in records if (o := r.origin) is not None]
+        self.insert_rows([make_row(record) for record in records], origins)
 
-    def insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert rows made by `make_row` in the current transaction (opened if needed)."""
+    def insert_rows(self, rows: Sequence[tuple[Any, ...]], origins: Sequence[Origin] = ()) -> None:
+        """Insert rows made by `make_row` in the current transaction (opened if needed), and
+        the `origins` of these rows: (JetStream message id, record count) each, committed
+        with them (`has_origin`)."""
         if not rows:
             return
         db = self._db
@@ -123,6 +142,20 @@ class Store:
         self._next_id = first + len(rows)
         db.execute(INSERT_FTS, (first,))
         rollup.add_rows(db, rows)
+        if origins:
+            last = self._next_id - 1
+            db.executemany(INSERT_ORIGIN, [(msg_id, count, last) for msg_id, count in origins])
+
+    def has_origin(self, msg_id: str) -> bool:
+        """Whether the records of the JetStream message `msg_id` are committed here (one
+        lookup on the primary key; False in a store written before version 4)."""
+        try:
+            row = self._db.execute("SELECT 1 FROM origins WHERE msg_id = ?", (msg_id,)).fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return False
+            raise
+        return row is not None
 
     def commit(self) -> None:
         """Commit what was inserted; after this the records survive a crash of the process."""
@@ -185,6 +218,7 @@ class Store:
         """Delete the messages with `id <= last` and their counts in the rollups (retention
         deletes the oldest first: always such a prefix of the ids)."""
         rollup.subtract_ids(self._db, last)
+        self._db.execute("DELETE FROM origins WHERE last_id <= ?", (last,))
         return int(self._db.execute("DELETE FROM messages WHERE id <= ?", (last,)).rowcount)
 
     def maybe_retain(self, interval: float = 5.0) -> int:

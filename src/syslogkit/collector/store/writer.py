@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .db import Store, StoreError
+from .db import Origin, Store, StoreError
 
 __all__ = ["StoreProcess"]
 
@@ -133,12 +133,15 @@ class StoreProcess:
             proc.kill()
             proc.wait()
 
-    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+    def write(self, rows: Sequence[tuple[Any, ...]], origins: Sequence[Origin] = ()) -> None:
         """Insert and commit one batch; returns once it is committed. Restarts a dead child."""
-        self.start(rows)()
+        self.start(rows, origins)()
 
-    def start(self, rows: Sequence[tuple[Any, ...]]) -> Callable[[], None]:
-        """Send one batch; the returned function waits until it is committed (or raises).
+    def start(
+        self, rows: Sequence[tuple[Any, ...]], origins: Sequence[Origin] = ()
+    ) -> Callable[[], None]:
+        """Send one batch (with the JetStream origins of its rows, `Store.insert_rows`); the
+        returned function waits until it is committed (or raises).
 
         Batches are answered in the order they were sent, so the next batch may be sent
         before the previous one's function is called (the pipeline does: the child finds the
@@ -149,7 +152,8 @@ class StoreProcess:
         if self._proc is None:
             self._start()
         proc = self._proc
-        self._send(list(rows))
+        # the message: the rows (a list), or (rows, origins) when the batch has origins
+        self._send((list(rows), list(origins)) if origins else list(rows))
         self._sent += 1
         number = self._sent
         return lambda: self._finish(proc, number)
@@ -211,13 +215,14 @@ def _writer_main(config_json: str) -> int:
             store.close()
             return 0
         (size,) = struct.unpack("<I", head)
-        rows = marshal.loads(source.read(size))
-        if rows is None:
+        message = marshal.loads(source.read(size))
+        if message is None:
             store.close()
             answer(("closed",))
             return 0
+        rows, origins = message if isinstance(message, tuple) else (message, ())
         try:
-            store.insert_rows(rows)
+            store.insert_rows(rows, origins)
             store.commit()
             store.maybe_retain(interval)
         except Exception as exc:
