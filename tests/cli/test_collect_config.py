@@ -222,7 +222,7 @@ def test_check_names_file_line_and_key_of_each_fault(tmp_path: Path, pki: Any) -
         f"{c}:15: limits.max_frame: must be an integer",
         f"{c}:16: limits.colour: unknown key",
         f"{c}:20: sinks.main.path: no such folder: {tmp_path / 'no-such-dir'}",
-        f"{c}:22: sinks.odd.kind: must be one of store, jsonl, stdout, forward, nats",
+        f"{c}:22: sinks.odd.kind: must be one of store, jsonl, stdout, forward, nats, file",
         f"{c}:25: routes[1].match.msg: bad regular expression",
     ]
     lines = result.stderr.splitlines()
@@ -373,3 +373,34 @@ def test_check_passes_the_readme_config(tmp_path: Path) -> None:
     result = check(config, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok (1 listeners, 2 sinks, 2 routes)")
+
+
+def test_collect_writes_files_per_host_inside_the_base_whatever_the_hostname(
+    tmp_path: Path,
+) -> None:
+    from cli.test_collector_cli import Collect, send_udp
+
+    (tmp_path / "remote").mkdir()
+    config = write(
+        tmp_path,
+        f"""
+        [[listeners]]
+        url = "udp://127.0.0.1:0"
+        [sinks.hosts]
+        kind = "file"
+        path = "{tmp_path}/remote/{{host}}/{{app}}.log"
+        format = "raw"
+        """,
+    )
+    assert check(config).returncode == 0
+    c = Collect(tmp_path, "--config", str(config))
+    hostile = b"<13>1 - ../../etc passwd - - - climb"
+    send_udp(c.port("udp"), b"<13>1 - web-1 nginx - - - plain", hostile)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(list((tmp_path / "remote").rglob("*.log"))) < 2:
+        time.sleep(0.05)
+    code, _, _ = c.terminate()
+    assert code == 0
+    found = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.log"))
+    assert found == ["remote/_._.._etc/passwd.log", "remote/web-1/nginx.log"]
+    assert (tmp_path / "remote/_._.._etc/passwd.log").read_bytes() == hostile + b"\n"

@@ -354,6 +354,14 @@ def _sink(spec: SinkSpec, args: argparse.Namespace, out: IO[str]) -> Any:
             key_file=options.get("key_file"),
             spool_dir=options.get("spool"),
         )
+    if spec.kind == "file":
+        from syslogkit.collector.sinks.file import FileSink
+
+        return FileSink(
+            options["path"],
+            format=options.get("format", "raw"),
+            max_open=options.get("max_open", 64),
+        )
     if spec.kind == "nats":
         return nats_sinks(argparse.Namespace(**{**vars(args), "nats": options["servers"]}))[0]
     raise CliError(f"sink {spec.name}: unknown kind {spec.kind!r}")

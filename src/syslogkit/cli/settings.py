@@ -265,8 +265,9 @@ SINK_KINDS: dict[str, dict[str, Convert]] = {
         "spool": _text,
     },
     "nats": {"servers": _servers},
+    "file": {"path": _text, "format": _one_of("raw", "human", "json"), "max_open": _positive},
 }
-REQUIRED = {"jsonl": ("path",), "forward": ("url",), "nats": ("servers",)}
+REQUIRED = {"jsonl": ("path",), "forward": ("url",), "nats": ("servers",), "file": ("path",)}
 
 LISTENER_KEYS: dict[str, Convert] = {
     "url": _text,
@@ -576,6 +577,8 @@ def _check_sink(config: ConfigFile, spec: SinkSpec) -> Iterable[ConfigError]:
         folder = Path(path).parent
         if not folder.is_dir():
             yield config.error((*here, "path"), f"no such folder: {folder}")
+    if spec.kind == "file" and isinstance(options.get("path"), str):
+        yield from _check_template(config, (*here, "path"), options["path"])
     if spec.kind == "forward":
         url = options.get("url")
         if isinstance(url, str) and "://" not in url:
@@ -596,6 +599,18 @@ def _check_sink(config: ConfigFile, spec: SinkSpec) -> Iterable[ConfigError]:
         and not Path(options["spool"]).parent.is_dir()
     ):
         yield config.error((*here, "spool"), f"no such folder: {Path(options['spool']).parent}")
+
+
+def _check_template(config: ConfigFile, path: KeyPath, template: str) -> Iterable[ConfigError]:
+    from syslogkit.collector.sinks.file import FileSink
+
+    try:
+        base = FileSink(template).base
+    except ValueError as exc:
+        yield config.error(path, str(exc))
+        return
+    if not Path(base).is_dir():
+        yield config.error(path, f"no such folder: {base}")
 
 
 def _is_readable(path: str) -> bool:
