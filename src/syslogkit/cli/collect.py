@@ -23,6 +23,7 @@ from syslogkit.cli.forms import DEFAULT_DB, parse_duration, parse_size, parse_ti
 from syslogkit.cli.main import CliError
 from syslogkit.cli.nats import add_collect_arguments as add_nats_arguments
 from syslogkit.cli.settings import SinkSpec, check_main, with_config
+from syslogkit.collector.systemd import notify
 
 __all__ = [
     "DEFAULT_DB",
@@ -152,6 +153,12 @@ def _collect_parser() -> argparse.ArgumentParser:
     misc.add_argument("--stats-interval", type=float, default=5.0, metavar="SECONDS")
     misc.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     misc.add_argument("--no-uvloop", action="store_true", help="use asyncio's own loop")
+    misc.add_argument(
+        "--user",
+        metavar="NAME",
+        help="started as root: bind, then run as this user (ports under 1024 without root)",
+    )
+    misc.add_argument("--group", metavar="NAME", help="with --user: this group (default its own)")
     add_nats_arguments(p)
     from syslogkit.cli.web import add_web_arguments
 
@@ -226,6 +233,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         udp_rcvbuf=parse_size(args.udp_rcvbuf),
         relp_window=args.relp_window,
     )
+    sockets = _bound_sockets(args, addresses, limits)  # before any file is opened as root
     specs = args.sink_specs
     sinks: list[Sink] = []
     stores = [spec for spec in specs if spec.kind == "store"]
@@ -259,6 +267,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             high_water=args.high_water,
             sources=nats_sources(args, nats_listen, db_path),
             router=router,
+            sockets=sockets,
         )
     except (ValueError, OSError, ssl_error()) as exc:
         for sink in sinks:
@@ -271,6 +280,11 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             with contextlib.suppress(Exception):
                 sink.close()
         raise CliError(f"cannot listen: {exc.strerror or exc}") from None
+    for sock in collector.unused_sockets:
+        print(
+            f"syslogkit collect: no listener for the socket {sock.getsockname()}", file=sys.stderr
+        )
+        sock.close()
     if router is not None:  # a listener's name, by the URL it is bound to
         for url, listener in zip(listen, collector.listeners, strict=False):
             router.listener_names[listener.url] = names.get(url, url)
@@ -297,6 +311,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         if addresses:
             print(f"try: {_send_hint(urls)}", file=info)
         print(end="", file=info, flush=True)
+    notify(f"READY=1\nSTATUS=listening on {', '.join(urls)}")
 
     stats_interval = max(0.1, args.stats_interval)
     beside: Beside | None = None
@@ -308,6 +323,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             if args.stats_file:
                 _write_stats(args.stats_file, _stats(collector, sinks, router))
     finally:
+        notify("STOPPING=1\nSTATUS=draining")
         if beside is not None:
             beside.stop()
         await collector.stop()
@@ -326,6 +342,28 @@ def ssl_error() -> type[Exception]:
     import ssl
 
     return ssl.SSLError
+
+
+def _bound_sockets(args: argparse.Namespace, addresses: Sequence[Any], limits: Any) -> list[Any]:
+    """systemd's sockets (socket activation); with --user/--group, the other listeners bound
+    now, then the privileges dropped (collector/systemd.py)."""
+    from syslogkit.collector.systemd import bind_early, drop_privileges, listen_fds, take_socket
+
+    inherited = listen_fds()
+    if not (args.user or args.group):
+        return inherited
+    sockets: list[Any] = []
+    try:
+        for address in addresses:
+            sock = take_socket(inherited, address)
+            sockets.append(sock if sock is not None else bind_early(address, limits))
+        drop_privileges(args.user, args.group)
+    except (OSError, ValueError) as exc:
+        for sock in sockets + inherited:
+            sock.close()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise CliError(f"--user/--group: {reason}") from None
+    return sockets + inherited
 
 
 def _sink(spec: SinkSpec, args: argparse.Namespace, out: IO[str]) -> Any:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -41,6 +42,7 @@ from .sources import (
     UdpListener,
     stop_all,
 )
+from .systemd import take_socket
 
 __all__ = ["Collector", "CollectorThread", "TLSConfig"]
 
@@ -90,6 +92,7 @@ class Collector:
         drain_quiet: float = 0.2,
         sources: Sequence[Source] = (),
         router: Router | None = None,
+        sockets: Sequence[socket.socket] = (),
     ) -> None:
         self.drain_timeout = drain_timeout
         self.sources = list(sources)
@@ -114,6 +117,9 @@ class Collector:
             router=router,
         )
         self.listeners: list[Listener] = []
+        #: sockets bound already (systemd's, or bound before dropping privileges); those no
+        #: listener took stay here after `start()`
+        self.unused_sockets = list(sockets)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started_at = 0.0
         self._loop_thread = 0
@@ -151,6 +157,7 @@ class Collector:
         try:
             for address in self.addresses:
                 listener = self._listener(address)
+                listener.given = take_socket(self.unused_sockets, address)
                 if isinstance(listener, UdpListener):
                     listener.start()
                 else:
