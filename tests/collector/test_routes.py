@@ -223,3 +223,26 @@ def test_values_of_the_config_are_data_never_code() -> None:
     r = router({"match": {"host": hostile, "msg": "' or True or '"}, "sinks": ["a"]})
     assert goes(r, rec(AUTH_ERR)) == []
     assert goes(r, rec(f"<13>1 - {hostile.replace(' ', '_')} a - - - m")) == []
+
+
+class Closing(Capture):
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_reconfigure_takes_effect_where_it_was_asked_for_in_the_queue() -> None:
+    old, kept, new = Closing(), Closing(), Closing()
+    pipeline = Pipeline([old, kept], commit_interval=5)  # not started: everything queues
+    before, after = rec(AUTH_ERR), rec(LOCAL3_DEBUG)
+    pipeline.submit([before])
+    assert not pipeline.reconfigure([kept, new], None, timeout=0)  # queued, not applied yet
+    pipeline.submit([after])
+    pipeline.start()
+    assert pipeline.drain(5)
+    assert old.records == [before] and old.closed  # drained, then closed
+    assert kept.records == [before, after] and not kept.closed
+    assert new.records == [after]
+    pipeline.close()
+    assert pipeline.stats.committed == 2

@@ -112,3 +112,12 @@ def test_routes_dropped_and_unrouted_are_counters() -> None:
     found = samples(text)
     assert found[("syslogkit_routes_dropped_total", ())] == 4
     assert found[("syslogkit_routes_unrouted_total", ())] == 2
+
+
+def test_reloads_are_counted_with_the_time_of_the_last_success_and_failure() -> None:
+    reload = {"count": 3, "failures": 1, "last_success": 1.5e9, "last_failure": 1.4e9}
+    found = samples(render({"listeners": [], "pipeline": {}, "reload": reload}))
+    assert found[("syslogkit_reloads_total", ())] == 3
+    assert found[("syslogkit_reload_failures_total", ())] == 1
+    assert found[("syslogkit_reload_last_success_timestamp_seconds", ())] == 1.5e9
+    assert found[("syslogkit_reload_last_failure_timestamp_seconds", ())] == 1.4e9

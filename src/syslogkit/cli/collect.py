@@ -192,7 +192,6 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
     from syslogkit.cli.nats import nats_sources, split_nats_listen
     from syslogkit.collector import Collector, Limits, Sink, StoreError, zone_of
     from syslogkit.collector.routes import compile_routes
-    from syslogkit.transports.tls import ServerTLSConfig
 
     listen, nats_listen = split_nats_listen(args.listen or list(DEFAULT_LISTEN))
     names = dict(zip(args.listen or DEFAULT_LISTEN, args.listener_names or (), strict=False))
@@ -202,21 +201,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         addresses = [parse_listen_url(u) for u in listen]
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    tls: ServerTLSConfig | None = None
-    if any(a.is_tls for a in addresses) or args.tls_cert:
-        if not args.tls_cert:
-            raise CliError("a tls:// or relp+tls:// listener needs --tls-cert (and --tls-key)")
-        for path in (args.tls_cert, args.tls_key, args.tls_ca):
-            if path and not Path(path).is_file():
-                raise CliError(f"no such file: {path}")
-        client_auth = args.client_cert or ("optional" if args.tls_ca or args.tls_capath else "none")
-        tls = ServerTLSConfig(
-            cert_file=args.tls_cert,
-            key_file=args.tls_key,
-            ca_file=args.tls_ca,
-            ca_dir=args.tls_capath,
-            client_auth=client_auth,
-        )
+    tls = tls_config(args, addresses)
     try:
         zone = zone_of(args.timezone)
     except ValueError as exc:
@@ -290,6 +275,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             router.listener_names[listener.url] = names.get(url, url)
 
     # handlers before the first line: a supervisor (or a test) may signal as soon as it reads it
+    reloader = _reloader(args, collector, specs, sinks, router, names, out)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -313,35 +299,99 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         print(end="", file=info, flush=True)
     notify(f"READY=1\nSTATUS=listening on {', '.join(urls)}")
 
+    def stats() -> dict[str, Any]:
+        if reloader is None:
+            return _stats(collector, sinks, router)
+        now = reloader.running
+        return _stats(collector, now.sinks, now.router) | {"reload": reloader.stats()}
+
     stats_interval = max(0.1, args.stats_interval)
     beside: Beside | None = None
     try:
-        beside = Beside(args, db_path, lambda: _stats(collector, sinks, router), loop, info)
+        beside = Beside(args, db_path, stats, loop, info)
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), stats_interval)
             if args.stats_file:
-                _write_stats(args.stats_file, _stats(collector, sinks, router))
+                _write_stats(args.stats_file, stats())
     finally:
         notify("STOPPING=1\nSTATUS=draining")
         if beside is not None:
             beside.stop()
         await collector.stop()
-        final = _stats(collector, sinks, router)
+        final = stats()
         if args.stats_file:
             _write_stats(args.stats_file, final)
         if not args.quiet:
             _print_summary(final, sys.stderr)
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
     return 0
+
+
+def _reloader(
+    args: argparse.Namespace,
+    collector: Any,
+    specs: list[SinkSpec],
+    sinks: list[Any],
+    router: Any,
+    names: dict[str, str],
+    out: IO[str],
+) -> Any:
+    """With --config, SIGHUP reloads it (cli/reload.py); None without."""
+    if not args.config:
+        return None
+    from syslogkit.cli.reload import Reloader, Running
+
+    reloader = Reloader(
+        args.parser,
+        args.given,
+        args.config,
+        Running(collector, list(specs), list(sinks), router, names),
+        args,
+        lambda spec, new: _sink(spec, new, out),
+        tls_config,
+    )
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[bool]] = set()
+
+    def hangup() -> None:
+        task = loop.create_task(reloader.reload())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, hangup)
+    return reloader
 
 
 def ssl_error() -> type[Exception]:
     import ssl
 
     return ssl.SSLError
+
+
+def tls_config(args: argparse.Namespace, addresses: Sequence[Any]) -> Any:
+    """The TLS listeners' settings from the flags (None without TLS); read at start and at
+    every reload."""
+    from syslogkit.transports.tls import ServerTLSConfig
+
+    if not (any(a.is_tls for a in addresses) or args.tls_cert):
+        return None
+    if not args.tls_cert:
+        raise CliError("a tls:// or relp+tls:// listener needs --tls-cert (and --tls-key)")
+    for path in (args.tls_cert, args.tls_key, args.tls_ca):
+        if path and not Path(path).is_file():
+            raise CliError(f"no such file: {path}")
+    client_auth = args.client_cert or ("optional" if args.tls_ca or args.tls_capath else "none")
+    return ServerTLSConfig(
+        cert_file=args.tls_cert,
+        key_file=args.tls_key,
+        ca_file=args.tls_ca,
+        ca_dir=args.tls_capath,
+        client_auth=client_auth,
+    )
 
 
 def _bound_sockets(args: argparse.Namespace, addresses: Sequence[Any], limits: Any) -> list[Any]:

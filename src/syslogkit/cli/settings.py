@@ -703,4 +703,7 @@ def with_config(
             for error in errors[:-1]:
                 print(error, file=sys.stderr)
             raise CliError(str(errors[-1]))
-    return apply_flags(parser, settings, explicit_flags(parser, argv))
+    given = explicit_flags(parser, argv)
+    args = apply_flags(parser, settings, given)
+    args.parser, args.given = parser, given  # what a reload needs to read the file again
+    return args

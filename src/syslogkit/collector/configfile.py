@@ -174,6 +174,8 @@ def load_config(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line, message = _syntax_line(str(exc))
+        if not line and "end of document" in message:
+            line = max(1, len(text.splitlines()))
         raise ConfigError(name, line, "", f"TOML: {message}") from None
     config = ConfigFile(name, {}, key_lines(text))
     env = os.environ if environ is None else environ

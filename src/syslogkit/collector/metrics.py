@@ -179,6 +179,25 @@ _ROUTE_COUNTERS = (
 )
 
 
+def _reload(out: _Families, reload: Mapping[str, Any] | None) -> None:
+    """SIGHUP's reloads of the config file (cli/reload.py)."""
+    if not reload:
+        return
+    out.add("syslogkit_reloads_total", "counter", "Config reloads applied.", reload["count"])
+    out.add(
+        "syslogkit_reload_failures_total",
+        "counter",
+        "Config reloads refused (the previous config kept running).",
+        reload["failures"],
+    )
+    for key, help_text in (
+        ("last_success", "When the config was last reloaded (epoch seconds)."),
+        ("last_failure", "When a reload was last refused (epoch seconds)."),
+    ):
+        if reload.get(key):
+            out.add(f"syslogkit_reload_{key}_timestamp_seconds", "gauge", help_text, reload[key])
+
+
 def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
     """The Prometheus text for a collector's `stats()` (plus the store's size in bytes)."""
     out = _Families()
@@ -215,6 +234,7 @@ def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
     for key, help_text in _ROUTE_COUNTERS:
         if key in routes:
             out.add(f"syslogkit_routes_{key}_total", "counter", help_text, routes[key])
+    _reload(out, stats.get("reload"))
     if store_size is not None:
         out.add(
             "syslogkit_store_bytes",

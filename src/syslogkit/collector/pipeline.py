@@ -53,7 +53,9 @@ class Pipeline:
         self.low_water = high_water // 4 if low_water is None else low_water
         self.pressure = pressure
         self.stats = PipelineStats()
-        self._items: collections.deque[tuple[Sequence[Record], Done | None]] = collections.deque()
+        self._items: collections.deque[tuple[Sequence[Record] | _Swap, Done | None]] = (
+            collections.deque()
+        )
         self._pending = 0
         self._first_at = 0.0
         self._urgent = False
@@ -101,6 +103,19 @@ class Pipeline:
         if signal and self.pressure is not None:
             self.pressure(True)
 
+    def reconfigure(
+        self, sinks: Sequence[Sink], router: Router | None, timeout: float = 30.0
+    ) -> bool:
+        """Records submitted from now on go to `sinks` by `router`; those submitted before go
+        where the old ones said. A sink no longer in the list (by identity) is drained and
+        closed. Waits until the writer applied it; False on timeout."""
+        swap = _Swap(list(sinks), router)
+        with self._cond:
+            self._items.append((swap, None))
+            self._urgent = True
+            self._cond.notify_all()
+        return swap.applied.wait(timeout)
+
     def commit_soon(self) -> None:
         """Commit what is queued without waiting for the timer (a RELP window is full)."""
         with self._cond:
@@ -146,7 +161,7 @@ class Pipeline:
                 self.stats.errors += 1
                 self.stats.last_error = f"close {type(sink).__name__}: {exc}"
 
-    def _take(self, block: bool = True) -> tuple[list[Record], list[Done]] | None:
+    def _take(self, block: bool = True) -> tuple[list[Record], list[Done]] | _Swap | None:
         """The next batch; with `block=False` (a commit is in flight) None when nothing waits,
         and no lingering for more: the batch is built while the previous one commits."""
         with self._cond:
@@ -164,8 +179,17 @@ class Pipeline:
                 self._cond.wait(remaining)
             batch: list[Record] = []
             callbacks: list[Done] = []
+            head = self._items[0][0]
+            if isinstance(head, _Swap):  # alone: what came before it is written already
+                self._items.popleft()
+                self._urgent = bool(self._items)
+                self._busy += 1
+                return head
             while self._items and len(batch) < self.max_batch:
+                if isinstance(self._items[0][0], _Swap):
+                    break
                 records, done = self._items.popleft()
+                assert not isinstance(records, _Swap)
                 batch.extend(records)
                 if done is not None:
                     callbacks.append(done)
@@ -194,6 +218,12 @@ class Pipeline:
                     inflight = None
                     continue
                 return
+            if isinstance(taken, _Swap):
+                if inflight is not None:
+                    self._finish(inflight)
+                    inflight = None
+                self._swap(taken)
+                continue
             batch, callbacks = taken
             current = _Inflight(batch, callbacks)
             parts = self.router.split(batch) if self.router is not None and batch else None
@@ -216,6 +246,20 @@ class Pipeline:
                 inflight = current
             else:
                 self._finish(current)
+
+    def _swap(self, swap: _Swap) -> None:
+        kept = {id(sink) for sink in swap.sinks}
+        removed = [sink for sink in self.sinks if id(sink) not in kept]
+        self.sinks, self.router = swap.sinks, swap.router
+        for sink in removed:  # every batch for it was committed: drained
+            try:
+                sink.close()
+            except Exception as exc:
+                self._fail(sink, exc)
+        with self._cond:
+            self._busy -= 1
+            self._cond.notify_all()
+        swap.applied.set()
 
     def _finish(self, done: _Inflight) -> None:
         for sink, wait in done.waits:
@@ -247,6 +291,17 @@ class Pipeline:
             self._cond.notify_all()
         if resume and self.pressure is not None:
             self.pressure(False)
+
+
+class _Swap:
+    """A change of sinks and routes, in the queue where it was asked for."""
+
+    __slots__ = ("applied", "router", "sinks")
+
+    def __init__(self, sinks: list[Sink], router: Router | None) -> None:
+        self.sinks = sinks
+        self.router = router
+        self.applied = threading.Event()
 
 
 class _Inflight:

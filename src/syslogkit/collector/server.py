@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -196,6 +197,50 @@ class Collector:
             for listener in self.listeners:
                 if isinstance(listener, StreamListener):
                     listener.sweep(now)
+
+    async def add_listener(
+        self, address: ListenAddress, sock: socket.socket | None = None
+    ) -> UdpListener | StreamListener:
+        """Bind (or take `sock`) and serve one more listener (a reload)."""
+        listener = self._listener(address)
+        listener.given = sock
+        if isinstance(listener, UdpListener):
+            listener.start()
+        else:
+            await listener.start()
+        self.listeners.append(listener)
+        return listener
+
+    async def remove_listener(self, listener: Listener, timeout: float = 30.0) -> None:
+        """Stop one listener (a reload): it takes nothing new; what its clients sent is read
+        until they are quiet and committed; then its connections close."""
+        loop = asyncio.get_running_loop()
+        self.listeners.remove(listener)
+        if isinstance(listener, UdpListener):
+            await loop.run_in_executor(None, listener.stop)
+        elif isinstance(listener, StreamListener):
+            listener.stop_accepting()
+            deadline = loop.time() + self.drain_timeout
+            while loop.time() < deadline:
+                active = [c.last_activity for c in listener.connections if not c.closing]
+                if not active or loop.time() - max(active) >= self.drain_quiet:
+                    break
+                await asyncio.sleep(0.02)
+            for conn in list(listener.connections):
+                conn.pause()
+            await loop.run_in_executor(None, self.pipeline.drain, timeout)
+            await listener.close_connections(min(timeout, 2.0))
+            if listener.server is not None:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(listener.server.wait_closed(), 2.0)
+
+    def set_tls(self, context: ssl.SSLContext | None) -> None:
+        """The TLS context of new handshakes from now on (a reload re-read the files); open
+        sessions go on with theirs."""
+        self.ssl_context = context
+        for listener in self.listeners:
+            if isinstance(listener, StreamListener) and listener.address.is_tls:
+                listener.ssl_context = context
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop accepting; read on until clients are quiet (`drain_quiet` seconds, at most
