@@ -105,6 +105,20 @@ def test_ready_status_and_stopping_go_to_notify_socket(
     assert notify_socket.recv(4096).decode().splitlines() == ["STOPPING=1", "STATUS=draining"]
 
 
+def test_a_reload_says_reloading_then_ready(tmp_path: Path, notify_socket: socket.socket) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[[listeners]]\nurl = "udp://127.0.0.1:0"\n[sinks.a]\nkind = "jsonl"\npath = "a.jsonl"\n'
+    )
+    c = Collect(tmp_path, "--config", str(config), env={"NOTIFY_SOCKET": str(tmp_path / "notify")})
+    assert notify_socket.recv(4096).startswith(b"READY=1\n")
+    c.proc.send_signal(signal.SIGHUP)
+    assert notify_socket.recv(4096) == f"RELOADING=1\nSTATUS=reloading {config}".encode()
+    assert notify_socket.recv(4096) == f"READY=1\nSTATUS=listening on {c.urls[0]}".encode()
+    code, _, err = c.terminate()
+    assert code == 0 and f"reloaded {config}" in err
+
+
 def test_notify_speaks_to_an_abstract_socket_and_is_quiet_without_one() -> None:
     name = f"syslogkit-test-{os.getpid()}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
