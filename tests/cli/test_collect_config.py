@@ -357,7 +357,7 @@ def test_collect_routes_by_listener_and_facility_and_tells_what_no_route_took(
     assert code == 0
     assert sorted(_msgs(tmp_path / "auth.jsonl")) == ["auth over tcp", "authpriv over udp"]
     assert _msgs(tmp_path / "tcp.jsonl") == ["user tcp"]
-    assert "routes: dropped=0 unrouted=1 (no route sent them to a sink)" in err
+    assert "routes: dropped=0 unrouted=1 rate_limited=0 (not given to any sink)" in err
 
 
 def _msgs(path: Path) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,7 @@ def test_drop_stops_and_keeps_what_earlier_routes_gave_and_both_are_counted() ->
     assert goes(r, rec(AUTH_ERR)) == ["a"]  # sshd to a, then dropped by host web-*
     assert goes(r, rec(LOCAL3_DEBUG)) == []  # dropped
     assert goes(r, rec("<13>1 - other app - - - user.notice")) == []  # no route: unrouted
-    assert r.stats() == {"routes": 4, "dropped": 2, "unrouted": 1}
+    assert r.stats() == {"routes": 4, "dropped": 2, "unrouted": 1, "rate_limited": 0}
 
 
 def test_no_routes_means_no_router_and_every_sink_gets_everything() -> None:
@@ -246,3 +247,38 @@ def test_reconfigure_takes_effect_where_it_was_asked_for_in_the_queue() -> None:
     assert new.records == [after]
     pipeline.close()
     assert pipeline.stats.committed == 2
+
+
+def test_a_rate_limit_per_source_drops_the_excess_counts_and_tells_it() -> None:
+    told: list[str] = []
+    r = compile_routes(
+        [
+            {"match": {"facility": "auth"}, "sinks": ["a"], "rate_limit": 5, "final": True},
+            {"sinks": ["b"]},
+        ],
+        SINKS,
+        tell=told.append,
+    )
+    assert r is not None
+    noisy = [rec(AUTH_ERR, peer=f"10.0.0.1:{1000 + i}") for i in range(20)]  # one host
+    quiet = [rec(AUTH_ERR, peer="10.0.0.2:9") for _ in range(3)]
+    parts = r.split(noisy + quiet)
+    assert len(parts[0]) == 5 + 3  # a burst of one second's worth per source
+    assert parts[1] == []  # final: the excess does not fall through to the next route
+    assert r.stats() == {"routes": 2, "dropped": 0, "unrouted": 0, "rate_limited": 15}
+    assert told == [
+        "route 1: over its rate limit of 5 records/s per source, dropped 1 (the first; told"
+        " again at most every 10 s): 1 from 10.0.0.1; 1 in all"
+    ]
+    r.tell_untold()
+    assert told[-1] == (
+        "route 1: over its rate limit of 5 records/s per source, dropped 14 since the last"
+        " line: 14 from 10.0.0.1; 15 in all"
+    )
+    time.sleep(0.25)  # the bucket fills again at 5 a second
+    assert len(r.split([rec(AUTH_ERR, peer="10.0.0.1:1")])[0]) == 1
+
+
+def test_a_bad_rate_limit_is_refused() -> None:
+    with pytest.raises(RouteError, match="records a second"):
+        compile_routes([{"sinks": ["a"], "rate_limit": 0}], SINKS)

@@ -319,6 +319,9 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         if beside is not None:
             beside.stop()
         await collector.stop()
+        now_router = reloader.running.router if reloader is not None else router
+        if now_router is not None:
+            now_router.tell_untold()
         final = stats()
         if args.stats_file:
             _write_stats(args.stats_file, final)
@@ -486,10 +489,10 @@ def _print_summary(stats: dict[str, Any], out: IO[str]) -> None:
             file=out,
         )
     routes = stats.get("routes")
-    if routes and (routes["dropped"] or routes["unrouted"]):
+    if routes and (routes["dropped"] or routes["unrouted"] or routes.get("rate_limited")):
         print(
             f"routes: dropped={routes['dropped']} unrouted={routes['unrouted']}"
-            " (no route sent them to a sink)",
+            f" rate_limited={routes.get('rate_limited', 0)} (not given to any sink)",
             file=out,
         )
     pipe = stats["pipeline"]

@@ -176,6 +176,8 @@ class Reloader:
             raise _Refused(f"{self.path}: {getattr(exc, 'strerror', None) or exc}") from None
         # from here on nothing is refused
         await loop.run_in_executor(None, collector.pipeline.reconfigure, sinks, router)
+        if running.router is not None:  # its rate limits' last drops, said before it goes
+            running.router.tell_untold()
         collector.set_tls(context)
         for place, sock in fresh.items():
             await collector.add_listener(wanted[place], sock)

@@ -176,6 +176,7 @@ def _listener(out: _Families, listener: Mapping[str, Any]) -> None:
 _ROUTE_COUNTERS = (
     ("dropped", "Records a route dropped (drop = true)."),
     ("unrouted", "Records no route sent to any sink."),
+    ("rate_limited", "Records over a route's rate limit per source (not given to its sinks)."),
 )
 
 

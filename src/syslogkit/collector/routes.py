@@ -28,6 +28,8 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import re
+import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -71,6 +73,7 @@ class Router:
         self._count = sink_count
         self.listener_names = listener_names
         self._counts = counts  # [dropped, unrouted], kept by the compiled function
+        self.limits: list[RateLimit] = []
 
     @property
     def dropped(self) -> int:
@@ -94,29 +97,46 @@ class Router:
         return parts
 
     def stats(self) -> dict[str, int]:
-        return {"routes": self._routes, "dropped": self.dropped, "unrouted": self.unrouted}
+        return {
+            "routes": self._routes,
+            "dropped": self.dropped,
+            "unrouted": self.unrouted,
+            "rate_limited": sum(limit.total for limit in self.limits),
+        }
+
+    def tell_untold(self) -> None:
+        """At the end: the rate limits' drops not told yet, in one line each."""
+        for limit in self.limits:
+            limit.tell_now(final=True)
 
 
 def compile_routes(
     routes: Sequence[Mapping[str, Any]],
     sinks: Sequence[str],
     listeners: Sequence[str] | None = None,
+    tell: Callable[[str], None] | None = None,
 ) -> Router | None:
     """The router for `routes` over the sinks named `sinks` (positions kept); None without
-    routes. `listeners`: the names a `listener` test may use (None: not checked)."""
+    routes. `listeners`: the names a `listener` test may use (None: not checked); `tell`: where
+    the rate limits' lines go (stderr)."""
     if not routes:
         return None
     index = {name: i for i, name in enumerate(sinks)}
-    code = _Code(listeners)
+    code = _Code(listeners, tell)
     lines = [_route(n, route, index, code) for n, route in enumerate(routes)]
     counts = [0, 0]
     code.constants["_counts"] = counts
     source = ["def targets(record):", *code.loads(), "    chosen = ()"]
+    if code.limits:
+        source.append("    limited = False")
     source += [line for route in lines for line in route]
-    source += ["    if not chosen:", "        _counts[1] += 1", "    return chosen"]
+    unrouted = "not chosen and not limited" if code.limits else "not chosen"
+    source += [f"    if {unrouted}:", "        _counts[1] += 1", "    return chosen"]
     namespace: dict[str, Any] = dict(code.constants)
     exec(compile("\n".join(source), "<syslogkit routes>", "exec"), namespace)
-    return Router(namespace["targets"], len(routes), len(sinks), code.by_url, counts)
+    router = Router(namespace["targets"], len(routes), len(sinks), code.by_url, counts)
+    router.limits = code.limits
+    return router
 
 
 #: field -> (its position in a store row, its attribute on a SyslogMessage)
@@ -130,11 +150,91 @@ _FIELDS = {
 }
 
 
+#: a rate limit's line at most every TELL_EVERY seconds while it drops
+TELL_EVERY = 10.0
+#: sources a rate limit keeps a bucket for; past it the buckets start again
+MAX_SOURCES = 4096
+
+
+def _tell_stderr(line: str) -> None:
+    print(f"syslogkit collect: {line}", file=sys.stderr, flush=True)
+
+
+class RateLimit:
+    """A route's limit: `rate` records a second per source address (host, without the port),
+    bursts up to one second's worth; what is over it does not go to that route's sinks, and is
+    counted and told: at once, then at most every `TELL_EVERY` seconds, and what is left at the
+    end."""
+
+    def __init__(self, route: int, rate: float, tell: Callable[[str], None]) -> None:
+        self.route = route
+        self.rate = rate
+        self.tell = tell
+        self.total = 0
+        self._buckets: dict[str, list[float]] = {}
+        self._window: dict[str, int] = {}
+        self._told_at = -TELL_EVERY
+        self._hosts: dict[str, str] = {}
+
+    def __call__(self, peer: str) -> bool:
+        host = self._hosts.get(peer)
+        if host is None:
+            if len(self._hosts) > MAX_SOURCES:
+                self._hosts.clear()
+            host = self._hosts[peer] = _host(peer)
+        now = time.monotonic()
+        bucket = self._buckets.get(host)
+        if bucket is None:
+            if len(self._buckets) > MAX_SOURCES:
+                self._buckets.clear()
+            bucket = self._buckets[host] = [self.rate, now]
+        tokens = min(self.rate, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        if tokens >= 1.0:
+            bucket[0] = tokens - 1.0
+            return True
+        bucket[0] = tokens
+        self.total += 1
+        self._window[host] = self._window.get(host, 0) + 1
+        if now - self._told_at >= TELL_EVERY:
+            self.tell_now(now=now)
+        return False
+
+    def tell_now(self, *, now: float | None = None, final: bool = False) -> None:
+        if not self._window:
+            return
+        now = time.monotonic() if now is None else now
+        worst = sorted(self._window.items(), key=lambda item: -item[1])[:3]
+        names = ", ".join(f"{count} from {host}" for host, count in worst)
+        window = sum(self._window.values())
+        if final:
+            when = "since the last line"
+        elif self._told_at < 0:
+            when = "(the first; told again at most every 10 s)"
+        else:
+            when = f"in the last {now - self._told_at:.0f} s"
+        self.tell(
+            f"route {self.route + 1}: over its rate limit of {self.rate:g} records/s per source,"
+            f" dropped {window} {when}: {names}; {self.total} in all"
+        )
+        self._window.clear()
+        self._told_at = now
+
+
+def _host(peer: str) -> str:
+    if peer.startswith("["):
+        return peer[1:].partition("]")[0]
+    host, sep, _ = peer.rpartition(":")
+    return host if sep else peer
+
+
 class _Code:
     """What the generated function needs: constants by name, the fields it reads."""
 
-    def __init__(self, listeners: Sequence[str] | None) -> None:
+    def __init__(self, listeners: Sequence[str] | None, tell: Callable[[str], None] | None) -> None:
         self.listeners = listeners
+        self.tell = tell or _tell_stderr
+        self.limits: list[RateLimit] = []
         self.by_url: dict[str, str] = {}
         self.constants: dict[str, Any] = {"_NULL": _NULL}
         self.fields: set[str] = set()
@@ -163,7 +263,7 @@ class _Code:
         return out
 
 
-_ROUTE_KEYS = ("match", "sinks", "drop", "final")
+_ROUTE_KEYS = ("match", "sinks", "drop", "final", "rate_limit")
 
 
 def _route(n: int, route: Mapping[str, Any], index: Mapping[str, int], code: _Code) -> list[str]:
@@ -197,6 +297,18 @@ def _route(n: int, route: Mapping[str, Any], index: Mapping[str, int], code: _Co
             raise RouteError((n, "sinks"), f"no sink named {name!r} (sinks: {known})")
         positions.append(index[name])
     lines = [f"    if {test}:", f"        chosen += {tuple(positions)!r}"]
+    rate = route.get("rate_limit")
+    if rate is not None:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
+            raise RouteError((n, "rate_limit"), "must be a number of records a second > 0")
+        limit = RateLimit(n, float(rate), code.tell)
+        code.limits.append(limit)
+        lines[1:] = [
+            f"        if {code.const(limit)}(record.peer):",
+            f"            chosen += {tuple(positions)!r}",
+            "        else:",
+            "            limited = True",
+        ]
     if final:
         lines.append("        return chosen")
     return lines
