@@ -286,3 +286,43 @@ def test_a_reload_opens_new_listeners_and_closes_removed_ones(tmp_path: Path) ->
     time.sleep(0.3)
     assert c.stop() == 0
     assert msgs(tmp_path / "a.jsonl") == ["before", "on the new port"]
+
+
+def test_sighup_after_logrotate_opens_the_files_again(tmp_path: Path) -> None:
+    port = free_port(socket.SOCK_STREAM)
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[[listeners]]\nurl = "tcp://127.0.0.1:{port}"\n'
+        f'[sinks.hosts]\nkind = "file"\npath = "{tmp_path}/logs/{{host}}.log"\n'
+    )
+    (tmp_path / "logs").mkdir()
+    c = Running(tmp_path, config)
+    log = tmp_path / "logs" / "web-1.log"
+
+    def send(text: bytes) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"<13>1 - web-1 a - - - " + text + b"\n")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and text not in b"".join(
+            p.read_bytes() for p in (tmp_path / "logs").iterdir()
+        ):
+            time.sleep(0.02)
+
+    send(b"before rotation")
+    log.rename(tmp_path / "logs" / "web-1.log.1")
+    assert "reloaded" in c.reload()
+    send(b"after rotation")
+    assert c.stop() == 0
+    assert (tmp_path / "logs" / "web-1.log.1").read_text().endswith("before rotation\n")
+    assert log.read_text().endswith("after rotation\n")
+
+
+def test_sighup_without_a_config_is_not_fatal(tmp_path: Path) -> None:
+    from cli.test_collector_cli import Collect
+
+    c = Collect(tmp_path, "-l", "udp://127.0.0.1:0", "--no-db", "--jsonl", "a.jsonl")
+    c.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    code, _, err = c.terminate()
+    assert code == 0
+    assert "syslogkit collect: SIGHUP: files opened again" in err

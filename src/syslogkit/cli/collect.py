@@ -342,25 +342,30 @@ def _reloader(
     names: dict[str, str],
     out: IO[str],
 ) -> Any:
-    """With --config, SIGHUP reloads it (cli/reload.py); None without."""
-    if not args.config:
-        return None
-    from syslogkit.cli.reload import Reloader, Running
+    """SIGHUP: with --config, reload it (cli/reload.py; returns the Reloader); always, the
+    file sinks open their files again (logrotate)."""
+    from syslogkit.cli.reload import Reloader, Running, reopen_files
 
-    reloader = Reloader(
-        args.parser,
-        args.given,
-        args.config,
-        Running(collector, list(specs), list(sinks), router, names),
-        args,
-        lambda spec, new: _sink(spec, new, out),
-        tls_config,
-    )
+    reloader = None
+    if args.config:
+        reloader = Reloader(
+            args.parser,
+            args.given,
+            args.config,
+            Running(collector, list(specs), list(sinks), router, names),
+            args,
+            lambda spec, new: _sink(spec, new, out),
+            tls_config,
+        )
     loop = asyncio.get_running_loop()
-    tasks: set[asyncio.Task[bool]] = set()
+    tasks: set[asyncio.Task[Any]] = set()
+
+    async def reopen_only() -> None:
+        await reopen_files(collector)
+        print("syslogkit collect: SIGHUP: files opened again", file=sys.stderr, flush=True)
 
     def hangup() -> None:
-        task = loop.create_task(reloader.reload())
+        task = loop.create_task(reloader.reload() if reloader is not None else reopen_only())
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 

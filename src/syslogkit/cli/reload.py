@@ -15,6 +15,8 @@ Decisions (syslog-ng's reload is the model: sockets kept, a bad file leaves the 
   (changes to those apply at the next start).
 - Settings that only a start can change (user, web, metrics, stats file, uvloop, NATS) are
   left as they are.
+- SIGHUP is logrotate's signal too: the sinks that write files open them again (`Reopens`),
+  whether the reload is applied or refused, and without `--config` that is all it does.
 - Counted for `/metrics`: reloads done, failed, the time of the last success and of the last
   failure, and the last failure's line.
 """
@@ -35,7 +37,7 @@ from syslogkit.cli.main import CliError
 from syslogkit.cli.settings import SinkSpec, apply_flags, read_settings
 from syslogkit.collector.systemd import bind_early, notify
 
-__all__ = ["Reloader", "Running"]
+__all__ = ["Reloader", "Running", "reopen_files"]
 
 
 @dataclass
@@ -104,6 +106,7 @@ class Reloader:
             except _Refused as exc:
                 line = self._failed(f"reload: {exc}; still running the previous config")
                 ok = False
+                await reopen_files(self.running.collector)
             except Exception as exc:  # a bug: said, counted, never fatal
                 line = self._failed(f"reload failed: {type(exc).__name__}: {exc}")
                 ok = False
@@ -175,7 +178,9 @@ class Reloader:
                     sink.close()
             raise _Refused(f"{self.path}: {getattr(exc, 'strerror', None) or exc}") from None
         # from here on nothing is refused
-        await loop.run_in_executor(None, collector.pipeline.reconfigure, sinks, router)
+        await loop.run_in_executor(
+            None, lambda: collector.pipeline.reconfigure(sinks, router, reopen=True)
+        )
         if running.router is not None:  # its rate limits' last drops, said before it goes
             running.router.tell_untold()
         collector.set_tls(context)
@@ -198,6 +203,15 @@ class Reloader:
             f"{len(removed)} removed), {len(sinks)} sinks ({kept} kept), "
             f"{len(args.routes)} routes" + (", TLS files read again" if context else "")
         )
+
+
+async def reopen_files(collector: Any) -> None:
+    """SIGHUP is logrotate's signal too: the file sinks open their files again, between two
+    batches, whatever becomes of the reload."""
+    pipeline = collector.pipeline
+    await asyncio.get_running_loop().run_in_executor(
+        None, lambda: pipeline.reconfigure(pipeline.sinks, pipeline.router, reopen=True)
+    )
 
 
 def _place(address: Any) -> tuple[str, str, int]:

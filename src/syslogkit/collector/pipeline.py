@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from .record import Record
 from .routes import Router
-from .sinks.base import CommitsInBackground, Sink
+from .sinks.base import CommitsInBackground, Reopens, Sink
 from .stats import PipelineStats
 
 __all__ = ["Done", "Pipeline"]
@@ -104,12 +104,18 @@ class Pipeline:
             self.pressure(True)
 
     def reconfigure(
-        self, sinks: Sequence[Sink], router: Router | None, timeout: float = 30.0
+        self,
+        sinks: Sequence[Sink],
+        router: Router | None,
+        timeout: float = 30.0,
+        *,
+        reopen: bool = False,
     ) -> bool:
         """Records submitted from now on go to `sinks` by `router`; those submitted before go
         where the old ones said. A sink no longer in the list (by identity) is drained and
-        closed. Waits until the writer applied it; False on timeout."""
-        swap = _Swap(list(sinks), router)
+        closed; with `reopen`, the sinks that write files (`Reopens`) open them again (SIGHUP,
+        after logrotate). Waits until the writer applied it; False on timeout."""
+        swap = _Swap(list(sinks), router, reopen)
         with self._cond:
             self._items.append((swap, None))
             self._urgent = True
@@ -256,6 +262,12 @@ class Pipeline:
                 sink.close()
             except Exception as exc:
                 self._fail(sink, exc)
+        for sink in self.sinks if swap.reopen else ():
+            if isinstance(sink, Reopens):
+                try:
+                    sink.reopen()
+                except Exception as exc:
+                    self._fail(sink, exc)
         with self._cond:
             self._busy -= 1
             self._cond.notify_all()
@@ -296,11 +308,12 @@ class Pipeline:
 class _Swap:
     """A change of sinks and routes, in the queue where it was asked for."""
 
-    __slots__ = ("applied", "router", "sinks")
+    __slots__ = ("applied", "reopen", "router", "sinks")
 
-    def __init__(self, sinks: list[Sink], router: Router | None) -> None:
+    def __init__(self, sinks: list[Sink], router: Router | None, reopen: bool) -> None:
         self.sinks = sinks
         self.router = router
+        self.reopen = reopen
         self.applied = threading.Event()
 
 

@@ -7,7 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..record import Record
 
-__all__ = ["CommitsInBackground", "HasStats", "Sink"]
+__all__ = ["CommitsInBackground", "HasStats", "Reopens", "Sink"]
 
 
 @runtime_checkable
@@ -40,3 +40,11 @@ class HasStats(Protocol):
     """A sink with counters of its own (forwarding), shown in the collector's stats."""
 
     def stats(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Reopens(Protocol):
+    """A sink that writes a file and opens it again on request (SIGHUP, after logrotate renamed
+    it): called from the pipeline's thread between two batches."""
+
+    def reopen(self) -> None: ...
