@@ -326,3 +326,36 @@ def test_sighup_without_a_config_is_not_fatal(tmp_path: Path) -> None:
     code, _, err = c.terminate()
     assert code == 0
     assert "syslogkit collect: SIGHUP: files opened again" in err
+
+
+def test_collect_reload_pidfile_signals_the_collector(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'pid_file = "{tmp_path / "collect.pid"}"\n'
+        '[[listeners]]\nurl = "udp://127.0.0.1:0"\n[sinks.a]\nkind = "jsonl"\npath = "a.jsonl"\n'
+    )
+    c = Running(tmp_path, config)
+    pid_file = tmp_path / "collect.pid"
+    assert pid_file.read_text() == f"{c.proc.pid}\n"
+    result = subprocess.run(
+        [PY, "-m", "syslogkit", "collect", "--reload", str(pid_file)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any("reloaded" in x for x in c.err):
+        time.sleep(0.02)
+    assert any(x.startswith(f"syslogkit collect: reloaded {config}") for x in c.err), c.err
+    assert c.stop() == 0
+    assert not pid_file.exists()
+    result = subprocess.run(
+        [PY, "-m", "syslogkit", "collect", "--reload", str(pid_file)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert result.returncode == 2 and "no process id in" in result.stderr

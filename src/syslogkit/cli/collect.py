@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -74,6 +74,11 @@ def _collect_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--check", metavar="FILE", help="check a config file, print each fault, exit 0 or 1"
+    )
+    p.add_argument(
+        "--reload",
+        metavar="PIDFILE",
+        help="tell the collector whose --pid-file this is to reload its config (SIGHUP)",
     )
     out = p.add_argument_group("where messages go")
     out.add_argument("--db", metavar="PATH", help=f"SQLite store (default ./{DEFAULT_DB})")
@@ -159,6 +164,9 @@ def _collect_parser() -> argparse.ArgumentParser:
         help="started as root: bind, then run as this user (ports under 1024 without root)",
     )
     misc.add_argument("--group", metavar="NAME", help="with --user: this group (default its own)")
+    misc.add_argument(
+        "--pid-file", metavar="PATH", help="write the process id there (for --reload)"
+    )
     add_nats_arguments(p)
     from syslogkit.cli.web import add_web_arguments
 
@@ -276,6 +284,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
 
     # handlers before the first line: a supervisor (or a test) may signal as soon as it reads it
     reloader = _reloader(args, collector, specs, sinks, router, names, out)
+    remove_pid_file = _write_pid_file(args.pid_file) if args.pid_file else None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -330,7 +339,37 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
+        if remove_pid_file is not None:
+            remove_pid_file()
     return 0
+
+
+def _signal_reload(pid_file: str) -> int:
+    """`collect --reload PIDFILE`: SIGHUP to the collector named there."""
+    try:
+        pid = int(Path(pid_file).read_text().split()[0])
+    except (OSError, ValueError, IndexError) as exc:
+        raise CliError(f"--reload: no process id in {pid_file}: {exc}") from None
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except OSError as exc:
+        raise CliError(f"--reload: process {pid}: {exc.strerror or exc}") from None
+    print(f"asked process {pid} to reload (its stderr or journal says how it went)")
+    return 0
+
+
+def _write_pid_file(path: str) -> Callable[[], None]:
+    """The process id in `path` (written whole, then renamed); returns what removes it."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    Path(tmp).write_text(f"{os.getpid()}\n")
+    os.replace(tmp, path)
+
+    def remove() -> None:
+        with contextlib.suppress(OSError):
+            if Path(path).read_text().split()[0] == str(os.getpid()):
+                os.unlink(path)
+
+    return remove
 
 
 def _reloader(
@@ -522,6 +561,8 @@ def collect_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     if args.check:
         return check_main(args.check, sys.stdout, sys.stderr)
+    if args.reload:
+        return _signal_reload(args.reload)
     args = with_config(parser, argv, args.config)
     _tune_gc_for_a_server()
     loop_factory = asyncio.new_event_loop

@@ -95,6 +95,7 @@ FLAG_KEYS: tuple[FlagKey, ...] = (
     FlagKey("--no-uvloop", "uvloop", "false"),
     FlagKey("--user", "user", "started as root: run as this user once bound"),
     FlagKey("--group", "group"),
+    FlagKey("--pid-file", "pid_file", "for `collect --reload PIDFILE`"),
     FlagKey("--nats-stream", "nats.stream"),
     FlagKey("--nats-subject-prefix", "nats.subject_prefix"),
     FlagKey("--nats-durable", "nats.durable"),
@@ -115,7 +116,7 @@ FLAG_KEYS: tuple[FlagKey, ...] = (
 )
 
 #: flags of `collect` that are not settings (they say what to do with the file)
-NOT_SETTINGS = ("--help", "--config", "--check")
+NOT_SETTINGS = ("--help", "--config", "--check", "--reload")
 
 # -- value kinds ---------------------------------------------------------------------------------
 
@@ -230,6 +231,7 @@ GLOBAL_SETTINGS: dict[str, Setting] = {
     "uvloop": Setting("no_uvloop", _bool, invert=True),
     "user": Setting("user", _text),
     "group": Setting("group", _text),
+    "pid_file": Setting("pid_file", _text),
     "nats.stream": Setting("nats_stream", _text),
     "nats.subject_prefix": Setting("nats_subject_prefix", _text),
     "nats.durable": Setting("nats_durable", _text),
