@@ -540,8 +540,7 @@ def check(settings: Settings) -> list[ConfigError]:
         _readable(config, key, errors)
     for key in ("nats.creds", "nats.nkey", "nats.ca", "nats.cert", "nats.key"):
         _readable(config, key, errors)
-    tls = data.get("tls") if isinstance(data.get("tls"), dict) else {}
-    assert isinstance(tls, dict)
+    tls = _table(data, "tls")
     if isinstance(tls.get("cert"), str):
         _pair(config, ("tls", "cert"), tls.get("cert"), tls.get("key"), errors)
         if isinstance(tls.get("ca"), str):
@@ -550,8 +549,7 @@ def check(settings: Settings) -> list[ConfigError]:
         errors.append(
             config.error(("listeners",), "a tls:// or relp+tls:// listener needs tls.cert")
         )
-    web = data.get("web") if isinstance(data.get("web"), dict) else {}
-    assert isinstance(web, dict)
+    web = _table(data, "web")
     if isinstance(web.get("tls_cert"), str):
         _pair(config, ("web", "tls_cert"), web["tls_cert"], web.get("tls_key"), errors)
     for spec in settings.sinks or ():
@@ -560,6 +558,11 @@ def check(settings: Settings) -> list[ConfigError]:
     listeners = [spec.name for spec in settings.listeners or ()]
     errors.extend(check_routes(config, settings.routes, names, listeners))
     return errors
+
+
+def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
+    table = data.get(name)
+    return table if isinstance(table, dict) else {}
 
 
 def check_routes(
