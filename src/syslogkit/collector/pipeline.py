@@ -117,6 +117,8 @@ class Pipeline:
         after logrotate). Waits until the writer applied it; False on timeout."""
         swap = _Swap(list(sinks), router, reopen)
         with self._cond:
+            if self._stopping:  # closing: the sinks it has are the last ones
+                return False
             self._items.append((swap, None))
             self._urgent = True
             self._cond.notify_all()
