@@ -359,3 +359,27 @@ def test_collect_reload_pidfile_signals_the_collector(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2 and "no process id in" in result.stderr
+
+
+def test_a_kept_listener_takes_the_new_zone_and_limits(tmp_path: Path) -> None:
+    port = free_port(socket.SOCK_STREAM)
+    config = tmp_path / "c.toml"
+    body = f'[[listeners]]\nurl = "tcp://127.0.0.1:{port}"\n'
+    body += '[sinks.a]\nkind = "jsonl"\npath = "a.jsonl"\n'
+
+    def send(text: bytes) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"<13>Jan  1 10:00:00 h a: " + text + b"\n")  # BSD: no zone
+
+    config.write_text('timezone = "UTC"\n[limits]\nmax_frame = 4096\n' + body)
+    c = Running(tmp_path, config)
+    send(b"in UTC " + b"x" * 100)
+    time.sleep(0.3)
+    config.write_text('timezone = "+05:00"\n[limits]\nmax_frame = 64\n' + body)
+    assert "1 listeners (0 new, 0 removed)" in c.reload()
+    send(b"in +05:00 " + b"x" * 100)
+    time.sleep(0.3)
+    assert c.stop() == 0
+    rows = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert [r["timestamp"][-15:] for r in rows] == ["T10:00:00+00:00", "T10:00:00+05:00"]
+    assert [len(r["raw"]) for r in rows] == [132, 64]  # cut at the new max_frame

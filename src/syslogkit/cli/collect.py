@@ -198,7 +198,7 @@ def _write_stats(path: str, stats: dict[str, Any]) -> None:
 
 async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
     from syslogkit.cli.nats import nats_sources, split_nats_listen
-    from syslogkit.collector import Collector, Limits, Sink, StoreError, zone_of
+    from syslogkit.collector import Collector, Sink, StoreError, zone_of
     from syslogkit.collector.routes import compile_routes
 
     listen, nats_listen = split_nats_listen(args.listen or list(DEFAULT_LISTEN))
@@ -214,18 +214,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         zone = zone_of(args.timezone)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    if args.max_connections_per_peer < 1:
-        raise CliError("--max-connections-per-peer must be at least 1")
-    limits = Limits(
-        max_frame=args.max_frame,
-        max_connections=args.max_connections,
-        max_connections_per_peer=args.max_connections_per_peer,
-        frame_timeout=args.frame_timeout,
-        idle_timeout=args.idle_timeout,
-        handshake_timeout=args.handshake_timeout,
-        udp_rcvbuf=parse_size(args.udp_rcvbuf),
-        relp_window=args.relp_window,
-    )
+    limits = limits_of(args)
     sockets = _bound_sockets(args, addresses, limits)  # before any file is opened as root
     specs = args.sink_specs
     sinks: list[Sink] = []
@@ -417,6 +406,24 @@ def ssl_error() -> type[Exception]:
     import ssl
 
     return ssl.SSLError
+
+
+def limits_of(args: argparse.Namespace) -> Any:
+    """The listeners' limits from the flags; read at start and at every reload."""
+    from syslogkit.collector import Limits
+
+    if args.max_connections_per_peer < 1:
+        raise CliError("--max-connections-per-peer must be at least 1")
+    return Limits(
+        max_frame=args.max_frame,
+        max_connections=args.max_connections,
+        max_connections_per_peer=args.max_connections_per_peer,
+        frame_timeout=args.frame_timeout,
+        idle_timeout=args.idle_timeout,
+        handshake_timeout=args.handshake_timeout,
+        udp_rcvbuf=parse_size(args.udp_rcvbuf),
+        relp_window=args.relp_window,
+    )
 
 
 def tls_config(args: argparse.Namespace, addresses: Sequence[Any]) -> Any:

@@ -11,8 +11,8 @@ Decisions (syslog-ng's reload is the model: sockets kept, a bad file leaves the 
   process); sinks removed are drained, then closed; the new listeners start; listeners whose
   scheme, host and port are gone stop after reading what their clients sent; the TLS
   certificate, key and CA files are read again on every reload (new handshakes use them, open
-  sessions go on). A kept listener keeps its socket, its connections, its zone and its limits
-  (changes to those apply at the next start).
+  sessions go on). A kept listener keeps its socket and its connections, and takes the new
+  zone and limits (its UDP receive buffer stays as it was until the next start).
 - Settings that only a start can change (user, web, metrics, stats file, uvloop, NATS) are
   left as they are.
 - SIGHUP is logrotate's signal too: the sinks that write files open them again (`Reopens`),
@@ -126,7 +126,8 @@ class Reloader:
         return line
 
     async def _reload(self) -> str:
-        from syslogkit.collector import parse_listen_url
+        from syslogkit.cli.collect import limits_of
+        from syslogkit.collector import parse_listen_url, zone_of
         from syslogkit.collector.routes import compile_routes
 
         loop = asyncio.get_running_loop()
@@ -143,6 +144,8 @@ class Reloader:
             addresses = [parse_listen_url(url) for url in listen]
             tls = self.tls_config(args, addresses)
             context = tls.context() if tls is not None else None
+            limits = limits_of(args)
+            zone = zone_of(args.timezone)
         except (ValueError, OSError, ssl.SSLError, CliError) as exc:
             raise _Refused(f"{self.path}: {exc}") from None
         running = self.running
@@ -184,6 +187,10 @@ class Reloader:
         if running.router is not None:  # its rate limits' last drops, said before it goes
             running.router.tell_untold()
         collector.set_tls(context)
+        collector.limits, collector.zone = limits, zone  # for the listeners opened from now on
+        for place, listener in by_place.items():
+            if place in wanted:
+                _retune(listener, wanted[place], limits, zone)
         for place, sock in fresh.items():
             await collector.add_listener(wanted[place], sock)
         removed = [x for place, x in by_place.items() if place not in wanted]
@@ -212,6 +219,16 @@ async def reopen_files(collector: Any) -> None:
     await asyncio.get_running_loop().run_in_executor(
         None, lambda: pipeline.reconfigure(pipeline.sinks, pipeline.router, reopen=True)
     )
+
+
+def _retune(listener: Any, address: Any, limits: Any, zone: Any) -> None:
+    """A kept listener takes the new limits (new connections, the per-frame deadlines, the
+    frame size) and zone; its socket and connections stay."""
+    from syslogkit.collector import zone_of
+
+    listener.limits = address.limits(limits)
+    listener.decoder.max_frame = limits.max_frame
+    listener.decoder.zone = zone if address.zone is None else zone_of(address.zone)
 
 
 def _place(address: Any) -> tuple[str, str, int]:
