@@ -7,7 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..record import Record
 
-__all__ = ["CommitsInBackground", "HasStats", "Reopens", "Sink"]
+__all__ = ["CommitsInBackground", "HasStats", "Reopens", "Sink", "WaitsForRoom"]
 
 
 @runtime_checkable
@@ -48,3 +48,12 @@ class Reopens(Protocol):
     it): called from the pipeline's thread between two batches."""
 
     def reopen(self) -> None: ...
+
+
+@runtime_checkable
+class WaitsForRoom(Protocol):
+    """A sink whose `write`/`flush` may wait for room (back-pressure, the NATS edge's outbox):
+    `stop_waiting()` (the collector is stopping) makes it keep or count what comes instead, so
+    that stopping is bounded."""
+
+    def stop_waiting(self) -> None: ...
