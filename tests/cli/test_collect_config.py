@@ -404,3 +404,64 @@ def test_collect_writes_files_per_host_inside_the_base_whatever_the_hostname(
     found = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.log"))
     assert found == ["remote/_._.._etc/passwd.log", "remote/web-1/nginx.log"]
     assert (tmp_path / "remote/_._.._etc/passwd.log").read_bytes() == hostile + b"\n"
+
+
+def test_each_tls_listener_may_have_its_own_certificate(tmp_path: Path, pki: Any) -> None:
+    import socket
+    import ssl
+
+    from cli.test_collector_cli import Collect
+
+    config = write(
+        tmp_path,
+        f"""
+        [[listeners]]
+        url = "tls://127.0.0.1:0"
+        tls_cert = "{pki.server.cert}"
+        tls_key = "{pki.server.key}"
+        [[listeners]]
+        url = "relp+tls://127.0.0.1:0"
+        tls_cert = "{pki.other_server.cert}"
+        tls_key = "{pki.other_server.key}"
+        [sinks.a]
+        kind = "jsonl"
+        path = "a.jsonl"
+        """,
+    )
+    assert check(config).returncode == 0
+    c = Collect(tmp_path, "--config", str(config))
+    context = ssl.create_default_context(cafile=str(pki.ca.cert))
+    context.load_verify_locations(cafile=str(pki.other_ca.cert))
+    seen = []
+    for scheme, cert in (("tls", pki.server.cert), ("relp+tls", pki.other_server.cert)):
+        with (
+            socket.create_connection(("127.0.0.1", c.port(scheme + "://")), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            seen.append(tls.getpeercert(binary_form=True))
+        assert seen[-1] == ssl.PEM_cert_to_DER_cert(cert.read_text())
+    code, _, _ = c.terminate()
+    assert code == 0
+
+
+def test_check_a_listeners_own_tls_files(tmp_path: Path, pki: Any) -> None:
+    config = write(
+        tmp_path,
+        f"""
+        [[listeners]]
+        url = "tls://127.0.0.1:0"
+        tls_cert = "{pki.server.cert}"
+        tls_key = "{pki.client.key}"
+        [[listeners]]
+        url = "tls://127.0.0.1:0"
+        """,
+    )
+    result = check(config)
+    assert result.returncode == 1
+    assert (
+        f"{config}:4: listeners[1].tls_cert: {pki.server.cert}: the certificate does not match"
+        " its key" in result.stderr
+    )
+    assert f"{config}:7: listeners[2].url: a TLS listener needs tls_cert here or tls.cert" in (
+        result.stderr
+    )

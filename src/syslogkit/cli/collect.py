@@ -250,6 +250,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             sources=nats_sources(args, nats_listen, db_path),
             router=router,
             sockets=sockets,
+            listener_tls=listener_tls(args, addresses),
         )
     except (ValueError, OSError, ssl_error()) as exc:
         for sink in sinks:
@@ -429,22 +430,39 @@ def limits_of(args: argparse.Namespace) -> Any:
 def tls_config(args: argparse.Namespace, addresses: Sequence[Any]) -> Any:
     """The TLS listeners' settings from the flags (None without TLS); read at start and at
     every reload."""
-    from syslogkit.transports.tls import ServerTLSConfig
-
-    if not (any(a.is_tls for a in addresses) or args.tls_cert):
+    own = listener_tls(args, addresses)
+    if not (any(a.is_tls and a not in own for a in addresses) or args.tls_cert):
         return None
     if not args.tls_cert:
         raise CliError("a tls:// or relp+tls:// listener needs --tls-cert (and --tls-key)")
-    for path in (args.tls_cert, args.tls_key, args.tls_ca):
+    return _server_tls({}, args)
+
+
+def listener_tls(args: argparse.Namespace, addresses: Sequence[Any]) -> dict[Any, Any]:
+    """The listeners' own TLS settings (a config file's `[[listeners]] tls_*`), by address."""
+    own = getattr(args, "listener_tls", None) or {}
+    urls = [u for u in args.listen or () if not u.startswith(("nats://", "nats+tls://"))]
+    return {
+        address: _server_tls(own[url], args)
+        for url, address in zip(urls, addresses, strict=False)
+        if url in own and address.is_tls
+    }
+
+
+def _server_tls(own: dict[str, str], args: argparse.Namespace) -> Any:
+    """`[tls]` (the flags) with a listener's own keys over it."""
+    from syslogkit.transports.tls import ServerTLSConfig
+
+    cert, key = own.get("cert", args.tls_cert), own.get("key", args.tls_key)
+    ca, capath = own.get("ca", args.tls_ca), own.get("capath", args.tls_capath)
+    for path in (cert, key, ca):
         if path and not Path(path).is_file():
             raise CliError(f"no such file: {path}")
-    client_auth = args.client_cert or ("optional" if args.tls_ca or args.tls_capath else "none")
+    client_auth = own.get("client_cert", args.client_cert) or (
+        "optional" if ca or capath else "none"
+    )
     return ServerTLSConfig(
-        cert_file=args.tls_cert,
-        key_file=args.tls_key,
-        ca_file=args.tls_ca,
-        ca_dir=args.tls_capath,
-        client_auth=client_auth,
+        cert_file=cert, key_file=key, ca_file=ca, ca_dir=capath, client_auth=client_auth
     )
 
 

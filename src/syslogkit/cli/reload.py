@@ -126,7 +126,7 @@ class Reloader:
         return line
 
     async def _reload(self) -> str:
-        from syslogkit.cli.collect import limits_of
+        from syslogkit.cli.collect import limits_of, listener_tls
         from syslogkit.collector import parse_listen_url, zone_of
         from syslogkit.collector.routes import compile_routes
 
@@ -144,6 +144,7 @@ class Reloader:
             addresses = [parse_listen_url(url) for url in listen]
             tls = self.tls_config(args, addresses)
             context = tls.context() if tls is not None else None
+            own = {a: config.context() for a, config in listener_tls(args, addresses).items()}
             limits = limits_of(args)
             zone = zone_of(args.timezone)
         except (ValueError, OSError, ssl.SSLError, CliError) as exc:
@@ -186,7 +187,8 @@ class Reloader:
         )
         if running.router is not None:  # its rate limits' last drops, said before it goes
             running.router.tell_untold()
-        collector.set_tls(context)
+        kept = {wanted[place]: x for place, x in by_place.items() if place in wanted}
+        collector.set_tls(context, own, kept)
         collector.limits, collector.zone = limits, zone  # for the listeners opened from now on
         for place, listener in by_place.items():
             if place in wanted:
@@ -204,11 +206,11 @@ class Reloader:
                     router.listener_names[listener.url] = name
         self.running = Running(collector, list(args.sink_specs), sinks, router, names)
         self.args = args
-        kept = len(sinks) - len(built)
+        same = len(sinks) - len(built)
         return (
             f"reloaded {self.path}: {len(addresses)} listeners ({len(fresh)} new, "
-            f"{len(removed)} removed), {len(sinks)} sinks ({kept} kept), "
-            f"{len(args.routes)} routes" + (", TLS files read again" if context else "")
+            f"{len(removed)} removed), {len(sinks)} sinks ({same} kept), "
+            f"{len(args.routes)} routes" + (", TLS files read again" if context or own else "")
         )
 
 

@@ -275,11 +275,21 @@ SINK_KINDS: dict[str, dict[str, Convert]] = {
 }
 REQUIRED = {"jsonl": ("path",), "forward": ("url",), "nats": ("servers",), "file": ("path",)}
 
+#: a listener's own TLS files (over `[tls]`): key -> the `[tls]` key it overrides
+LISTENER_TLS = {
+    "tls_cert": "cert",
+    "tls_key": "key",
+    "tls_ca": "ca",
+    "tls_capath": "capath",
+    "client_cert": "client_cert",
+}
 LISTENER_KEYS: dict[str, Convert] = {
     "url": _text,
     "name": _text,
     "tz": _zone,
     "max_connections_per_peer": _positive,
+    **dict.fromkeys(("tls_cert", "tls_key", "tls_ca", "tls_capath"), _text),
+    "client_cert": _one_of("none", "optional", "required"),
 }
 
 #: top-level keys that are not in GLOBAL_SETTINGS' tables
@@ -298,10 +308,13 @@ class SinkSpec:
 
 @dataclass
 class ListenerSpec:
-    """A listener: its URL (with `?tz=` and `?max_connections_per_peer=` folded in) and name."""
+    """A listener: its URL (with `?tz=` and `?max_connections_per_peer=` folded in), its name,
+    its own TLS settings (`[tls]` keys over the collector's) and its place in the file."""
 
     url: str
     name: str
+    tls: dict[str, str] = field(default_factory=dict)
+    path: KeyPath = ()
 
 
 @dataclass
@@ -391,7 +404,8 @@ def _listeners(config: ConfigFile, value: Any, errors: list[ConfigError]) -> lis
         if name in names:
             errors.append(config.error((*here, "name"), f"a second listener named {name!r}"))
         names.add(name)
-        found.append(ListenerSpec(url, name))
+        tls = {LISTENER_TLS[k]: v for k, v in options.items() if k in LISTENER_TLS}
+        found.append(ListenerSpec(url, name, tls, here))
     return found
 
 
@@ -474,6 +488,7 @@ def apply_flags(
     args.listener_names = [
         names.get(url, _default_name(url, i)) for i, url in enumerate(args.listen or ())
     ]
+    args.listener_tls = {spec.url: spec.tls for spec in settings.listeners or () if spec.tls}
     args.routes = settings.routes
     return args
 
@@ -545,10 +560,8 @@ def check(settings: Settings) -> list[ConfigError]:
         _pair(config, ("tls", "cert"), tls.get("cert"), tls.get("key"), errors)
         if isinstance(tls.get("ca"), str):
             _ca(config, ("tls", "ca"), tls["ca"], errors)
-    elif any(spec.url.startswith(("tls://", "relp+tls://")) for spec in settings.listeners or ()):
-        errors.append(
-            config.error(("listeners",), "a tls:// or relp+tls:// listener needs tls.cert")
-        )
+    for listener in settings.listeners or ():
+        errors.extend(_check_listener_tls(config, listener, tls))
     web = _table(data, "web")
     if isinstance(web.get("tls_cert"), str):
         _pair(config, ("web", "tls_cert"), web["tls_cert"], web.get("tls_key"), errors)
@@ -557,6 +570,30 @@ def check(settings: Settings) -> list[ConfigError]:
     names = [spec.name for spec in settings.sinks or ()]
     listeners = [spec.name for spec in settings.listeners or ()]
     errors.extend(check_routes(config, settings.routes, names, listeners))
+    return errors
+
+
+def _check_listener_tls(
+    config: ConfigFile, spec: ListenerSpec, tls: dict[str, Any]
+) -> Iterable[ConfigError]:
+    """A listener's own TLS files: readable, the certificate matches its key; a TLS listener
+    has a certificate, its own or `[tls]`'s."""
+    errors: list[ConfigError] = []
+    own = {key: value for key, value in spec.tls.items() if key != "client_cert"}
+    for key, value in own.items():
+        if not _is_readable(value):
+            errors.append(config.error((*spec.path, f"tls_{key}"), f"cannot read {value}"))
+    if errors:
+        return errors
+    if "cert" in own:
+        _pair(config, (*spec.path, "tls_cert"), own["cert"], own.get("key"), errors)
+    if "ca" in own:
+        _ca(config, (*spec.path, "tls_ca"), own["ca"], errors)
+    is_tls = spec.url.startswith(("tls://", "relp+tls://"))
+    if is_tls and "cert" not in own and not isinstance(tls.get("cert"), str):
+        errors.append(
+            config.error((*spec.path, "url"), "a TLS listener needs tls_cert here or tls.cert")
+        )
     return errors
 
 

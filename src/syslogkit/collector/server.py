@@ -25,7 +25,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import tzinfo
 from typing import Any, Protocol, cast
 
@@ -94,6 +94,7 @@ class Collector:
         sources: Sequence[Source] = (),
         router: Router | None = None,
         sockets: Sequence[socket.socket] = (),
+        listener_tls: Mapping[ListenAddress, TLSConfig] | None = None,
     ) -> None:
         self.drain_timeout = drain_timeout
         self.sources = list(sources)
@@ -106,9 +107,12 @@ class Collector:
         self.tls = tls
         self.limits = limits or Limits()
         self.zone = zone_of(zone)
-        if any(a.is_tls for a in self.addresses) and tls is None:
+        own = dict(listener_tls or {})
+        if any(a.is_tls and a not in own for a in self.addresses) and tls is None:
             raise ValueError("a tls:// or relp+tls:// listener needs a certificate and key")
         self.ssl_context = tls.context() if tls is not None else None
+        #: a listener's own TLS (its address as configured), over `ssl_context`
+        self.listener_contexts = {address: config.context() for address, config in own.items()}
         self.pipeline = Pipeline(
             sinks,
             commit_interval=commit_interval,
@@ -184,7 +188,7 @@ class Collector:
             self.limits,
             zone,
             self.loop,
-            self.ssl_context if address.is_tls else None,
+            self.listener_contexts.get(address, self.ssl_context) if address.is_tls else None,
             RelpConnection if address.is_relp else StreamConnection,
         )
 
@@ -234,13 +238,20 @@ class Collector:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(listener.server.wait_closed(), 2.0)
 
-    def set_tls(self, context: ssl.SSLContext | None) -> None:
-        """The TLS context of new handshakes from now on (a reload re-read the files); open
-        sessions go on with theirs."""
+    def set_tls(
+        self,
+        context: ssl.SSLContext | None,
+        own: Mapping[ListenAddress, ssl.SSLContext] | None = None,
+        kept: Mapping[ListenAddress, Listener] | None = None,
+    ) -> None:
+        """The TLS contexts of new handshakes from now on (a reload read the files again): the
+        collector's, listeners' own by their configured address, and `kept` (configured address
+        -> running listener) the listeners to give them to; open sessions go on with theirs."""
         self.ssl_context = context
-        for listener in self.listeners:
-            if isinstance(listener, StreamListener) and listener.address.is_tls:
-                listener.ssl_context = context
+        self.listener_contexts = dict(own or {})
+        for address, listener in (kept or {}).items():
+            if isinstance(listener, StreamListener) and address.is_tls:
+                listener.ssl_context = self.listener_contexts.get(address, context)
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop accepting; read on until clients are quiet (`drain_quiet` seconds, at most
