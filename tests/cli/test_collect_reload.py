@@ -325,7 +325,7 @@ def test_sighup_without_a_config_is_not_fatal(tmp_path: Path) -> None:
     time.sleep(0.5)
     code, _, err = c.terminate()
     assert code == 0
-    assert "syslogkit collect: SIGHUP: files opened again" in err
+    assert "SIGHUP: re-opened jsonl a.jsonl; still running" in err
 
 
 def test_collect_reload_pidfile_signals_the_collector(tmp_path: Path) -> None:

@@ -107,6 +107,21 @@ def _collect_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--retention-age", metavar="DURATION", help="delete messages older (7d)")
     out.add_argument("--retention-size", metavar="SIZE", help="keep the store under SIZE (2G)")
+    out.add_argument(
+        "--min-free",
+        metavar="SIZE",
+        help="stop writing the store while less than SIZE is free on its filesystem (with"
+        " --retention-size, delete the oldest messages first to make room); default: 1%% of"
+        " the filesystem, within 16M..100M, at most 10%% of it; 0: off",
+    )
+    out.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="at SIGTERM, how long to retry a failing sink before giving up what it holds"
+        " (counted and told)",
+    )
     out.add_argument("--commit-interval", type=float, default=0.02, metavar="SECONDS")
     out.add_argument(
         "--no-writer-process",
@@ -247,6 +262,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             zone=zone,
             commit_interval=args.commit_interval,
             high_water=args.high_water,
+            stop_timeout=max(0.0, args.stop_timeout),
             sources=nats_sources(args, nats_listen, db_path),
             router=router,
             sockets=sockets,
@@ -373,7 +389,7 @@ def _reloader(
 ) -> Any:
     """SIGHUP: with --config, reload it (cli/reload.py; returns the Reloader); always, the
     file sinks open their files again (logrotate)."""
-    from syslogkit.cli.reload import Reloader, Running, reopen_files
+    from syslogkit.cli.reload import Reloader, Running
 
     reloader = None
     if args.config:
@@ -389,18 +405,24 @@ def _reloader(
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[Any]] = set()
 
-    async def reopen_only() -> None:
-        await reopen_files(collector)
-        print("syslogkit collect: SIGHUP: files opened again", file=sys.stderr, flush=True)
-
     def hangup() -> None:
-        task = loop.create_task(reloader.reload() if reloader is not None else reopen_only())
+        task = loop.create_task(
+            reloader.reload() if reloader is not None else _reopen_files(collector, loop)
+        )
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, hangup)
     return reloader
+
+
+async def _reopen_files(collector: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """SIGHUP: never fatal. The file sinks are re-opened between two batches (logrotate's
+    rename, then HUP: nothing lost), said in one line on stderr."""
+    names = await loop.run_in_executor(None, collector.pipeline.reopen)
+    what = f"re-opened {', '.join(names)}" if names else "no file sink to re-open"
+    print(f"SIGHUP: {what}; still running", file=sys.stderr, flush=True)
 
 
 def ssl_error() -> type[Exception]:
@@ -495,12 +517,14 @@ def _sink(spec: SinkSpec, args: argparse.Namespace, out: IO[str]) -> Any:
 
     options = spec.options
     if spec.kind == "store":
+        min_free = options.get("min_free", args.min_free)
         return SQLiteSink(
             options.get("path", DEFAULT_DB),
             max_age=parse_duration(args.retention_age) if args.retention_age else None,
             max_bytes=parse_size(args.retention_size) if args.retention_size else None,
             synchronous=options.get("sync", args.sync),
             process=options.get("writer_process", not args.no_writer_process),
+            min_free=None if min_free is None else parse_size(min_free),
         )
     if spec.kind == "jsonl":
         return JsonLinesSink(options["path"])
@@ -528,14 +552,16 @@ def _sink(spec: SinkSpec, args: argparse.Namespace, out: IO[str]) -> Any:
 
 
 def _stats(collector: Any, sinks: Sequence[Any], router: Any = None) -> dict[str, Any]:
-    from syslogkit.collector.sinks import HasStats
+    from syslogkit.collector.sinks import HasStats, SQLiteSink
 
     stats: dict[str, Any] = collector.stats()
     if router is not None:
         stats["routes"] = router.stats()
     stats["time"] = time.time()
     stats["started_at"] = collector.started_at
-    forwards = [s.stats() for s in sinks if isinstance(s, HasStats)]
+    forwards = [
+        s.stats() for s in sinks if isinstance(s, HasStats) and not isinstance(s, SQLiteSink)
+    ]
     if forwards:
         stats["forward"] = forwards
     return stats
@@ -543,8 +569,9 @@ def _stats(collector: Any, sinks: Sequence[Any], router: Any = None) -> dict[str
 
 def _print_summary(stats: dict[str, Any], out: IO[str], *, stores: bool = True) -> None:
     """One line per listener (received, and how: parsed, noted, unparsed; dropped, refused),
-    one per NATS edge sink (published, spooled, lost), then what was stored (an edge without
-    a store: what the sinks accepted)."""
+    one per NATS edge sink (published, spooled, lost), one per other sink (what it really
+    took: committed, and its own counters), then what was stored (an edge without a store:
+    what the sinks accepted) and what was given up."""
     for listener in stats["listeners"]:
         dropped = listener.get("dropped") or {}
         extra = f" dropped={dropped}" if dropped else ""
@@ -575,13 +602,44 @@ def _print_summary(stats: dict[str, Any], out: IO[str], *, stores: bool = True) 
             file=out,
         )
     pipe = stats["pipeline"]
+    for sink in pipe.get("sinks") or ():
+        if "edge_id" not in sink:  # an edge's JetStream sink has its line above
+            print(_sink_summary(sink), file=out)
+    given_up = "".join(
+        f" {key}={pipe[key]}" for key in ("not_stored", "unanswered") if pipe.get(key)
+    )
+    if pipe.get("paused_seconds", 0) >= 0.1:
+        given_up += f" paused_seconds={pipe['paused_seconds']:.1f}"
     done = "stored" if stores or not edges else "accepted"
     print(
-        f"{done}={pipe['committed']} errors={pipe['errors']}"
+        f"{done}={pipe['committed']} errors={pipe['errors']}{given_up}"
         + (f" last_error={pipe['last_error']}" if pipe["last_error"] else ""),
         file=out,
         flush=True,
     )
+
+
+#: a sink's own counters the summary shows (when not zero), after `committed`
+_SINK_SUMMARY = (
+    "sent",
+    "dropped",
+    "maybe_lost",
+    "spooled",
+    "queued",
+    "retention_deleted",
+    "retention_errors",
+    "writer_restarts",
+    "failures",
+    "waiting",
+)
+
+
+def _sink_summary(sink: dict[str, Any]) -> str:
+    """`NAME: committed=N` and the counters of `_SINK_SUMMARY` that are not zero."""
+    extra = "".join(f" {key}={sink[key]}" for key in _SINK_SUMMARY if sink.get(key))
+    if sink.get("failing"):
+        extra += f" failing ({sink.get('last_error')})"
+    return f"{sink['name']}: committed={sink['committed']}{extra}"
 
 
 def _tune_gc_for_a_server() -> None:

@@ -182,9 +182,8 @@ class Reloader:
                     sink.close()
             raise _Refused(f"{self.path}: {getattr(exc, 'strerror', None) or exc}") from None
         # from here on nothing is refused
-        await loop.run_in_executor(
-            None, lambda: collector.pipeline.reconfigure(sinks, router, reopen=True)
-        )
+        await loop.run_in_executor(None, collector.pipeline.reconfigure, sinks, router)
+        await reopen_files(collector)
         if running.router is not None:  # its rate limits' last drops, said before it goes
             running.router.tell_untold()
         kept = {wanted[place]: x for place, x in by_place.items() if place in wanted}
@@ -217,10 +216,7 @@ class Reloader:
 async def reopen_files(collector: Any) -> None:
     """SIGHUP is logrotate's signal too: the file sinks open their files again, between two
     batches, whatever becomes of the reload."""
-    pipeline = collector.pipeline
-    await asyncio.get_running_loop().run_in_executor(
-        None, lambda: pipeline.reconfigure(pipeline.sinks, pipeline.router, reopen=True)
-    )
+    await asyncio.get_running_loop().run_in_executor(None, collector.pipeline.reopen)
 
 
 def _retune(listener: Any, address: Any, limits: Any, zone: Any) -> None:

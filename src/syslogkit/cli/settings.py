@@ -62,6 +62,7 @@ FLAG_KEYS: tuple[FlagKey, ...] = (
     FlagKey("--no-db", "sinks", 'no sink with kind = "store"'),
     FlagKey("--sync", "sinks.NAME.sync", 'kind = "store"'),
     FlagKey("--no-writer-process", "sinks.NAME.writer_process", 'kind = "store"; false'),
+    FlagKey("--min-free", "sinks.NAME.min_free", 'kind = "store"'),
     FlagKey("--jsonl", "sinks.NAME.path", 'kind = "jsonl"'),
     FlagKey("--stdout", "sinks.NAME", 'kind = "stdout"'),
     FlagKey("--stdout-json", "sinks.NAME.json", 'kind = "stdout"; true'),
@@ -75,6 +76,7 @@ FLAG_KEYS: tuple[FlagKey, ...] = (
     FlagKey("--retention-size", "retention.size", "every store sink"),
     FlagKey("--commit-interval", "pipeline.commit_interval"),
     FlagKey("--high-water", "pipeline.high_water"),
+    FlagKey("--stop-timeout", "pipeline.stop_timeout"),
     FlagKey("--tls-cert", "tls.cert"),
     FlagKey("--tls-key", "tls.key"),
     FlagKey("--tls-ca", "tls.ca"),
@@ -211,6 +213,7 @@ GLOBAL_SETTINGS: dict[str, Setting] = {
     "retention.size": Setting("retention_size", _size),
     "pipeline.commit_interval": Setting("commit_interval", _seconds),
     "pipeline.high_water": Setting("high_water", _positive),
+    "pipeline.stop_timeout": Setting("stop_timeout", _seconds),
     "tls.cert": Setting("tls_cert", _text),
     "tls.key": Setting("tls_key", _text),
     "tls.ca": Setting("tls_ca", _text),
@@ -260,7 +263,12 @@ DERIVED_KEYS = ("web.token", "nats.password_file", "nats.token_file")
 
 #: sink kind -> its keys (beside `kind`) and how each is read
 SINK_KINDS: dict[str, dict[str, Convert]] = {
-    "store": {"path": _text, "sync": _one_of("off", "normal", "full"), "writer_process": _bool},
+    "store": {
+        "path": _text,
+        "sync": _one_of("off", "normal", "full"),
+        "writer_process": _bool,
+        "min_free": _size,
+    },
     "jsonl": {"path": _text},
     "stdout": {"json": _bool},
     "forward": {
@@ -511,6 +519,7 @@ def sink_specs(
         specs = [s for s in specs if s.kind != "store"]
     _set(specs, "store", "path", given.get("db"))
     _set(specs, "store", "sync", given.get("sync"), add=False)
+    _set(specs, "store", "min_free", given.get("min_free"), add=False)
     if given.get("no_writer_process"):
         _set(specs, "store", "writer_process", False, add=False)
     _set(specs, "jsonl", "path", given.get("jsonl"))

@@ -16,6 +16,7 @@ indexed lookup to find it.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -158,15 +159,109 @@ class Store:
         return row is not None
 
     def commit(self) -> None:
-        """Commit what was inserted; after this the records survive a crash of the process."""
+        """Commit what was inserted; after this the records survive a crash of the process.
+
+        A COMMIT that fails leaves the transaction to `rollback()` (SQLite may have rolled it
+        back already, on a full disk for instance, or kept it open)."""
         if self._in_tx:
-            self._in_tx = False
             self._db.execute("COMMIT")
+            self._in_tx = False
 
     def rollback(self) -> None:
+        """Undo what was inserted since the last commit (nothing when nothing was)."""
         if self._in_tx:
             self._in_tx = False
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+
+    # -- the free-space floor (`syslogkit collect --min-free`) -----------------------------------
+
+    def free_bytes(self) -> int:
+        """Bytes free for this process on the store's filesystem."""
+        folder = Path(self.path).resolve().parent if self.path != ":memory:" else Path(".")
+        st = os.statvfs(folder)
+        return int(st.f_bavail * st.f_frsize)
+
+    def ensure_free(self, min_free: int) -> tuple[int, str | None]:
+        """Keep `min_free` bytes free on the store's filesystem before writing: with a
+        retention size set, delete the oldest messages to make room (through `make_room`).
+        Returns (messages deleted, a line to tell or None); raises `StoreError` while the free
+        space stays below the floor (nothing is written: the batch waits)."""
+        free = self.free_bytes()
+        if free >= 2 * min_free:
+            return 0, None
+        # near the floor: the write-ahead log's space back to the disk first, so that the
+        # batch's growth of the log starts from nothing
+        self._checkpoint()
+        free = self.free_bytes()
+        if free >= min_free:
+            return 0, None
+        deleted = 0
+        if free < min_free and self.max_bytes is not None:
+            deleted = self.make_room(min_free - free)
+            free = self.free_bytes()
+        note = (
+            f"store {self.path}: less than {min_free} bytes free: deleted the {deleted} oldest"
+            f" messages to make room ({free} bytes free now)"
+            if deleted
+            else None
+        )
+        if free < min_free:
+            raise StoreError(
+                f"{free} bytes free for the store, below --min-free {min_free}:"
+                " not writing until there is room"
+                + (f" (deleted the {deleted} oldest messages)" if deleted else "")
+            )
+        return deleted, note
+
+    def make_room(self, nbytes: int, *, chunk: int = 2000) -> int:
+        """Delete the oldest messages until about `nbytes` more are free on the filesystem,
+        through the retention API, `chunk` messages at a time (each deletion goes through the
+        write-ahead log: on a nearly full disk it must stay small); returns how many."""
+        if self.max_bytes is None:
+            return 0
+        goal = self.free_bytes() + nbytes
+        deleted = 0
+        for _ in range(10_000):
+            if self.free_bytes() >= goal:
+                break
+            db = self._db
+            pages = db.execute("PRAGMA page_count").fetchone()[0]
+            free = db.execute("PRAGMA freelist_count").fetchone()[0]
+            used = (pages - free) * db.execute("PRAGMA page_size").fetchone()[0]
+            limit, self.max_bytes = self.max_bytes, max(0, min(self.max_bytes, used - nbytes))
+            try:
+                n = self.retain(limit=chunk)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot delete the oldest messages to make room: {exc}") from exc
+            finally:
+                self.max_bytes = limit
+            self._vacuum()
+            if not n:
+                break
+            deleted += n
+        return deleted
+
+    def _vacuum(self, pages: int = 256) -> None:
+        """Give the free pages back to the filesystem, `pages` at a time with a checkpoint
+        after each (moving pages goes through the write-ahead log: on a nearly full disk it
+        must stay small). Stops at the first error: what is left free is reused by SQLite."""
+        db = self._db
+        for _ in range(100_000):
+            if not db.execute("PRAGMA freelist_count").fetchone()[0]:
+                break
+            try:  # a script runs to the end: through `execute` one step frees one page only
+                db.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
+            except sqlite3.Error:
+                break
+            self._checkpoint()
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copy the write-ahead log into the database and cut it to nothing (its space and the
+        pages a vacuum freed go back to the filesystem)."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def retain(self, now: float | None = None, *, limit: int = 20000) -> int:
         """Apply the retention limits; returns how many messages were deleted (at most `limit`)."""
@@ -207,7 +302,8 @@ class Store:
                         deleted += self._delete_up_to(int(row[0]))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # a full disk may have rolled it back already
+                db.execute("ROLLBACK")
             raise
         if deleted:
             db.execute("PRAGMA incremental_vacuum")
