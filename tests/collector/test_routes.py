@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -282,3 +283,36 @@ def test_a_rate_limit_per_source_drops_the_excess_counts_and_tells_it() -> None:
 def test_a_bad_rate_limit_is_refused() -> None:
     with pytest.raises(RouteError, match="records a second"):
         compile_routes([{"sinks": ["a"], "rate_limit": 0}], SINKS)
+
+
+class Flaky(Closing):
+    """Fails its first `fails` writes."""
+
+    def __init__(self, fails: int) -> None:
+        super().__init__()
+        self.fails = fails
+
+    def write(self, records: Sequence[Record]) -> None:
+        if self.fails:
+            self.fails -= 1
+            raise OSError("disk full")
+        super().write(records)
+
+
+def test_a_removed_sink_that_fails_is_drained_after_it_recovers_then_closed() -> None:
+    flaky, kept = Flaky(fails=2), Closing()
+    told: list[str] = []
+    pipeline = Pipeline([flaky, kept], commit_interval=0.001, tell=told.append)
+    first, second = rec(AUTH_ERR), rec(LOCAL3_DEBUG)
+    pipeline.submit([first])
+    pipeline.start()
+    assert pipeline.reconfigure([kept], None, timeout=5)
+    pipeline.submit([second])
+    assert pipeline.drain(10)
+    deadline = time.monotonic() + 5
+    while not flaky.closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert flaky.records == [first] and flaky.closed  # retried, committed, then closed
+    assert kept.records == [first, second] and not kept.closed
+    pipeline.close()
+    assert any("failed: OSError: disk full" in line for line in told)
