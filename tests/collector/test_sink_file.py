@@ -172,3 +172,22 @@ def test_reopen_after_logrotate_writes_a_new_file(tmp_path: Path) -> None:
 def test_a_bad_template_is_refused(template: str, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("{", r"\{").replace("}", r"\}")):
         FileSink(template)
+
+
+def test_a_batch_that_fails_part_way_is_taken_back_and_written_once_on_retry(
+    tmp_path: Path,
+) -> None:
+    sink = FileSink(f"{tmp_path}/{{host}}.log")
+    write(sink, rec("a", msg="earlier"))
+    (tmp_path / "b.log").mkdir()  # the second file of the batch cannot be opened
+    batch = [rec("a", msg="one"), rec("b", msg="two")]
+    with pytest.raises(IsADirectoryError):
+        sink.write(batch)
+    (tmp_path / "b.log").rmdir()
+    write(sink, *batch)  # the pipeline's retry
+    sink.close()
+    assert [x.rsplit(" ", 1)[1] for x in (tmp_path / "a.log").read_text().splitlines()] == [
+        "earlier",
+        "one",
+    ]
+    assert (tmp_path / "b.log").read_text().endswith("two\n")

@@ -15,6 +15,9 @@ Decisions:
 - Lines: `raw` (the message as received: the RFC 5424 or RFC 3164 line), `human` (the
   `--stdout` form, `collector.render`) or `json` (`record_to_json`, as the JSON-lines sink). A
   CR or LF inside a message is written as `\\r` / `\\n`: one record, one line.
+- A batch that fails part way (a file that cannot be opened or written) is taken back: the
+  files written so far are cut back to where they ended, and the pipeline writes the batch
+  again later (a sink's contract).
 - At most `max_open` files are open at once; past it the one written least recently is closed
   (and opened again, appending, when a record needs it). `reopen()` closes them all so that the
   next write opens the names again: logrotate's rename, then SIGHUP.
@@ -150,9 +153,24 @@ class FileSink:
         line = self._line
         for record in records:
             by_path.setdefault(self.path_of(record), []).append(line(record))
-        for path, lines in by_path.items():
-            lines.append(b"")
-            self._file(path).write(b"\n".join(lines))
+        written: list[tuple[IO[bytes], int]] = []
+        try:
+            for path, lines in by_path.items():
+                lines.append(b"")
+                file = self._file(path)
+                written.append((file, file.tell()))
+                file.write(b"\n".join(lines))
+        except BaseException:
+            self._undo(written)
+            raise
+
+    def _undo(self, written: list[tuple[IO[bytes], int]]) -> None:
+        """A batch that failed part way is taken back (the pipeline writes it again)."""
+        for file, end in written:
+            try:
+                file.truncate(end)
+            except (OSError, ValueError):  # closed, or the disk refuses: the retry may double
+                continue
 
     def _file(self, path: str) -> IO[bytes]:
         file = self._open.get(path)
