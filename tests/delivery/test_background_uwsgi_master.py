@@ -10,15 +10,20 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from support.delivery import Sink, numbered, refused_port, tcp_transport, wait_for
+from support.delivery import TIMEOUT, Sink, numbered, refused_port, tcp_transport, wait_for
 from syslogkit.delivery import base
 from syslogkit.delivery.background import BackgroundDelivery
 from syslogkit.delivery.spool import Spool
+from syslogkit.transports.address import Address
+from syslogkit.transports.backoff import Backoff
+from syslogkit.transports.base import TransportError
+from syslogkit.transports.stream import TCPTransport
 
 
 def pretend_uwsgi(monkeypatch: pytest.MonkeyPatch, master_pid: int, **opt: bool) -> None:
@@ -100,4 +105,34 @@ def test_a_uwsgi_master_leaves_what_an_earlier_run_spooled_to_its_workers(
         worker = Spool(tmp_path)
         assert worker.adopt() == 3  # the master holds no lock on them
         worker.close()
+        delivery.close(2.0)
+
+
+class FailsFirstWrite(TCPTransport):
+    """A TCP transport whose first write fails as a reset connection would."""
+
+    failed = False
+
+    def write(self, data: bytes) -> None:
+        if not self.failed:
+            self.failed = True
+            raise TransportError("closed", f"{self.address}: reset")
+        super().write(data)
+
+
+def test_a_uwsgi_master_spools_what_a_broken_connection_held(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pretend_uwsgi(monkeypatch, os.getpid())
+    with Sink() as sink:
+        address = Address("tcp", "127.0.0.1", sink.port)
+        transport = FailsFirstWrite(address, timeout=TIMEOUT, backoff=Backoff(0.05, 0.5))
+        delivery = BackgroundDelivery(transport, spool_dir=tmp_path)
+        delivery.deliver(numbered(0))
+        assert not delivery._queue and not delivery._retry  # on disk, not in memory
+        assert delivery.stats.snapshot()["spooled"] == 1
+        time.sleep(0.1)  # the backoff after the break
+        delivery.deliver(numbered(1))
+        assert wait_for(lambda: sink.count() == 2, 2.0)
+        assert sink.numbers() == [0, 1]
         delivery.close(2.0)

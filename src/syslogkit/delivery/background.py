@@ -225,18 +225,23 @@ class BackgroundDelivery(CallerSide):
         try:
             deadline = time.monotonic() + self.timeout
             while not self._closed and not self._written() and time.monotonic() < deadline:
-                self._step()
-                if self.transport.sock is None:  # unreachable: what it held is spooled
-                    self._drop_unwritten()
+                try:
+                    self._step()
+                except Exception as exc:  # a bug: reported, never raised into the caller
+                    self._error(TransportError("error", f"writer: {type(exc).__name__}: {exc}"))
+                    return
+                if self.transport.sock is None:  # unreachable, or the connection broke
+                    self._leave_unwritten()
                     return
         finally:
             self._writing_inline = False
             self._writer_ident = None
             self._inline.release()
 
-    def _drop_unwritten(self) -> None:
-        """Inline, the collector unreachable: with no spool, what is in memory is dropped."""
+    def _leave_unwritten(self) -> None:
+        """Inline, with no connection: what is in memory goes to the spool, or is dropped."""
         if self._spool is not None:
+            self._to_spool()
             return
         left = empty_queue(self._retry) + empty_queue(self._queue)  # as at close (`_finish`)
         if left:
