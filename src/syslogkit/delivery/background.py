@@ -46,7 +46,10 @@ is idle, records logged == queued + dropped at the door (`overflow`, `shed`, `cl
 
 After `fork()` the child has an empty queue and starts a writer of its own at its first record;
 a child that ends without `atexit` (a `multiprocessing` worker, a Celery prefork child) closes
-the delivery on its way out (`delivery.base.close_at_exit`).
+the delivery on its way out (`delivery.base.close_at_exit`). Where no thread may run (a uWSGI
+master, `delivery.base.threads_may_hang_a_fork`), the caller runs this loop inline at each
+record, bounded by `timeout`, adopting nothing; what it cannot write goes to the spool or is
+dropped and counted, never left in memory (that process ends without `atexit`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """What every delivery shares: the `Delivery` protocol, `Stats`, error reporting, the bound on
 records logged from inside the send path, the one registry of objects reset in a forked child,
-and the one of deliveries closed when a child process ends without `atexit`.
+the one of deliveries closed when a child process ends without `atexit`, and where no thread of
+ours may run (a process that forks in C without the GIL: `threads_may_hang_a_fork`).
 
 The handler formats and frames a record, then hands the bytes to a `Delivery`: synchronous
 (`delivery.sync`, the caller writes, bounded by timeouts) or a background queue
