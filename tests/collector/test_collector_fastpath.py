@@ -15,7 +15,8 @@ import pytest
 
 from syslogkit.collector.decode import Decoder, parse_frame
 from syslogkit.collector.fastpath import fast_row
-from syslogkit.collector.record import Record, record_to_json, sd_from_column
+from syslogkit.collector.nats.wire import subject_for
+from syslogkit.collector.record import FROM_ROW, Record, record_to_json, sd_from_column
 from syslogkit.collector.stats import ListenerStats
 from syslogkit.collector.store import Filters, Store, make_row
 
@@ -149,3 +150,13 @@ def test_structured_data_is_stored_as_text_and_read_back(tmp_path: object) -> No
     assert back.message is not None
     assert back.message.structured_data == sd_from_column(record.row[10])
     assert dict(back.message.structured_data[0].params)["a"] == 'q"uote'
+
+
+def test_an_edge_reads_a_fast_path_records_subject_without_building_its_message() -> None:
+    decoder = Decoder(ListenerStats("u"), transport="tcp", listener="l", max_frame=8192)
+    for raw in [f for f in RFC5424 + BSD if f]:
+        record = decoder.record(raw, 1.0, "p")
+        subject = subject_for("syslog", record)
+        if record.row is not None:
+            assert record._message is FROM_ROW, raw  # nothing built for the subject
+        assert subject == subject_for("syslog", slow_record(raw, timezone.utc)), raw

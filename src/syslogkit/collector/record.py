@@ -139,6 +139,24 @@ class Record:
             return UNPARSED
         return NOTED
 
+    @property
+    def priority(self) -> tuple[int | None, int | None]:
+        """`(facility, severity)` as numbers, None for a part the frame did not have; read from
+        the fast path's row when the message was not built (no message is built for it)."""
+        if self._message is _UNSET and self.row is not None:
+            facility, severity = self.row[3], self.row[4]
+            return (
+                None if facility == NULL else facility,
+                None if severity == NULL else severity,
+            )
+        message = self.message
+        if message is None:
+            return None, None
+        return (
+            None if message.facility is None else int(message.facility),
+            None if message.severity is None else int(message.severity),
+        )
+
     def _fields(self) -> tuple[Any, ...]:
         return (
             self.raw,

@@ -50,10 +50,11 @@ _SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "de
 def subject_for(prefix: str, record: Record) -> str:
     """`<prefix>.<facility>.<severity>` (`syslog.local0.err`); `unknown` for a part the frame
     did not have (no PRI)."""
-    m = record.message
-    facility = "unknown" if m is None or m.facility is None else _FACILITIES[int(m.facility)]
-    severity = "unknown" if m is None or m.severity is None else _SEVERITIES[int(m.severity)]
-    return f"{prefix}.{facility}.{severity}"
+    facility, severity = record.priority
+    return (
+        f"{prefix}.{'unknown' if facility is None else _FACILITIES[facility]}"
+        f".{'unknown' if severity is None else _SEVERITIES[severity]}"
+    )
 
 
 def _zone_offset(record: Record) -> int | None:
