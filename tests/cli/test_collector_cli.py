@@ -275,7 +275,7 @@ def test_query_over_several_stores_merges_them_in_arrival_order(
 ) -> None:
     """Stores that each hold a part (e.g. sharing one JetStream durable) read as one."""
     other = tmp_path / "other.db"
-    shutil.copyfile(filled_db, other)
+    shutil.copytree(filled_db, other)
     both = ("--db", str(filled_db), "--db", str(other))
     result = run("query", *both, "--json")
     assert result.returncode == 0, result.stderr

@@ -26,6 +26,7 @@ from syslogkit.collector import (
     parse_frame,
     record_to_dict,
 )
+from syslogkit.collector.store import partition_files
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
 
@@ -106,7 +107,7 @@ def test_nil_fields_are_sql_null_and_text_minus_one_stays_text(
     assert back.message is not None and back.message.app_name == "-1"
     assert back.message.msg == "-1" and back.message.hostname is None
     assert back.tls_subject is None and back.error is None and back.msg_bytes is None
-    db = sqlite3.connect(tmp_path / "s.db")
+    db = sqlite3.connect(partition_files(tmp_path / "s.db")[0])
     row = db.execute(
         "SELECT typeof(hostname), typeof(app_name), typeof(timestamp), typeof(sd),"
         " typeof(tls_subject), typeof(extra) FROM messages"
@@ -116,7 +117,7 @@ def test_nil_fields_are_sql_null_and_text_minus_one_stays_text(
 
 
 def test_schema_is_wal_with_indexes_and_fts(store: Store, tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "s.db")
+    db = sqlite3.connect(partition_files(tmp_path / "s.db")[0])
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert "messages_time" in names
@@ -193,35 +194,57 @@ def test_filters(store: Store) -> None:
     assert store.count(Filters(apps=["nginx"])) == 2
 
 
-def test_retention_by_age(tmp_path: Path) -> None:
+def test_retention_by_age_deletes_whole_partitions(tmp_path: Path) -> None:
     store = Store(tmp_path / "r.db", max_age=3600)
     now = time.time()
     store.insert([make_record(f"old {i}", received_at=now - 7200 + i) for i in range(50)])
+    store.commit()
+    assert store.retain(now) == 0  # the hot partition is never deleted
+    store.seal()  # sealing applies retention: the old partition goes, whole
+    assert store.deleted == 50 and store.deleted_files == 1
     store.insert([make_record(f"new {i}", received_at=now - 10 + i) for i in range(5)])
     store.commit()
-    assert store.retain(now) == 50
+    assert len(partition_files(tmp_path / "r.db")) == 1
     assert [r.message.msg for r in store.query() if r.message] == [f"new {i}" for i in range(5)]
-    assert store.query(Filters(search="old")) == []  # the FTS index follows
+    assert [r.id for r in store.query()] == [51, 52, 53, 54, 55]  # ids go on across partitions
+    assert store.query(Filters(search="old")) == []
+    assert store.deleted == 50 and store.deleted_young == 0
     store.close()
 
 
-def test_retention_by_size(tmp_path: Path) -> None:
-    store = Store(tmp_path / "r.db", max_bytes=400_000)
-    for chunk in range(10):
-        store.insert([make_record(f"{chunk}-{i} " + "x" * 500) for i in range(100)])
+def du(path: Path) -> int:
+    return sum(f.stat().st_blocks * 512 for f in path.iterdir())
+
+
+def test_retention_by_size_keeps_the_folder_under_the_cap_wal_included(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    store = Store(path, max_bytes=400_000, partition_bytes=40_000, max_age=3600)
+    largest = 0
+    for chunk in range(40):
+        store.insert([make_record(f"{chunk}-{i} " + "x" * 500) for i in range(20)])
         store.commit()
-        store.retain()
-    db = sqlite3.connect(tmp_path / "r.db")
-    pages, free, size = (
-        db.execute(f"PRAGMA {p}").fetchone()[0]
-        for p in ("page_count", "freelist_count", "page_size")
-    )
-    db.close()
-    assert (pages - free) * size <= 400_000 * 1.3
+        largest = max(largest, du(path))
+    assert largest <= 400_000 + 40_000  # within one partition of the cap, side files counted
+    assert store.size() == du(path)
     remaining = store.query()
-    assert remaining and remaining[-1].message and remaining[-1].message.msg.startswith("9-99 ")
-    assert store.deleted > 0
-    assert remaining[0].id and remaining[0].id > 1  # oldest went first
+    assert remaining and remaining[-1].message and remaining[-1].message.msg.startswith("39-19 ")
+    assert store.deleted > 0 and store.deleted + len(remaining) == 40 * 20
+    assert store.deleted_young == store.deleted  # all of them younger than the age limit
+    assert remaining[0].id == store.deleted + 1  # oldest went first, nothing in between
+    store.close()
+
+
+def test_make_room_deletes_the_oldest_partitions_until_enough_is_freed(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    store = Store(path)
+    for chunk in range(4):
+        store.insert([make_record(f"{chunk}-{i} " + "x" * 500) for i in range(20)])
+        store.seal()
+    sizes = [f.stat().st_blocks * 512 for f in partition_files(path)]
+    assert store.make_room(sizes[0] + 1) == 40  # the two oldest
+    assert store.query(limit=1)[0].id == 41
+    assert store.make_room(10**12) == 40  # never the hot one
+    assert store.deleted == 80 and len(partition_files(path)) == 1
     store.close()
 
 
@@ -267,19 +290,20 @@ def test_pipeline_commits_then_calls_back(tmp_path: Path) -> None:
     sink = SQLiteSink(tmp_path / "p.db")
     seen: list[tuple[bool, int]] = []
     reader_path = tmp_path / "p.db"
+    reader = Store(reader_path, readonly=True)
     pipeline = Pipeline([sink], commit_interval=0.01)
     pipeline.start()
 
     def done(ok: bool) -> None:
         # committed before the callback runs: another connection sees the rows
-        with sqlite3.connect(reader_path) as db:
-            seen.append((ok, db.execute("SELECT count(*) FROM messages").fetchone()[0]))
+        seen.append((ok, reader.count()))
 
     pipeline.submit([make_record(str(i)) for i in range(10)], done)
     assert pipeline.drain(10)
     pipeline.close()
     assert seen == [(True, 10)]
     assert pipeline.stats.committed == 10
+    reader.close()
 
 
 def test_pipeline_reports_a_failing_sink() -> None:
@@ -374,7 +398,9 @@ INSERT INTO messages_fts(rowid, msg) VALUES (1, 'written by 0.1');
 """
 
 
-def test_a_store_of_0_1_is_read_and_upgraded_when_written(tmp_path: Path) -> None:
+def test_a_store_of_0_1_is_read_and_becomes_the_oldest_partition_when_written(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
     db.executescript(V1_SCHEMA)
@@ -390,7 +416,10 @@ def test_a_store_of_0_1_is_read_and_upgraded_when_written(tmp_path: Path) -> Non
             "written by 0.1",
             "written by 0.2",
         ]
-    db = sqlite3.connect(path)
+    assert path.is_dir() and [p.name for p in partition_files(path)] == ["p000000000001.db"]
+    with Store(path, readonly=True) as reader:
+        assert [r.id for r in reader.query()] == [1, 2]
+    db = sqlite3.connect(partition_files(path)[0])
     assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
     names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert "messages_time" in names and "messages_host" not in names
@@ -456,37 +485,35 @@ def varied_records(now: float, count: int) -> list[Record]:
     return records
 
 
+def rollups_exact(path: Path) -> bool:
+    """Every partition's rollups equal the counts of its messages."""
+    return all(rollup_counts(p) == counted_from_messages(p) for p in partition_files(path))
+
+
 def test_rollups_equal_the_counts_of_the_messages_after_inserts_and_retention(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "r.db"
     now = time.time()
-    store = Store(path, max_age=3600)
+    store = Store(path)
     records = varied_records(now, 1000)
     for start in range(0, len(records), 97):  # batches across minutes
         store.insert(records[start : start + 97])
         store.commit()
-    assert rollup_counts(path) == counted_from_messages(path)
-    assert sum(rollup_counts(path)["rollup_severity"].values()) == len(records)
-    deleted = store.retain(now, limit=300)  # part of what is too old, then the rest
-    deleted += store.retain(now)
+        if start % 3 == 0:
+            store.seal()
+    assert rollups_exact(path)
+    assert sum(
+        sum(rollup_counts(p)["rollup_severity"].values()) for p in partition_files(path)
+    ) == len(records)
+    store.max_age = 3600
+    deleted = store.retain(now)
     assert 0 < deleted < len(records)
-    assert rollup_counts(path) == counted_from_messages(path)
-    assert all(n > 0 for table in rollup_counts(path).values() for n in table.values())
-    store.close()
-
-
-def test_rollups_follow_retention_by_size(tmp_path: Path) -> None:
-    path = tmp_path / "r.db"
-    store = Store(path, max_bytes=400_000)
-    for chunk in range(10):
-        store.insert(
-            [make_record(f"{chunk}-{i} " + "x" * 500, app=f"a{i % 3}") for i in range(100)]
-        )
-        store.commit()
-        store.retain()
-    assert store.deleted > 0
-    assert rollup_counts(path) == counted_from_messages(path)
+    assert store.count() == len(records) - deleted
+    assert rollups_exact(path)
+    assert all(
+        n > 0 for p in partition_files(path) for t in rollup_counts(p).values() for n in t.values()
+    )
     store.close()
 
 
@@ -496,7 +523,7 @@ def test_a_store_without_rollups_gets_them_built_when_opened_for_writing(tmp_pat
     with Store(path) as store:
         store.insert(records)
         store.commit()
-    db = sqlite3.connect(path)  # as a schema-2 writer leaves it: no rollups, its version
+    db = sqlite3.connect(partition_files(path)[0])  # as a schema-2 writer leaves it
     for table in ("rollup_severity", "rollup_host", "rollup_app"):
         db.execute(f"DROP TABLE {table}")
     db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
@@ -505,5 +532,6 @@ def test_a_store_without_rollups_gets_them_built_when_opened_for_writing(tmp_pat
     with Store(path) as store:
         store.insert([make_record("after the upgrade")])
         store.commit()
-    assert rollup_counts(path) == counted_from_messages(path)
-    assert sum(rollup_counts(path)["rollup_severity"].values()) == len(records) + 1
+    [part] = partition_files(path)
+    assert rollup_counts(part) == counted_from_messages(part)
+    assert sum(rollup_counts(part)["rollup_severity"].values()) == len(records) + 1

@@ -15,6 +15,7 @@ import pytest
 
 from syslogkit.codec.message import Facility, Severity, SyslogMessage
 from syslogkit.collector import Filters, Record, Store
+from syslogkit.collector.store import partition_files
 from syslogkit.web.source import NO_SEVERITY, StoreReader
 
 NOW = time.time()
@@ -52,14 +53,18 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     for start in range(0, len(records), 250):
         store.insert(records[start : start + 250])
         store.commit()
-    assert store.retain(NOW) > 0
+        if start % 500 == 0:
+            store.seal()  # partitions of 250 and 500 messages: counts add up across files
+    store.retain(NOW)
+    assert store.deleted > 0 and len(partition_files(path)) > 2
     store.close()
     old = folder / "old.db"
-    shutil.copy(path, old)
-    db = sqlite3.connect(old)
-    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
-    db.commit()
-    db.close()
+    shutil.copytree(path, old)
+    for part in partition_files(old):
+        db = sqlite3.connect(part)
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+        db.commit()
+        db.close()
     return path, old
 
 
@@ -152,7 +157,7 @@ def test_a_store_opened_again_for_writing_counts_what_it_holds(
     stores: tuple[Path, Path], tmp_path: Path
 ) -> None:
     path = tmp_path / "again.db"
-    shutil.copy(stores[1], path)  # schema 2 in meta: rebuilt when opened for writing
+    shutil.copytree(stores[1], path)  # schema 2 in meta: the hot file rebuilt when written
     Store(path).close()
     filters = Filters(since=NOW - 86400)
     reader = StoreReader(path)

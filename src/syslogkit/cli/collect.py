@@ -323,7 +323,7 @@ def ssl_error() -> type[Exception]:
 
 
 def _stats(collector: Any, sinks: Sequence[Any]) -> dict[str, Any]:
-    from syslogkit.collector.sinks import HasStats
+    from syslogkit.collector.sinks import HasStats, SQLiteSink
 
     stats: dict[str, Any] = collector.stats()
     stats["time"] = time.time()
@@ -331,6 +331,9 @@ def _stats(collector: Any, sinks: Sequence[Any]) -> dict[str, Any]:
     forwards = [s.stats() for s in sinks if isinstance(s, HasStats)]
     if forwards:
         stats["forward"] = forwards
+    for sink in sinks:
+        if isinstance(sink, SQLiteSink):
+            stats["store"] = sink.retention()
     return stats
 
 
@@ -348,8 +351,14 @@ def _print_summary(stats: dict[str, Any], out: IO[str]) -> None:
             file=out,
         )
     pipe = stats["pipeline"]
+    store = stats.get("store")
+    retained = ""
+    if store:
+        retained = f" deleted={store['deleted']}"
+        if store["deleted_young"]:
+            retained += f" (younger than --retention-age: {store['deleted_young']})"
     print(
-        f"stored={pipe['committed']} errors={pipe['errors']}"
+        f"stored={pipe['committed']}{retained} errors={pipe['errors']}"
         + (f" last_error={pipe['last_error']}" if pipe["last_error"] else ""),
         file=out,
         flush=True,

@@ -48,6 +48,15 @@ _PIPELINE_COUNTERS = (
     ("errors", "syslogkit_pipeline_errors_total", "Sink errors."),
 )
 
+_STORE_COUNTERS = (
+    ("deleted", "syslogkit_store_deleted_total", "Messages deleted by retention (age, size)."),
+    (
+        "deleted_young",
+        "syslogkit_store_deleted_young_total",
+        "Messages the size cap deleted while younger than the retention age.",
+    ),
+)
+
 
 def _escape(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
@@ -174,24 +183,34 @@ def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
             "Records waiting to be committed.",
             pipeline["pending"],
         )
+    store = stats.get("store") or {}
+    for key, name, help_text in _STORE_COUNTERS:
+        if key in store:
+            out.add(name, "counter", help_text, store[key])
     if store_size is not None:
         out.add(
             "syslogkit_store_bytes",
             "gauge",
-            "Size of the SQLite store on disk (database and write-ahead log).",
+            "Size of the store on disk, as du of its folder (WAL and side files included).",
             store_size,
         )
     return out.text()
 
 
 def store_bytes(path: str | os.PathLike[str] | None) -> int | None:
-    """The store's database file plus its WAL, in bytes (None without a store)."""
+    """The store's size on disk as `du` says (None without a store): every file of its folder,
+    WAL and side files included (a store of an earlier version: its file and side files)."""
     if path is None:
         return None
+    base = os.fspath(path)
+    if os.path.isdir(base):
+        names = [os.path.join(base, name) for name in os.listdir(base)]
+    else:
+        names = [f"{base}{suffix}" for suffix in ("", "-wal", "-shm")]
     total = 0
-    for suffix in ("", "-wal"):
+    for name in names:
         with contextlib.suppress(OSError):
-            total += os.stat(f"{os.fspath(path)}{suffix}").st_size
+            total += os.stat(name, follow_symlinks=False).st_blocks * 512
     return total
 
 

@@ -285,28 +285,36 @@ def store_check(path: str) -> StoreCheck:
 
     def holds(records: Sequence[Record]) -> list[bool]:
         import sqlite3
-        from pathlib import Path
 
-        if not Path(path).exists():
-            return [False] * len(records)
-        db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=10.0)
-        try:
-            wanted: dict[tuple[Any, ...], int] = {}
-            for r in records:
-                key = (_time_of(r), r.received_at, r.peer, r.listener, r.raw)
-                wanted[key] = wanted.get(key, 0) + 1
-            found: dict[tuple[Any, ...], bool] = {}
-            for key, count in wanted.items():
-                when, at, peer, listener, raw = key
-                row = db.execute(
-                    "SELECT count(*) FROM messages WHERE time >= ? AND time <= ?"
-                    " AND received_at = ? AND peer = ? AND listener = ? AND raw = ?",
-                    (math.nextafter(when, -math.inf), math.nextafter(when, math.inf), at, peer,
-                     listener, raw),
-                ).fetchone()  # fmt: skip
-                found[key] = int(row[0]) >= count
-        finally:
-            db.close()
+        from ..store.partitions import partition_files
+
+        wanted: dict[tuple[Any, ...], int] = {}
+        for r in records:
+            key = (_time_of(r), r.received_at, r.peer, r.listener, r.raw)
+            wanted[key] = wanted.get(key, 0) + 1
+        held = dict.fromkeys(wanted, 0)
+        # the store's files, newest first (a redelivery is of a recent message); those that
+        # retention deleted meanwhile hold nothing any more
+        for part in reversed(partition_files(path)):
+            try:
+                db = sqlite3.connect(f"file:{part.resolve()}?mode=ro", uri=True, timeout=10.0)
+            except sqlite3.Error:
+                continue
+            try:
+                for key, count in wanted.items():
+                    if held[key] >= count:
+                        continue
+                    when, at, peer, listener, raw = key
+                    row = db.execute(
+                        "SELECT count(*) FROM messages WHERE time >= ? AND time <= ?"
+                        " AND received_at = ? AND peer = ? AND listener = ? AND raw = ?",
+                        (math.nextafter(when, -math.inf), math.nextafter(when, math.inf), at,
+                         peer, listener, raw),
+                    ).fetchone()  # fmt: skip
+                    held[key] += int(row[0])
+            finally:
+                db.close()
+        found = {key: held[key] >= count for key, count in wanted.items()}
         return [found[(_time_of(r), r.received_at, r.peer, r.listener, r.raw)] for r in records]
 
     return holds

@@ -1,15 +1,15 @@
-"""The embedded store: SQLite in WAL mode, full-text search, retention, and the query API.
+"""One SQLite file of the store (`StoreFile`): WAL mode, full-text search, the query API.
 
-One writer (the collector's sink thread, or the writer process) inserts batches of records in
-one transaction each; any number of readers (`syslogkit tail`, `syslogkit query`) query at the
-same time.
+A store is a folder of such files, one per period (`partitions.Store`); a store of an earlier
+version is one such file. One writer (the collector's sink thread, or the writer process)
+inserts batches of records in one transaction each; any number of readers (`syslogkit tail`,
+`syslogkit query`) query at the same time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from .query import Filters
 from .schema import (
     INSERT,
     INSERT_FTS,
+    INSERT_WITH_ID,
     SCHEMA,
     SCHEMA_VERSION,
     SELECT,
@@ -28,20 +29,20 @@ from .schema import (
     statements,
 )
 
-__all__ = ["Store", "StoreError"]
+__all__ = ["StoreError", "StoreFile"]
 
 
 class StoreError(Exception):
     """The store cannot be opened or used (missing file, not a syslogkit store, ...)."""
 
 
-class Store:
-    """A syslogkit SQLite store.
+class StoreFile:
+    """One SQLite file of a store: a partition, or a whole store of an earlier version.
 
-    `Store(path)` opens (and creates) it for writing; `Store(path, readonly=True)` for reading
-    only, which fails with `StoreError` when the file does not exist. Writes go through
-    `insert()` and `commit()` from one thread; `retain()` deletes what is older than `max_age`
-    seconds or beyond `max_bytes` of content, oldest first.
+    `StoreFile(path)` opens (and creates) it for writing; `StoreFile(path, readonly=True)` for
+    reading only, which fails with `StoreError` when the file does not exist. Writes go through
+    `insert()` and `commit()` from one thread. `first_id` is the id of the first row inserted
+    into an empty file (a partition continues the ids of the one before it).
     """
 
     def __init__(
@@ -50,15 +51,12 @@ class Store:
         *,
         readonly: bool = False,
         synchronous: str = "NORMAL",
-        max_age: float | None = None,
-        max_bytes: int | None = None,
         check_same_thread: bool = False,
+        first_id: int = 1,
     ) -> None:
         self.path = str(path)
         self.readonly = readonly
-        self.max_age = max_age
-        self.max_bytes = max_bytes
-        self.deleted = 0
+        self.first_id = first_id
         if readonly:
             if self.path != ":memory:" and not Path(self.path).exists():
                 raise StoreError(f"no store at {self.path}")
@@ -69,6 +67,8 @@ class Store:
                 )
                 self._db.execute("SELECT 1 FROM messages LIMIT 1").fetchall()
             except sqlite3.Error as exc:
+                with contextlib.suppress(AttributeError):
+                    self._db.close()
                 raise StoreError(f"{self.path}: not a syslogkit store ({exc})") from exc
             return
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
@@ -82,6 +82,9 @@ class Store:
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if self.path != ":memory:" and str(mode).lower() != "wal":
                 raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+            # the WAL is cut back to this size after a checkpoint (else it keeps its largest
+            # size on disk, which counts in the store's size)
+            db.execute("PRAGMA journal_size_limit=4194304")
             db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             db.execute("PRAGMA temp_store=MEMORY")
             db.execute("BEGIN IMMEDIATE")
@@ -98,7 +101,12 @@ class Store:
             raise StoreError(f"{self.path}: cannot open the store ({exc})") from exc
         self._in_tx = False
         self._next_id = 1
-        self._last_retain = 0.0
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The file's SQLite connection (for the aggregates of `web.source` and the NATS
+        store's identity table: used from the thread that opened it)."""
+        return self._db
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -114,12 +122,18 @@ class Store:
         if not self._in_tx:
             db.execute("BEGIN IMMEDIATE")
             self._in_tx = True
-            self._next_id = int(db.execute("SELECT max(id) FROM messages").fetchone()[0] or 0) + 1
+            last = db.execute("SELECT max(id) FROM messages").fetchone()[0]
+            self._next_id = self.first_id if last is None else int(last) + 1
         first = self._next_id
         # ids are max(id) + 1 onwards, as SQLite assigns them (one writer): the rows go in as
         # they are, and the full-text index is filled in bulk from the table with one statement
-        # (a trigger per row costs four times as much, an executemany twice as much)
-        db.executemany(INSERT, rows)
+        # (a trigger per row costs four times as much, an executemany twice as much). The first
+        # row of an empty file is given its id, which the next ones continue.
+        if first == self.first_id and first != 1:
+            db.execute(INSERT_WITH_ID, (first, *rows[0]))
+            db.executemany(INSERT, rows[1:])
+        else:
+            db.executemany(INSERT, rows)
         self._next_id = first + len(rows)
         db.execute(INSERT_FTS, (first,))
         rollup.add_rows(db, rows)
@@ -135,73 +149,17 @@ class Store:
             self._in_tx = False
             self._db.execute("ROLLBACK")
 
-    def retain(self, now: float | None = None, *, limit: int = 20000) -> int:
-        """Apply the retention limits; returns how many messages were deleted (at most `limit`)."""
-        if self.max_age is None and self.max_bytes is None:
-            return 0
-        now = time.time() if now is None else now
-        db = self._db
-        deleted = 0
-        self.commit()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if self.max_age is not None:
-                row = db.execute(
-                    "SELECT max(id) FROM (SELECT id FROM messages"
-                    " WHERE id < coalesce((SELECT id FROM messages WHERE received_at >= ?"
-                    " ORDER BY id LIMIT 1), (SELECT max(id) + 1 FROM messages))"
-                    " ORDER BY id LIMIT ?)",
-                    (now - self.max_age, limit),
-                ).fetchone()
-                if row[0] is not None:
-                    deleted += self._delete_up_to(int(row[0]))
-            if self.max_bytes is not None and deleted < limit:
-                pages, free, size = (
-                    db.execute("PRAGMA page_count").fetchone()[0],
-                    db.execute("PRAGMA freelist_count").fetchone()[0],
-                    db.execute("PRAGMA page_size").fetchone()[0],
-                )
-                used = (pages - free) * size
-                if used > self.max_bytes:
-                    count = db.execute("SELECT count(*) FROM messages").fetchone()[0]
-                    # delete down to 90% of the limit, estimated from the mean row size
-                    excess = used - int(self.max_bytes * 0.9)
-                    n = min(limit - deleted, max(1, -(-count * excess // max(used, 1))))
-                    row = db.execute(
-                        "SELECT max(id) FROM (SELECT id FROM messages ORDER BY id LIMIT ?)", (n,)
-                    ).fetchone()
-                    if row[0] is not None:
-                        deleted += self._delete_up_to(int(row[0]))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        if deleted:
-            db.execute("PRAGMA incremental_vacuum")
-        self.deleted += deleted
-        return deleted
-
-    def _delete_up_to(self, last: int) -> int:
-        """Delete the messages with `id <= last` and their counts in the rollups (retention
-        deletes the oldest first: always such a prefix of the ids)."""
-        rollup.subtract_ids(self._db, last)
-        return int(self._db.execute("DELETE FROM messages WHERE id <= ?", (last,)).rowcount)
-
-    def maybe_retain(self, interval: float = 5.0) -> int:
-        """`retain()` at most once per `interval` seconds."""
-        now = time.monotonic()
-        if now - self._last_retain < interval:
-            return 0
-        self._last_retain = now
-        return self.retain()
-
-    def close(self) -> None:
-        """Commit and close (checkpointing the WAL into the database file)."""
+    def close(self, *, seal: bool = False) -> None:
+        """Commit and close (checkpointing the WAL into the database file). `seal`: the file
+        is written no more; it leaves WAL mode when no reader has it open, so that it is one
+        file without side files (a reader holding it keeps it in WAL mode: harmless)."""
         try:
             if not self.readonly:
                 self.commit()
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    if seal:
+                        self._db.execute("PRAGMA journal_mode=DELETE")
         finally:
             self._db.close()
 
@@ -255,7 +213,7 @@ class Store:
         row = self._db.execute("SELECT max(id) FROM messages").fetchone()
         return int(row[0] or 0)
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> StoreFile:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "COLUMNS",
     "INSERT",
     "INSERT_FTS",
+    "INSERT_WITH_ID",
     "SCHEMA",
     "SCHEMA_VERSION",
     "SELECT",
@@ -91,6 +92,11 @@ COLUMNS = (
 _NULL = -1
 _NOT_NULL = frozenset({"received_at", "time", "bom", "raw"})
 INSERT = "INSERT INTO messages ({}) VALUES ({})".format(
+    COLUMNS,
+    ", ".join("?" if name in _NOT_NULL else f"NULLIF(?, {_NULL})" for name in COLUMNS.split(", ")),
+)
+#: the first row of a new partition: its id continues the ids of the partition before it
+INSERT_WITH_ID = "INSERT INTO messages (id, {}) VALUES (?, {})".format(
     COLUMNS,
     ", ".join("?" if name in _NOT_NULL else f"NULLIF(?, {_NULL})" for name in COLUMNS.split(", ")),
 )

@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .db import Store, StoreError
+from .db import StoreError
+from .partitions import Store
 
 __all__ = ["StoreProcess"]
 
@@ -60,12 +61,17 @@ class StoreProcess:
             "retain_interval": retain_interval,
         }
         self.timeout = timeout
+        #: what retention deleted (messages; of them, by the size cap while younger than
+        #: `max_age`), over every child this process started
         self.deleted = 0
+        self.deleted_young = 0
+        self._counted = (0, 0)  # the counts of the children before this one
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self._start()
 
     def _start(self) -> None:
+        self._counted = (self.deleted, self.deleted_young)
         self._sent = self._answered = 0  # batches sent to this child, and answered by it
         self._replies: dict[int, Any] = {}
         self._stderr.seek(0)
@@ -137,7 +143,7 @@ class StoreProcess:
         """Insert and commit one batch; returns once it is committed. Restarts a dead child."""
         self.start(rows)()
 
-    def start(self, rows: Sequence[tuple[Any, ...]]) -> Callable[[], None]:
+    def start(self, rows: Sequence[tuple[Any, ...]] | dict[str, int]) -> Callable[[], None]:
         """Send one batch; the returned function waits until it is committed (or raises).
 
         Batches are answered in the order they were sent, so the next batch may be sent
@@ -149,7 +155,7 @@ class StoreProcess:
         if self._proc is None:
             self._start()
         proc = self._proc
-        self._send(list(rows))
+        self._send(rows if isinstance(rows, dict) else list(rows))
         self._sent += 1
         number = self._sent
         return lambda: self._finish(proc, number)
@@ -164,7 +170,21 @@ class StoreProcess:
         reply = self._replies.pop(number)
         if reply[0] != "ok":
             raise StoreError(str(reply[1]))
-        self.deleted = int(reply[2])
+        self._count(reply)
+
+    def _count(self, reply: Any) -> None:
+        self.deleted = self._counted[0] + int(reply[2])
+        self.deleted_young = self._counted[1] + int(reply[3])
+
+    def make_room(self, bytes_needed: int) -> int:
+        """`Store.make_room` in the child: delete the oldest partitions until `bytes_needed`
+        bytes are freed; returns how many messages went. Call it between batches (from the
+        thread that waits for them)."""
+        if self._proc is None:
+            self._start()
+        before = self.deleted
+        self.start({"make_room": int(bytes_needed)})()
+        return self.deleted - before
 
     def close(self) -> None:
         """Let the child checkpoint and close the database, and wait for it."""
@@ -217,15 +237,19 @@ def _writer_main(config_json: str) -> int:
             answer(("closed",))
             return 0
         try:
-            store.insert_rows(rows)
-            store.commit()
-            store.maybe_retain(interval)
+            if isinstance(rows, dict):
+                store.make_room(int(rows["make_room"]))
+                rows = []
+            else:
+                store.insert_rows(rows)
+                store.commit()
+                store.maybe_retain(interval)
         except Exception as exc:
             with contextlib.suppress(sqlite3.Error):
                 store.rollback()
             answer(("error", f"{type(exc).__name__}: {exc}"))
             continue
-        answer(("ok", len(rows), store.deleted))
+        answer(("ok", len(rows), store.deleted, store.deleted_young))
 
 
 if __name__ == "__main__":
