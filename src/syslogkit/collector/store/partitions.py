@@ -33,12 +33,14 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from ..record import Record
 from .db import StoreError, StoreFile
 from .query import Filters
+from .schema import make_row
 
 __all__ = ["Store", "partition_bound", "partition_files", "partition_period"]
 
@@ -51,6 +53,10 @@ _MAX_PARTITION = 256 * _MiB
 _MIN_PARTITION = 1 * _MiB
 #: a partition's longest period
 _MAX_PERIOD = 3600.0
+#: where a row made by `make_row` holds the raw bytes
+_RAW = 14
+#: a WAL this large after a commit is folded into its file at once
+_WAL_FOLD = 1 * _MiB
 
 
 def partition_bound(max_bytes: int | None) -> int:
@@ -136,6 +142,13 @@ class Store:
         self._hot: StoreFile | None = None
         self._hot_name = ""
         self._hot_since = 0.0
+        # bytes on disk per raw byte received, measured on each sealed partition (a start
+        # above the usual 3-4); the raw bytes in the hot partition; what the transaction about
+        # to begin may add to the folder at its height (its pages in the WAL and in the file)
+        self._ratio = 5.0
+        self._hot_raw = 0
+        self._incoming = 0
+        self._hot_bytes = 0  # the hot partition's size after the last commit
         self._last_retain = 0.0
         if readonly:
             if not Path(self.path).exists():
@@ -229,11 +242,30 @@ class Store:
 
     def insert(self, records: Iterable[Record]) -> None:
         """Insert records in the current transaction (opened if needed)."""
-        self._writable().insert(records)
+        self.insert_rows([make_row(record) for record in records])
 
     def insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert rows made by `make_row` in the current transaction (opened if needed)."""
+        """Insert rows made by `make_row` in the current transaction (opened if needed); a
+        transaction that would take the hot partition past its bound begins a new one."""
+        hot = self._writable()
+        if rows and not hot.in_transaction:
+            self._make_room_for(rows)
+        raw = sum(map(len, map(itemgetter(_RAW), rows)))
         self._writable().insert_rows(rows)
+        self._hot_raw += raw
+
+    def _make_room_for(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Before a transaction: seal the hot partition when the rows would take it past its
+        bound, and delete what the size cap needs so that the folder holds them at their
+        height (in the WAL and copied into the file)."""
+        incoming = int(self._ratio * sum(map(len, map(itemgetter(_RAW), rows))))
+        hot = self._writable()
+        held = hot.last_id() >= hot.first_id
+        if held and self._hot_bytes + incoming > self.partition_bytes:
+            self._seal_now()
+        self._incoming = 2 * incoming
+        if self.max_bytes is not None:
+            self.retain()
 
     def commit(self) -> None:
         """Commit what was inserted (after this the records survive a crash of the process),
@@ -250,20 +282,38 @@ class Store:
         self._maybe_seal(force=True)
 
     def _maybe_seal(self, *, force: bool) -> None:
+        """After a commit: fold a large WAL into the file at once (else it stays beside it,
+        counted twice, until the next transaction), then seal when full or old enough."""
         hot = self._writable()
+        self._incoming = 0
         sizes, _ = self._sizes()
-        full = sizes.get(self._hot_name, 0) >= self.partition_bytes
+        self._hot_bytes = sizes.get(self._hot_name, 0)
+        wal = Path(f"{hot.path}-wal")
+        with contextlib.suppress(OSError):
+            if wal.stat().st_size >= _WAL_FOLD:
+                hot.fold_wal()
+                self._hot_bytes = self._sizes()[0].get(self._hot_name, 0)
+        full = self._hot_bytes >= self.partition_bytes
         old = time.monotonic() - self._hot_since >= self.partition_seconds
-        if not (force or full or old):
-            return
+        if force or full or old:
+            self._seal_now()
+
+    def _seal_now(self) -> None:
+        hot = self._writable()
         last = hot.last_id()
         if last < hot.first_id:  # empty: nothing to seal
             self._hot_since = time.monotonic()
             return
         self._info[self._hot_name] = _messages_and_newest(hot.connection)
         hot.close(seal=True)
+        with contextlib.suppress(OSError):
+            sealed = os.stat(hot.path).st_blocks * 512
+            if self._hot_raw > 0:
+                self._ratio = sealed / self._hot_raw
+        self._hot_raw = 0
         self._hot = None
         self._open_hot(_name(last + 1), last + 1)
+        self._hot_bytes = 0
         self.retain()
 
     def retain(self, now: float | None = None) -> int:
@@ -276,7 +326,10 @@ class Store:
         deleted = 0
         sizes, total = self._sizes()
         cutoff = None if self.max_age is None else now - self.max_age
-        room = max(0, self.partition_bytes - sizes.get(self._hot_name, 0))
+        # what the hot partition may still grow before it is sealed (to its bound), or what the
+        # transaction about to begin adds at its height, whichever is more
+        hot = sizes.get(self._hot_name, 0)
+        room = max(0, self.partition_bytes - hot, self._incoming)
         for name in sorted(sizes):
             if name == self._hot_name:
                 break
