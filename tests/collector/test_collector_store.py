@@ -535,3 +535,118 @@ def test_a_store_without_rollups_gets_them_built_when_opened_for_writing(tmp_pat
     [part] = partition_files(path)
     assert rollup_counts(part) == counted_from_messages(part)
     assert sum(rollup_counts(part)["rollup_severity"].values()) == len(records) + 1
+
+
+# -- partitions: a folder of files read as one -----------------------------------------------------
+
+
+def partitioned(tmp_path: Path, sizes: list[int]) -> Store:
+    """A store whose partitions hold `sizes` messages, oldest first (the last one hot)."""
+    store = Store(tmp_path / "parts.db")
+    n = 0
+    for i, size in enumerate(sizes):
+        store.insert(
+            [make_record(f"m{n + j} {'even' if (n + j) % 2 == 0 else 'odd'}") for j in range(size)]
+        )
+        n += size
+        store.commit()
+        if i < len(sizes) - 1:
+            store.seal()
+    return store
+
+
+def test_partitions_read_as_one_store_in_id_order_both_ways(tmp_path: Path) -> None:
+    store = partitioned(tmp_path, [3, 4, 0, 5])  # sealing an empty hot one begins none
+    assert len(partition_files(tmp_path / "parts.db")) == 3
+    reader = Store(tmp_path / "parts.db", readonly=True)
+    for s in (store, reader):
+        assert [r.id for r in s.query()] == list(range(1, 13))
+        assert [r.id for r in s.query(newest_first=True, limit=7)] == list(range(12, 5, -1))
+        assert [r.id for r in s.query(Filters(search="even"), newest_first=True, limit=4)] == [
+            11,
+            9,
+            7,
+            5,
+        ]
+        assert [r.id for r in s.query(Filters(after_id=8), limit=3)] == [9, 10, 11]
+        assert s.count() == 12 and s.count(Filters(search="odd")) == 6
+        assert s.count(Filters(after_id=5)) == 7
+        assert s.last_id() == 12
+    reader.close()
+    store.close()
+
+
+def test_last_id_of_a_store_whose_hot_partition_is_empty(tmp_path: Path) -> None:
+    store = partitioned(tmp_path, [3, 4])
+    store.seal()  # a new, empty hot partition: p000000000008.db
+    assert partition_files(tmp_path / "parts.db")[-1].name == "p000000000008.db"
+    with Store(tmp_path / "parts.db", readonly=True) as reader:
+        assert reader.last_id() == 7
+    store.insert([make_record("next")])
+    store.commit()
+    assert [r.id for r in store.query(newest_first=True, limit=1)] == [8]
+    store.close()
+
+
+def test_a_reader_keeps_reading_while_partitions_come_and_go(tmp_path: Path) -> None:
+    path = tmp_path / "live.db"
+    store = Store(path, max_bytes=400_000, partition_bytes=40_000)
+    reader = Store(path, readonly=True)
+    seen: list[int] = []
+    last = 0
+    for chunk in range(30):
+        store.insert([make_record(f"{chunk}-{i} " + "x" * 500) for i in range(20)])
+        store.commit()
+        new = reader.query(Filters(after_id=last), limit=1000)  # as `tail` follows
+        seen += [r.id for r in new if r.id is not None]
+        last = seen[-1]
+    assert seen == list(range(1, 30 * 20 + 1))  # every id once, in order
+    assert store.deleted > 0 and reader.count() == 600 - store.deleted
+    reader.close()
+    store.close()
+
+
+def test_an_interrupted_upgrade_of_a_single_file_store_is_finished_on_open(tmp_path: Path) -> None:
+    old = tmp_path / "old.db"
+    db = sqlite3.connect(old)
+    db.executescript(V1_SCHEMA)
+    db.close()
+    old.rename(tmp_path / "old.db.partitioning")  # a crash after the rename
+    with Store(old) as store:
+        assert [r.message.msg for r in store.query() if r.message] == ["written by 0.1"]
+    assert not (tmp_path / "old.db.partitioning").exists()
+    assert [p.name for p in partition_files(old)] == ["p000000000001.db"]
+
+
+def test_sink_tells_when_the_size_cap_deletes_messages_younger_than_the_age(
+    tmp_path: Path,
+) -> None:
+    told = io.StringIO()
+    store = Store(tmp_path / "t.db", max_bytes=200_000, partition_bytes=20_000, max_age=86400)
+    sink = SQLiteSink(store, tell=told, tell_interval=0.0)
+    for chunk in range(20):
+        sink.write([make_record(f"{chunk}-{i} " + "x" * 500) for i in range(20)])
+        sink.flush()
+    sink.close()
+    counts = sink.retention()
+    assert counts["deleted"] > 0 and counts["deleted_young"] == counts["deleted"]
+    lines = told.getvalue().splitlines()
+    assert lines and all("younger than the retention age" in line for line in lines)
+    assert f"({counts['deleted_young']} in all)" in lines[-1]
+
+
+def test_writer_process_counts_retention_and_makes_room(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    with Store(path) as store:  # two sealed partitions of 10, then the hot one
+        for chunk in range(2):
+            store.insert([make_record(f"{chunk}-{i}") for i in range(10)])
+            store.seal()
+    sink = SQLiteSink(path, process=True)
+    sink.write([make_record(f"hot {i}") for i in range(5)])
+    sink.flush()
+    assert sink.make_room(0) == 0
+    assert sink.make_room(1) == 10  # the oldest partition
+    assert sink.retention() == {"deleted": 10, "deleted_young": 0}
+    sink.close()
+    with Store(path, readonly=True) as reader:
+        assert reader.count() == 15

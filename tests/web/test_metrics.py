@@ -99,3 +99,18 @@ def test_label_values_are_escaped_as_the_format_says() -> None:
     key = ("syslogkit_listener_dropped_total", (("listener", url), ("reason", 'cut:a "b"')))
     assert found[key] == 2
     assert found[("syslogkit_store_bytes", ())] == 123
+
+
+def test_retention_counts_and_the_store_size_as_du_counts_it(tmp_path: Path) -> None:
+    from syslogkit.collector.metrics import store_bytes
+
+    text = render({"store": {"deleted": 1200, "deleted_young": 200}}, store_size=4096)
+    found = samples(text)
+    assert found[("syslogkit_store_deleted_total", ())] == 1200
+    assert found[("syslogkit_store_deleted_young_total", ())] == 200
+    folder = tmp_path / "s.db"
+    folder.mkdir()
+    (folder / "p000000000001.db").write_bytes(b"x" * 10_000)
+    (folder / "p000000000001.db-wal").write_bytes(b"x" * 5_000)  # side files count too
+    du = sum(f.stat().st_blocks * 512 for f in folder.iterdir())
+    assert store_bytes(folder) == du >= 15_000

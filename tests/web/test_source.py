@@ -165,3 +165,24 @@ def test_a_store_opened_again_for_writing_counts_what_it_holds(
         assert reader.facets(filters, limit=10) == expected_facets(matching(path, filters), 10)
     finally:
         reader.close()
+
+
+def test_pages_and_the_live_tail_walk_every_partition(stores: tuple[Path, Path]) -> None:
+    path = stores[0]
+    every = [r.id for r in matching(path, Filters())]
+    reader = StoreReader(path)
+    try:
+        pages: list[int | None] = []
+        before = None
+        while page := reader.page(Filters(), before=before, limit=70):  # pages across files
+            pages += [r.id for r in page]
+            before = page[-1].id
+        assert pages == every[::-1]
+        assert reader.last_id() == every[-1]
+        tail = reader.after(Filters(), every[10], up_to=every[500], limit=1000)
+        assert [r.id for r in tail] == every[11:501]
+        detail = reader.detail(every[300])
+        assert detail is not None and detail.id == every[300]
+        assert reader.time_span(Filters()) is not None
+    finally:
+        reader.close()
