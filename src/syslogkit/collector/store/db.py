@@ -107,18 +107,6 @@ class StoreFile:
         """Whether rows were inserted and not yet committed."""
         return self._in_tx
 
-    def fold_wal(self) -> None:
-        """Copy the WAL into the file and cut it to nothing, without waiting: when a reader
-        holds an older snapshot, it is left for the next time."""
-        db = self._db
-        db.execute("PRAGMA busy_timeout=0")
-        try:
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        except sqlite3.OperationalError:
-            pass  # busy
-        finally:
-            db.execute("PRAGMA busy_timeout=30000")
-
     @property
     def connection(self) -> sqlite3.Connection:
         """The file's SQLite connection (for the aggregates of `web.source` and the NATS

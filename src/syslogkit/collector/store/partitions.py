@@ -55,8 +55,6 @@ _MIN_PARTITION = 1 * _MiB
 _MAX_PERIOD = 3600.0
 #: where a row made by `make_row` holds the raw bytes
 _RAW = 14
-#: a WAL this large after a commit is folded into its file at once
-_WAL_FOLD = 1 * _MiB
 
 
 def partition_bound(max_bytes: int | None) -> int:
@@ -282,17 +280,10 @@ class Store:
         self._maybe_seal(force=True)
 
     def _maybe_seal(self, *, force: bool) -> None:
-        """After a commit: fold a large WAL into the file at once (else it stays beside it,
-        counted twice, until the next transaction), then seal when full or old enough."""
-        hot = self._writable()
+        """After a commit: seal the hot partition when it is full or old enough."""
         self._incoming = 0
         sizes, _ = self._sizes()
         self._hot_bytes = sizes.get(self._hot_name, 0)
-        wal = Path(f"{hot.path}-wal")
-        with contextlib.suppress(OSError):
-            if wal.stat().st_size >= _WAL_FOLD:
-                hot.fold_wal()
-                self._hot_bytes = self._sizes()[0].get(self._hot_name, 0)
         full = self._hot_bytes >= self.partition_bytes
         old = time.monotonic() - self._hot_since >= self.partition_seconds
         if force or full or old:
