@@ -650,3 +650,13 @@ def test_writer_process_counts_retention_and_makes_room(tmp_path: Path) -> None:
     sink.close()
     with Store(path, readonly=True) as reader:
         assert reader.count() == 15
+
+
+def test_a_second_writer_of_the_same_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "one.db"
+    with Store(path):
+        with pytest.raises(StoreError, match="another collector"):
+            Store(path)
+        with Store(path, readonly=True) as reader:  # readers are welcome
+            assert reader.count() == 0
+    Store(path).close()  # released with the first one

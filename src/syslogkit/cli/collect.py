@@ -65,7 +65,12 @@ def _collect_parser() -> argparse.ArgumentParser:
         "-l", "--listen", action="append", metavar="URL", help="listener URL (repeatable)"
     )
     out = p.add_argument_group("where messages go")
-    out.add_argument("--db", metavar="PATH", help=f"SQLite store (default ./{DEFAULT_DB})")
+    out.add_argument(
+        "--db",
+        metavar="PATH",
+        help=f"the store: a folder of SQLite files, one per period (default ./{DEFAULT_DB};"
+        " a store of an earlier version, one file, becomes its oldest file)",
+    )
     out.add_argument("--no-db", action="store_true", help="no SQLite store")
     out.add_argument("--jsonl", metavar="PATH", help="also append JSON lines to PATH")
     out.add_argument("--stdout", action="store_true", help="also print messages, human-readable")
@@ -89,8 +94,14 @@ def _collect_parser() -> argparse.ArgumentParser:
         help="SQLite synchronous mode (normal: a commit survives a crash of the collector; "
         "full: also a power loss)",
     )
-    out.add_argument("--retention-age", metavar="DURATION", help="delete messages older (7d)")
-    out.add_argument("--retention-size", metavar="SIZE", help="keep the store under SIZE (2G)")
+    out.add_argument(
+        "--retention-age", metavar="DURATION", help="delete the files of messages older (7d)"
+    )
+    out.add_argument(
+        "--retention-size",
+        metavar="SIZE",
+        help="keep the store's folder under SIZE on disk, oldest files deleted first (2G)",
+    )
     out.add_argument("--commit-interval", type=float, default=0.02, metavar="SECONDS")
     out.add_argument(
         "--no-writer-process",

@@ -20,6 +20,8 @@ Decisions:
   What retention deleted is counted (`deleted`; `deleted_young`: deleted by the size cap while
   younger than `max_age`).
 - The rollups are per file: a deleted file takes its counts with it, so they stay exact.
+- One writer per store: the writer holds an exclusive `flock` on `writer.lock` in the folder
+  while it is open (released by the kernel when its process dies); a second one fails.
 - A store of an earlier version (one SQLite file at `path`) is read as it is; a writer that opens
   it makes it the oldest partition: checkpointed, renamed `<path>.partitioning`, the folder made
   at `path`, the file moved into it (a crash in between is finished on the next open).
@@ -28,6 +30,7 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import sqlite3
@@ -47,6 +50,7 @@ __all__ = ["Store", "partition_bound", "partition_files", "partition_period"]
 _NAME = re.compile(r"p(\d{12,})\.db")
 _SIDE_FILES = ("-wal", "-shm", "-journal")
 _ADOPTING = ".partitioning"
+_LOCK = "writer.lock"
 _MiB = 1 << 20
 #: a partition's bound without a size cap, and its largest with one
 _MAX_PARTITION = 256 * _MiB
@@ -138,6 +142,7 @@ class Store:
         self._readers: dict[str, StoreFile] = {}
         self._info: dict[str, tuple[int, float]] = {}  # name -> (messages, newest arrival)
         self._hot: StoreFile | None = None
+        self._lock: int | None = None
         self._hot_name = ""
         self._hot_since = 0.0
         # bytes on disk per raw byte received, measured on each sealed partition (a start
@@ -153,22 +158,28 @@ class Store:
                 raise StoreError(f"no store at {self.path}")
             if Path(self.path).is_file():
                 self._reader(Path(self.path))  # fails now when it is not a store
-            elif not partition_files(self.path) and any(os.scandir(self.path)):
+            elif not partition_files(self.path) and any(
+                entry.name != _LOCK for entry in os.scandir(self.path)
+            ):
                 # an empty folder is a store being made: empty until its writer began
                 raise StoreError(f"{self.path}: not a syslogkit store (no partition in it)")
             return
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous}")
         self._open_folder()
-        files = partition_files(self.path)
-        if files:
-            newest = files[-1]
-            first = _first_id(newest.name) or 1
-            self._open_hot(newest.name, first)
-            self._maybe_seal(force=False)
-        else:
-            self._open_hot(_name(1), 1)
-        self.retain()
+        self._lock = _lock_writer(Path(self.path))
+        try:
+            files = partition_files(self.path)
+            if files:
+                newest = files[-1]
+                self._open_hot(newest.name, _first_id(newest.name) or 1)
+                self._maybe_seal(force=False)
+            else:
+                self._open_hot(_name(1), 1)
+            self.retain()
+        except BaseException:
+            self.close()
+            raise
 
     # -- the folder --------------------------------------------------------------------------------
 
@@ -474,12 +485,26 @@ class Store:
         hot, self._hot = self._hot, None
         if hot is not None:
             hot.close()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _lock_writer(folder: Path) -> int:
+    """An exclusive lock on the store for this writer (a file descriptor), or `StoreError`."""
+    fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StoreError(f"{folder}: another collector writes this store") from None
+    return fd
 
 
 def _messages_and_newest(db: sqlite3.Connection) -> tuple[int, float]:
