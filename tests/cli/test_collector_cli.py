@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -393,3 +394,65 @@ def test_time_size_duration_parsing() -> None:
     assert parse_time("2026-01-31T12:00:00Z") == 1769860800.0
     assert parse_time("2026-01-31T13:00:00+01:00") == 1769860800.0
     assert parse_time("1769860800") == 1769860800.0
+
+
+def test_collect_max_connections_per_peer_refuses_tells_and_sums_up(tmp_path: Path) -> None:
+    """`--max-connections-per-peer 2` on one listener, `?max_connections_per_peer=4` on the
+    other: the rest of one peer's connections refused, told in a line naming the peer,
+    counted per peer in the stats file and in the summary at exit."""
+    c = Collect(
+        tmp_path,
+        "-l",
+        "tcp://127.0.0.1:0",
+        "-l",
+        "relp://127.0.0.1:0?max_connections_per_peer=4",
+        "--db",
+        "x.db",
+        "--max-connections-per-peer",
+        "2",
+        "--stats-file",
+        "stats.json",
+        "--stats-interval",
+        "0.1",
+    )
+    held: list[socket.socket] = []
+    try:
+        for scheme in ("tcp", "relp"):
+            for _ in range(6):
+                held.append(socket.create_connection(("127.0.0.1", c.port(scheme)), timeout=5))
+
+        def refused() -> dict[str, int]:
+            with contextlib.suppress(OSError, ValueError):
+                stats = json.loads((tmp_path / "stats.json").read_text())
+                return {e["url"].split(":")[0]: e["refused"] for e in stats["listeners"]}
+            return {}
+
+        wait_for(lambda: refused() == {"tcp": 4, "relp": 2}, what="4 and 2 refused")
+        stats = json.loads((tmp_path / "stats.json").read_text())
+        assert stats["listeners"][0]["peers"] == [
+            {"peer": "127.0.0.1", "active": 2, "connections": 2, "refused": 4, "cut": 0}
+        ]
+    finally:
+        for sock in held:
+            sock.close()
+    code, _out, err = c.terminate()
+    assert code == 0, err
+    told = [line for line in err.splitlines() if "refused connections" in line]
+    assert told and all("from 127.0.0.1" in line for line in told), err
+    assert "2 per peer, 512 in all" in told[0]
+    assert any(line.startswith("tcp://") and "refused=4" in line for line in err.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--max-connections-per-peer", "0"], "--max-connections-per-peer must be at least 1"),
+        (["-l", "tcp://127.0.0.1:0?max_connections_per_peer=x"], "must be a number >= 1"),
+    ],
+)
+def test_collect_refuses_a_limit_per_peer_below_one(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    bad = run("collect", *args, cwd=tmp_path)
+    assert bad.returncode == 2 and expected in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -81,6 +81,7 @@ def test_a_record_whole_with_its_raw_bytes_escaped(filled: WebStack) -> None:
         ({"transport": "smtp"}, "transport", "not one of"),
         ({"facility": "kitchen"}, "facility", "kitchen"),
         ({"colour": "red"}, "colour", "unknown parameter"),
+        ({"by": "tomorrow"}, "by", "not time or received"),
         ({"q": "disk AND"}, "q", "not valid full-text syntax"),
         ({"q": '"unterminated'}, "q", "unterminated string"),
         ({"q": "web-1"}, "q", "double quotes"),

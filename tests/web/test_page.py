@@ -201,3 +201,56 @@ def test_screenshot_for_the_readme(tmp_path: Path, watched: Watched, docs: Path)
         page.screenshot(path=str(docs / "web.png"))
         page.goto("about:blank")  # closes the event stream before its server stops
     assert (docs / "web.png").stat().st_size > 10_000
+
+
+def test_bidi_controls_and_zero_width_characters_show_as_escapes(
+    stack: WebStack, watched: Watched
+) -> None:
+    stack.send(
+        line("user=\u202etoor", app="spoof"),
+        line("ro\u200bot logged in", app="spoof"),
+        line("next\u2028line \u2066isolate\u2069 \ufeffbom", app="spoof"),
+    )
+    page = open_view(watched, stack, app="spoof")
+    assert rows(page) == [
+        "next\\u2028line \\u2066isolate\\u2069 \\ufeffbom",
+        "ro\\u200bot logged in",
+        "user=\\u202etoor",
+    ]
+    page.click("#rows tr:has-text('toor')")
+    page.wait_for_selector("#detail:not([hidden])")
+    assert page.text_content("#detail .field-msg") == "user=\\u202etoor"
+
+
+def test_senders_clocks_neither_hide_messages_from_the_tail_nor_break_the_total(
+    stack: WebStack, watched: Watched
+) -> None:
+    page = open_view(watched, stack, app="skew")  # the last 24 h, by the messages' own time
+    page.wait_for_selector("#live-state:text-is('on')")
+    year = 365.25 * 86400
+    stack.send(
+        line("dated 2001", app="skew", when=time.time() - 25 * year),
+        line("dated 2099", app="skew", when=time.time() + 73 * year),
+        line("on time", app="skew"),
+    )
+    # the tail shows what arrives, whatever its timestamp; the far ones are marked
+    page.wait_for_function("() => document.querySelectorAll('#rows tr').length === 3")
+    assert rows(page) == ["on time", "dated 2099", "dated 2001"]
+    marked = page.locator("#rows tr.skewed td.msg").all_inner_texts()
+    assert marked == ["dated 2099", "dated 2001"]
+    title = page.locator("#rows tr.skewed .skew").first.get_attribute("title")
+    assert title == "clock skew: timestamp 73 y after arrival"
+    page.click("#rows tr:has-text('dated 2001')")
+    page.wait_for_selector("#detail:not([hidden])")
+    assert page.text_content("#detail .field-skew") == "clock skew: timestamp 25 y before arrival"
+    # the view by the messages' time: 2001 is out of range, 2099 in (the range is open-ended);
+    # the total counts what the list holds
+    page = open_view(watched, stack, app="skew")
+    assert rows(page) == ["on time", "dated 2099"]
+    assert page.text_content("#total") == "2"
+    assert page.locator("#later").is_visible()
+    # the view by arrival holds all three, and so does its total
+    reloaded(page, lambda: page.select_option("#by", "received"))
+    assert url_params(page)["by"] == ["received"]
+    assert rows(page) == ["on time", "dated 2099", "dated 2001"]
+    assert page.text_content("#total") == "3"

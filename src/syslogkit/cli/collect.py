@@ -49,7 +49,8 @@ COLLECT_EPILOG = f"""examples:
   syslogkit collect -l udp://0.0.0.0:514?tz=Europe/Paris --timezone UTC
 
 listener URLs: udp:// tcp:// tls:// relp:// relp+tls:// host:port (port 0: any free port),
-optionally ?tz=ZONE: the zone of timestamps without a UTC offset on that listener.
+optionally ?tz=ZONE: the zone of timestamps without a UTC offset on that listener, and
+?max_connections_per_peer=N: that listener's limit per source address.
 counts: parsed (cleanly), noted (parsed with a note: lenient or assumed fields), unparsed
 (stored raw); `syslogkit query --noted` and `--errors` show the last two."""
 
@@ -126,7 +127,22 @@ def _collect_parser() -> argparse.ArgumentParser:
     )
     lim = p.add_argument_group("limits")
     lim.add_argument("--max-frame", type=int, default=8192, metavar="BYTES")
-    lim.add_argument("--max-connections", type=int, default=512, metavar="N")
+    lim.add_argument(
+        "--max-connections",
+        type=int,
+        default=512,
+        metavar="N",
+        help="per listener (default 512); when full, the busiest peer's oldest idle or "
+        "half-frame connection is cut for a peer holding fewer",
+    )
+    lim.add_argument(
+        "--max-connections-per-peer",
+        type=int,
+        default=64,
+        metavar="N",
+        help="connections one source address may hold on a listener (default 64; a "
+        "listener's ?max_connections_per_peer=N overrides it); beyond it refused and told",
+    )
     lim.add_argument("--frame-timeout", type=float, default=10.0, metavar="SECONDS")
     lim.add_argument("--idle-timeout", type=float, default=None, metavar="SECONDS")
     lim.add_argument("--handshake-timeout", type=float, default=10.0, metavar="SECONDS")
@@ -208,9 +224,12 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         zone = zone_of(args.timezone)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    if args.max_connections_per_peer < 1:
+        raise CliError("--max-connections-per-peer must be at least 1")
     limits = Limits(
         max_frame=args.max_frame,
         max_connections=args.max_connections,
+        max_connections_per_peer=args.max_connections_per_peer,
         frame_timeout=args.frame_timeout,
         idle_timeout=args.idle_timeout,
         handshake_timeout=args.handshake_timeout,

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import select
+import socket
+import ssl
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +16,8 @@ from syslogkit.cli.main import CliError
 from syslogkit.codec.message import Facility, SDElement, Severity
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5514"
+#: seconds a stream is watched after the last write for the collector closing or resetting it
+RESET_WAIT = 0.25
 
 EXAMPLES = f"""examples:
   syslogkit send "disk almost full"                       # to {DEFAULT_ADDRESS}
@@ -21,8 +27,13 @@ EXAMPLES = f"""examples:
                  --cert-file pki/client.pem --key-file pki/client-key.pem "over mutual TLS"
   journalctl -f | syslogkit send -t journal                # one message per stdin line
 
-The exit status is 0 when every message was delivered (written to the transport; over RELP,
-acknowledged), 1 when some were not, 2 on a usage error."""
+The exit status is 0 when every message was delivered, 1 when some were not, 2 on a usage
+error. "Delivered" over plain TCP (and TLS, unix streams) means written to the connection,
+at best acknowledged by the collector's kernel: a collector that closes the connection without
+reading the bytes (one refusing connections over its limits) loses them. send waits a moment
+after its last write and exits 1 when the collector closed or reset the connection then; a
+later close goes unseen. Over UDP delivered means sent. Where every message must be known
+stored, use relp://: the collector answers each one after storing it."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -174,6 +185,41 @@ def _handler(args: argparse.Namespace) -> Any:
         raise CliError(str(exc)) from None
 
 
+def _closed_after_write(handler: Any, address: str) -> bool:
+    """Whether the collector closed or reset the stream within `RESET_WAIT` seconds of the
+    last write: what it had not read is lost, though TCP acknowledged it (RELP answers for
+    itself; datagrams cannot tell)."""
+    from syslogkit.delivery.background import BackgroundDelivery
+    from syslogkit.delivery.sync import SyncDelivery
+
+    delivery = handler.delivery
+    if address.startswith("relp") or not isinstance(delivery, SyncDelivery | BackgroundDelivery):
+        return False
+    sock = delivery.transport.sock if delivery.transport.stream else None
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLPRI)
+    deadline = time.monotonic() + RESET_WAIT
+    for _ in range(8):  # readable without a close: a TLS 1.3 ticket, or a talking peer
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(left * 1000.0):
+            return False
+        if _peer_closed(sock):
+            return True
+    return False
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """True on EOF or a reset; False when what was readable was not a close."""
+    try:
+        return not sock.recv(4096)
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    except OSError:
+        return True
+
+
 def _login_name() -> str:
     import getpass
 
@@ -212,6 +258,7 @@ def send_main(argv: list[str]) -> int:
             handler.handle(record)
             count += 1
         handler.flush()
+        closed = count > 0 and _closed_after_write(handler, args.address)
     finally:
         handler.close()
     stats = handler.stats
@@ -222,6 +269,13 @@ def send_main(argv: list[str]) -> int:
         reason = stats.get("last_error") or "not delivered"
         print(
             f"syslogkit send: {count - delivered} of {count} not delivered: {reason}",
+            file=sys.stderr,
+        )
+        return 1
+    if closed:
+        print(
+            "syslogkit send: the collector closed the connection right after the last write: "
+            "what it had not read is lost (TCP cannot tell how much; relp:// can)",
             file=sys.stderr,
         )
         return 1

@@ -2,7 +2,10 @@
 
 Needs the `[web]` extra; without it the command says so in one line. The token comes from
 `--token`, `--token-file` (first line of the file) or the `SYSLOGKIT_WEB_TOKEN` environment
-variable (how `collect --web` hands it to its child without putting it on a command line).
+variable (how `collect --web` hands it to its child without putting it on a command line);
+`--new-token FILE` writes a good one (mode 600, never over an existing file). HTTPS with
+`--tls-cert`/`--tls-key` (`collect`: `--web-tls-cert`/`--web-tls-key`, for the page and the
+metrics); beyond loopback without TLS, one line says that the token travels in clear.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import os
 import random
 import select
+import ssl
 import subprocess
 import sys
 import threading
@@ -45,8 +49,13 @@ EPILOG = """examples:
   syslogkit web --listen 0.0.0.0:8514 --token-file /etc/syslogkit/web.token
   syslogkit collect --web 127.0.0.1:8514         # the same page beside a collector
 
-Beyond loopback a token is required (at least 16 characters); open the page once with
-?token=TOKEN (it is kept in a cookie) or send 'Authorization: Bearer TOKEN'."""
+  syslogkit web --new-token /etc/syslogkit/web.token
+  syslogkit web --listen 0.0.0.0:8514 --token-file /etc/syslogkit/web.token \\
+                --tls-cert web.pem --tls-key web.key
+
+Beyond loopback a token is required (at least 16 characters, about 96 bits: --new-token makes
+one); open the page once with ?token=TOKEN (the browser then keeps a session cookie, not the
+token) or send 'Authorization: Bearer TOKEN'. Without TLS the token travels in clear."""
 
 
 def parse_addr(text: str, default_port: int = 8514) -> tuple[str, int]:
@@ -98,29 +107,62 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--token", metavar="TOKEN", help="required to listen beyond loopback")
     p.add_argument("--token-file", metavar="PATH", help="the token, read from a file")
+    p.add_argument(
+        "--new-token",
+        metavar="FILE",
+        help="write a new random token to FILE (mode 600; never over an existing file) and exit",
+    )
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (chain)")
+    p.add_argument("--tls-key", metavar="PEM", help="its private key")
     return p
+
+
+def write_new_token(path: str) -> str:
+    """A new token in a new file readable by its owner only; returns the path."""
+    from syslogkit.web.security import new_token
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise CliError(f"{path} exists: --new-token never overwrites a token file") from None
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "w") as out:
+        out.write(new_token() + "\n")
+    return path
 
 
 def web_main(argv: Sequence[str]) -> int:
     """`syslogkit web`: serve the page until SIGINT/SIGTERM."""
     args = _parser().parse_args(list(argv))
+    if args.new_token:
+        path = write_new_token(args.new_token)
+        print(f"wrote a new token to {path}: serve with --token-file {path}", flush=True)
+        return 0
     from syslogkit.web import missing_extra
 
     why = missing_extra()
     if why:
         raise CliError(why)
     from syslogkit.collector import StoreError
-    from syslogkit.web.security import ExposureError
+    from syslogkit.web.security import ExposureError, cleartext_warning
     from syslogkit.web.server import WebServer
 
     host, port = parse_addr(args.listen)
     token = read_token(args.token, args.token_file)
     try:
-        server = WebServer(args.db, host, port, token=token)
+        server = WebServer(
+            args.db, host, port, token=token, tls_cert=args.tls_cert, tls_key=args.tls_key
+        )
     except (ExposureError, StoreError) as exc:
         raise CliError(str(exc)) from None
+    except (ssl.SSLError, ValueError) as exc:
+        raise CliError(f"TLS: {exc}") from None
     except OSError as exc:
         raise CliError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
+    warning = cleartext_warning(server.addresses, server.tls)
+    if warning:
+        print(f"syslogkit web: {warning}", file=sys.stderr, flush=True)
     note = " (token required)" if token else ""
     print(f"serving {args.db} read-only on {server.url}{note}", flush=True)
     server.run()
@@ -134,12 +176,23 @@ class WebProcess:
     """`syslogkit web` in a child process (so the page takes no CPU from ingest); started once
     it says it is serving, else `CliError` with its own one-line reason."""
 
-    def __init__(self, db: str, listen: str, token: str | None, timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        db: str,
+        listen: str,
+        token: str | None,
+        timeout: float = 15.0,
+        *,
+        tls: tuple[str, str | None] | None = None,
+    ) -> None:
         env = dict(os.environ)
         if token:
             env[TOKEN_ENV] = token
+        command = [sys.executable, "-m", "syslogkit", "web", "--db", db, "--listen", listen]
+        if tls is not None:
+            command += ["--tls-cert", tls[0]] + (["--tls-key", tls[1]] if tls[1] else [])
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "syslogkit", "web", "--db", db, "--listen", listen],
+            command,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -239,6 +292,17 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="serve /metrics (Prometheus text) and /healthz there (no extra needed)",
     )
+    g.add_argument(
+        "--web-tls-cert", metavar="PEM", help="serve the web UI and the metrics over HTTPS"
+    )
+    g.add_argument("--web-tls-key", metavar="PEM", help="the private key of --web-tls-cert")
+
+
+def _beside_tls(args: argparse.Namespace) -> tuple[str, str | None] | None:
+    cert, key = getattr(args, "web_tls_cert", None), getattr(args, "web_tls_key", None)
+    if key and not cert:
+        raise CliError("--web-tls-key given without --web-tls-cert")
+    return (cert, key) if cert else None
 
 
 def check_beside(args: argparse.Namespace, db_path: str | None) -> None:
@@ -258,6 +322,7 @@ def check_beside(args: argparse.Namespace, db_path: str | None) -> None:
         check_exposure(host, read_token(None, args.web_token_file))
     except ExposureError as exc:
         raise CliError(f"--web: {exc}") from None
+    _beside_tls(args)
 
 
 class Beside:
@@ -286,21 +351,37 @@ class Beside:
                 return asyncio.run_coroutine_threadsafe(read(), loop).result(5)
 
             host, port = parse_addr(args.metrics, 9514)
+            tls = _beside_tls(args)
             try:
-                self.metrics = MetricsServer(host, port, on_loop, store_path=db_path).start()
+                context = None
+                if tls is not None:
+                    from syslogkit.transports.tls import ServerTLSConfig
+
+                    context = ServerTLSConfig(tls[0], tls[1], client_auth="none").context()
+                self.metrics = MetricsServer(
+                    host, port, on_loop, store_path=db_path, ssl_context=context
+                ).start()
+            except (ssl.SSLError, ValueError) as exc:
+                raise CliError(f"--metrics: TLS: {exc}") from None
             except OSError as exc:
                 raise CliError(f"--metrics: cannot listen on {args.metrics}: {exc}") from None
             if not args.quiet:
                 print(f"metrics on {self.metrics.url} (and /healthz)", file=info)
         if getattr(args, "web", None) and db_path is not None:
             token = read_token(None, args.web_token_file)
+            tls = _beside_tls(args)
             try:
-                self.web = WebProcess(db_path, args.web, token)
+                self.web = WebProcess(db_path, args.web, token, tls=tls)
             except CliError:
                 self.stop()
                 raise
             if not args.quiet:
                 print(f"web UI: {self.web.banner}", file=info)
+            from syslogkit.web.security import cleartext_warning, resolve_host
+
+            warning = cleartext_warning(resolve_host(parse_addr(args.web)[0]), tls is not None)
+            if warning:
+                print(f"web UI: {warning}", file=info)
 
     def stop(self) -> None:
         if self.web is not None:

@@ -7,13 +7,15 @@ Decisions:
 - `render(stats)` turns the collector's `stats()` dict (per listener, the pipeline) into the
   Prometheus text exposition format 0.0.4: counters end in `_total`, one `listener` label (the
   listener's URL), `reason`/`kind` labels for drops and framing errors. Label values are
-  escaped as the format says (`\\`, `"`, newline).
+  escaped as the format says (`\\`, `"`, newline). The stream listeners' busiest peers (at
+  most `sources.base.TOP_PEERS` each) get `syslogkit_peer_*` series with a `peer` label.
 - `MetricsServer` is a small threaded `http.server` in a daemon thread. It asks `snapshot()`
   for the counters on every request (the caller decides how to read them safely, e.g. on the
   collector's event loop); when that fails or takes longer than `timeout`, `/metrics` and
   `/healthz` answer 503 with the reason.
 - Only counters are served, never message content, so it needs no token; bind it where your
-  scraper can reach it.
+  scraper can reach it. HTTPS with `ssl_context`: the handshake runs in the request's thread
+  (never in the accepting one), and a client that says nothing is cut after `CLIENT_TIMEOUT`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +33,8 @@ from typing import Any
 __all__ = ["CONTENT_TYPE", "MetricsServer", "render", "store_bytes"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: seconds a client may take to send its request (and to shake hands under TLS)
+CLIENT_TIMEOUT = 10.0
 
 #: listener counter -> (metric, help)
 _LISTENER_COUNTERS = (
@@ -120,6 +125,29 @@ class _Families:
         return "\n".join(lines) + "\n"
 
 
+#: per-peer counter (the stream listeners' busiest peers) -> (metric, help)
+_PEER_COUNTERS = (
+    ("connections", "syslogkit_peer_connections_total", "Connections given to a peer."),
+    ("refused", "syslogkit_peer_refused_total", "A peer's connections refused over the limits."),
+    ("cut", "syslogkit_peer_cut_total", "A peer's connections cut to let another peer in."),
+)
+
+
+def _peers(out: _Families, url: object, peers: Any) -> None:
+    """The busiest peers' counters (the listener bounds how many)."""
+    for row in peers or ():
+        labels = {"listener": url, "peer": row.get("peer", "?")}
+        out.add(
+            "syslogkit_peer_connections_active",
+            "gauge",
+            "Connections a peer holds now.",
+            row.get("active", 0),
+            labels,
+        )
+        for key, name, help_text in _PEER_COUNTERS:
+            out.add(name, "counter", help_text, row.get(key, 0), labels)
+
+
 def _listener(out: _Families, listener: Mapping[str, Any]) -> None:
     url = listener.get("url", "?")
     for key, name, help_text in _LISTENER_COUNTERS:
@@ -149,6 +177,7 @@ def _listener(out: _Families, listener: Mapping[str, Any]) -> None:
             n,
             {"listener": url, "kind": kind},
         )
+    _peers(out, url, listener.get("peers"))
 
 
 def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
@@ -217,6 +246,7 @@ def store_bytes(path: str | os.PathLike[str] | None) -> int | None:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = CLIENT_TIMEOUT
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -250,6 +280,15 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     owner: MetricsServer
+    ssl_context: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        if self.ssl_context is not None:  # the handshake on first read, in the request's thread
+            sock = self.ssl_context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False
+            )
+        return sock, address
 
 
 class _Server6(_Server):
@@ -257,7 +296,8 @@ class _Server6(_Server):
 
 
 class MetricsServer:
-    """`/metrics` and `/healthz` on `host:port` (port 0: any free port), from a thread."""
+    """`/metrics` and `/healthz` on `host:port` (port 0: any free port), from a thread; HTTPS
+    with `ssl_context`."""
 
     def __init__(
         self,
@@ -267,6 +307,7 @@ class MetricsServer:
         *,
         store_path: str | os.PathLike[str] | None = None,
         timeout: float = 5.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.store_path = store_path
@@ -275,6 +316,7 @@ class MetricsServer:
         server_class = _Server6 if ":" in host else _Server
         self._server = server_class((host, port), _Handler)
         self._server.owner = self
+        self._server.ssl_context = ssl_context
         self._thread: threading.Thread | None = None
 
     @property
@@ -284,7 +326,8 @@ class MetricsServer:
     @property
     def url(self) -> str:
         host = str(self._server.server_address[0])
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/metrics"
+        scheme = "https" if self._server.ssl_context is not None else "http"
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.port}/metrics"
 
     def read(self) -> Mapping[str, Any]:
         """The snapshot, or an exception when it takes longer than `timeout`."""

@@ -11,7 +11,8 @@ relp+tls://0.0.0.0:2515 RELP inside TLS from the first byte (as librelp does it)
 The way of a message: `sources/` read it, `decode` makes the `Record` (one rule for trailing
 LF, truncation, parse and counts), `pipeline` hands batches to `sinks/` and commits. Limits per
 listener (`Limits`): `max_frame` (longer messages are truncated, noted and stored),
-`max_connections`, `frame_timeout`, `idle_timeout`, `handshake_timeout`, `udp_rcvbuf`,
+`max_connections`, `max_connections_per_peer` (a listener URL's `?max_connections_per_peer=`
+overrides it), `frame_timeout`, `idle_timeout`, `handshake_timeout`, `udp_rcvbuf`,
 `relp_window`. `zone`: the zone of timestamps without a UTC offset (the local zone unless set;
 a listener's `?tz=` overrides it).
 """

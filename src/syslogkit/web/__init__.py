@@ -10,7 +10,8 @@ with WebServer("syslog.db", "127.0.0.1", 8514) as web:     # serves from a threa
 
 `syslogkit web --db syslog.db` runs it from the command line. Modules: `source` (every read of
 the store), `params` (URL parameters -> filters), `render` (records -> JSON), `security`
-(listening rule, token, headers), `app` (the Starlette application), `server` (uvicorn).
+(listening rule, token, session cookie, headers), `app` (the Starlette application inside its
+guard), `server` (uvicorn with our accept loop: connection limits, deadlines, TLS).
 This package's `__init__` imports nothing that needs the extra; import `WebServer` or
 `create_app` from here and the extra is loaded then.
 """

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from pathlib import Path
@@ -41,10 +42,19 @@ from syslogkit.collector import Filters, StoreError, record_to_dict
 
 from . import render
 from .params import BadRequest, View, parse_view
-from .security import COOKIE, HEADERS, host_header_is_loopback, token_matches
+from .security import (
+    HEADERS,
+    Sessions,
+    cookie_name,
+    host_header_is_loopback,
+    query_token_matches,
+    token_matches,
+)
 from .source import SearchError, StoreReader
 
-__all__ = ["STATIC", "create_app"]
+__all__ = ["STATIC", "Guard", "create_app"]
+
+_log = logging.getLogger("syslogkit.web")
 
 STATIC = Path(__file__).resolve().parent / "static"
 #: how often the live tail looks for new records, and sends a keep-alive comment
@@ -52,6 +62,8 @@ TAIL_INTERVAL = 0.5
 KEEPALIVE = 15.0
 TAIL_BATCH = 500
 FACETS = 10
+#: one bucket wider than any time a message can carry (year 9999 is 2.5e11 s from 1970)
+_FOREVER = 1e13
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -118,7 +130,7 @@ async def messages(request: Request, reader: StoreReader) -> Response:
 
 async def message(request: Request, reader: StoreReader) -> Response:
     text = request.path_params["record_id"]
-    if not text.isdigit() or len(text) > 19:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
         raise BadRequest(f"id: {text!r} is not a record id")
     record = await run_in_threadpool(reader.detail, int(text))
     if record is None:
@@ -127,21 +139,41 @@ async def message(request: Request, reader: StoreReader) -> Response:
 
 
 async def histogram(request: Request, reader: StoreReader) -> Response:
+    """The buckets over the view's range; `later`: the matching messages dated after the
+    drawn range (a sender's clock ahead, an open-ended range), counted in `total` so that the
+    total is the number of messages the list holds."""
     view = _view(request)
     now = time.time()
     since, until = view.since, view.until if view.until is not None else now
     if since is None:
-        span = await run_in_threadpool(reader.time_span, view.filters)
+        span = await run_in_threadpool(reader.time_span, view.filters, view.column)
         since = span[0] if span else until - 3600
         until = max(until, span[1] + 1) if span else until
     step = render.bucket_step(since, until)
     start = since // step * step
     buckets = int(-(-(until - start) // step))
     result = await run_in_threadpool(
-        reader.histogram, view.filters, start=start, step=step, buckets=buckets
+        reader.histogram,
+        view.filters,
+        start=start,
+        step=step,
+        buckets=buckets,
+        column=view.column,
     )
+    later = 0
+    end = start + buckets * step
+    if view.until is None:  # open-ended: what is dated after the drawn range is listed too
+        beyond = await run_in_threadpool(
+            reader.histogram,
+            view.during(end, None),
+            start=end,
+            step=_FOREVER,
+            buckets=1,
+            column=view.column,
+        )
+        later = beyond.total
     body = render.histogram(result)
-    body.update(since=since, until=until)
+    body.update(since=since, until=until, later=later, total=body["total"] + later)
     return JSONResponse(body)
 
 
@@ -152,8 +184,10 @@ async def facets(request: Request, reader: StoreReader) -> Response:
 
 
 async def stream(request: Request, reader: StoreReader) -> Response:
+    """The live tail: what arrives and matches the view's other filters, whatever its
+    timestamp (a sender's clock years off still shows as it arrives)."""
     view = _view(request)
-    filters = view.filters
+    filters = view.untimed
     await run_in_threadpool(reader.check_search, filters.search)
     after = view.after if view.after is not None else await run_in_threadpool(reader.last_id)
     return StreamingResponse(
@@ -213,10 +247,20 @@ async def export(request: Request, reader: StoreReader) -> Response:
     )
 
 
+#: characters `str.splitlines()` (and some JSON-lines readers) break lines at: escaped in a download
+_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
+def json_line(record: Any) -> str:
+    """One record as one line of JSON whatever it holds (U+2028, U+2029, U+0085 escaped)."""
+    text = json.dumps(record_to_dict(record), ensure_ascii=False, default=str)
+    return text.translate(_LINE_BREAKS)
+
+
 def _json_lines(records: Iterator[Any], batch: int = 500) -> Iterator[bytes]:
     lines: list[str] = []
     for record in records:
-        lines.append(json.dumps(record_to_dict(record), ensure_ascii=False, default=str))
+        lines.append(json_line(record))
         if len(lines) >= batch:
             yield ("\n".join(lines) + "\n").encode()
             lines = []
@@ -233,22 +277,38 @@ async def healthz(request: Request, reader: StoreReader) -> Response:
 
 
 class Guard:
-    """ASGI middleware: the security headers on every answer, and the access rule of
-    `security.py` on every request (the event stream and static files included)."""
+    """ASGI middleware around the whole application: the security headers on every answer (an
+    error of the application's own included), `Cache-Control: no-store` on every answer but
+    the static files, and the access rule of `security.py` on every request (the event stream
+    and static files included). Scopes other than HTTP and lifespan are refused. `state` is
+    the application's (`state.reader`: the store reader)."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, state: Any = None) -> None:
         self.app = app
         self.token = token
+        self.state = state
+        self.sessions = Sessions(token) if token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        started = False
+        cacheable = scope["path"].startswith("/static/")
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
                 headers += [(k.encode(), v.encode()) for k, v in HEADERS.items()]
+                if not cacheable and b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
             await send(message)
 
@@ -256,39 +316,60 @@ class Guard:
         if refusal is not None:
             await refusal(scope, receive, send_with_headers)
             return
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            _log.exception("the web application failed on %s", scope.get("path"))
+            if not started:
+                await _error(500, "internal error (see the server's log)")(
+                    scope, receive, send_with_headers
+                )
 
     def _refusal(self, scope: Scope) -> Response | None:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        if self.token is None:
+        if self.token is None or self.sessions is None:
             if not host_header_is_loopback(headers.get("host")):
                 return _error(403, "the Host header must name a loopback address")
             return None
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), True)
-        presented = query.get("token", [None])[-1]
-        if not token_matches(
+        server = scope.get("server") or (None, None)
+        cookie = cookie_name(server[1])
+        if scope["path"] == "/" and scope["method"] in ("GET", "HEAD"):
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"), True)
+            presented = query.get("token", [None])[-1]
+            if presented is not None and query_token_matches(self.token, presented):
+                rest = {k: v for k, v in query.items() if k != "token"}
+                location = "/?" + urlencode(rest, True) if rest else "/"
+                response = Response(status_code=303, headers={"location": location})
+                response.set_cookie(
+                    cookie,
+                    self.sessions.issue(),
+                    max_age=int(self.sessions.ttl),
+                    httponly=True,
+                    samesite="strict",
+                    secure=scope.get("scheme") == "https",
+                    path="/",
+                )
+                return response
+        if token_matches(
             self.token,
+            self.sessions,
             authorization=headers.get("authorization"),
             cookie_header=headers.get("cookie"),
-            query_token=presented,
+            cookie=cookie,
         ):
-            response: Response = _error(
-                401, "a valid token is required (Authorization: Bearer TOKEN)"
-            )
-            response.headers["www-authenticate"] = "Bearer"
-            return response
-        if presented is not None and scope["path"] == "/" and scope["method"] == "GET":
-            rest = {k: v for k, v in query.items() if k != "token"}
-            location = "/?" + urlencode(rest, True) if rest else "/"
-            response = Response(status_code=303, headers={"location": location})
-            response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
-            return response
-        return None
+            return None
+        refused: Response = _error(
+            401,
+            "a valid token is required (Authorization: Bearer TOKEN, or open /?token=TOKEN once)",
+        )
+        refused.headers["www-authenticate"] = "Bearer"
+        return refused
 
 
-def create_app(db: str | Path, *, token: str | None = None) -> Starlette:
+def create_app(db: str | Path, *, token: str | None = None) -> Guard:
     """The application over the store at `db` (opened read-only; `StoreError` if it is not
-    one). With `token`, every request must present it (see `security.py`)."""
+    one), inside its guard. With `token`, every request must present it (see `security.py`);
+    `.state.reader` is the store reader."""
     reader = StoreReader(db)
     routes = [
         Route("/", index),
@@ -309,5 +390,4 @@ def create_app(db: str | Path, *, token: str | None = None) -> Starlette:
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.reader = reader
-    app.add_middleware(Guard, token=token)
-    return app
+    return Guard(app, token=token, state=app.state)

@@ -10,6 +10,10 @@ Decisions:
 - Time range: `range=15m|1h|24h|7d|all` (24h by default: the last day up to now, open-ended so
   the live tail keeps matching), or `since`/`until` (epoch seconds or ISO 8601; a zone-less
   time is UTC here: the page sends epoch seconds).
+- The range bounds the message's own time (its timestamp, which its sender chose) by default,
+  or, with `by=received`, when the collector received it (a sender's wrong clock cannot hide a
+  message from that view). `View.during()` gives the same filters over another range; the live
+  tail uses `View.untimed`: what arrives, whatever its timestamp.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TypeVar
 
@@ -55,7 +59,7 @@ _KNOWN = frozenset(
         "before",
         "after",
         "limit",
-        "token",
+        "by",
     }
 )
 
@@ -77,6 +81,39 @@ class View:
     before: int | None
     after: int | None
     limit: int
+    by_received: bool = False
+
+    @property
+    def column(self) -> str:
+        """The column the range bounds: `time` or `received_at`."""
+        return "received_at" if self.by_received else "time"
+
+    @property
+    def untimed(self) -> Filters:
+        """The filters without any time bound."""
+        return self.during(None, None)
+
+    def during(self, since: float | None, until: float | None) -> Filters:
+        """The same filters over [since, until) (None: unbounded) of this view's time."""
+        return timed(untimed(self.filters), since, until, by_received=self.by_received)
+
+
+def untimed(filters: Filters) -> Filters:
+    """`filters` without its time bounds (of either column)."""
+    kept = [c for c in filters.extra_where if not c[0].startswith("received_at ")]
+    return replace(filters, since=None, until=None, extra_where=kept)
+
+
+def timed(
+    filters: Filters, since: float | None, until: float | None, *, by_received: bool
+) -> Filters:
+    """`filters` (without time bounds) bounded to [since, until) of the message's time, or of
+    when it was received."""
+    if not by_received:
+        return replace(filters, since=since, until=until)
+    bounds = [("received_at >= ?", (since,))] if since is not None else []
+    bounds += [("received_at < ?", (until,))] if until is not None else []
+    return replace(filters, extra_where=[*filters.extra_where, *bounds])
 
 
 def _one(params: Mapping[str, Sequence[str]], name: str) -> str | None:
@@ -108,14 +145,19 @@ def _many(
     return tuple(out)
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: `str.isdigit()` also says yes to `²` and `٣`, which `int()` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _severity(text: str) -> int:
     value = text.strip().lower()
-    return int(Severity.coerce(int(value) if value.isdigit() else value))
+    return int(Severity.coerce(int(value) if _digits(value) else value))
 
 
 def _facility(text: str) -> int:
     value = text.strip().lower()
-    return int(Facility.coerce(int(value) if value.isdigit() else value))
+    return int(Facility.coerce(int(value) if _digits(value) else value))
 
 
 def _transport(text: str) -> str:
@@ -126,6 +168,8 @@ def _transport(text: str) -> str:
 
 def _instant(name: str, text: str) -> float:
     value = text.strip()
+    if not value.isascii():
+        raise BadRequest(f"{name}: {text!r} is neither epoch seconds nor an ISO 8601 time")
     try:
         number = float(value)
     except ValueError:
@@ -147,7 +191,7 @@ def _instant(name: str, text: str) -> float:
 def _count(name: str, text: str | None, low: int, high: int) -> int | None:
     if text is None or text == "":
         return None
-    if not text.isdigit():
+    if not _digits(text):
         raise BadRequest(f"{name}: {text!r} is not a whole number")
     value = int(text)
     if not low <= value <= high:
@@ -191,9 +235,10 @@ def parse_view(params: Mapping[str, Sequence[str]], now: float | None = None) ->
     except ValueError as exc:
         raise BadRequest(f"severity: {exc}") from None
     search = (_one(params, "q") or "").strip() or None
+    by = _one(params, "by") or "time"
+    if by not in ("time", "received"):
+        raise BadRequest(f"by: {by!r} is not time or received")
     filters = Filters(
-        since=since,
-        until=until,
         hosts=_many(params, "host", str),
         apps=_many(params, "app", str),
         severity=level,
@@ -202,6 +247,7 @@ def parse_view(params: Mapping[str, Sequence[str]], now: float | None = None) ->
         search=search,
         errors_only=errors == "1",
     )
+    filters = timed(filters, since, until, by_received=by == "received")
     limit = _count("limit", _one(params, "limit"), 1, MAX_LIMIT)
     return View(
         filters=filters,
@@ -211,4 +257,5 @@ def parse_view(params: Mapping[str, Sequence[str]], now: float | None = None) ->
         before=_count("before", _one(params, "before"), 1, 2**63 - 1),
         after=_count("after", _one(params, "after"), 0, 2**63 - 1),
         limit=DEFAULT_LIMIT if limit is None else limit,
+        by_received=by == "received",
     )

@@ -9,6 +9,9 @@ Decisions:
   backslash), so a frame with terminal escapes or invalid UTF-8 reads exactly; a parse error's
   column is split out so the page can mark the byte it points at.
 - A histogram's bucket is a "nice" step (1 s .. 1 d) giving at most `MAX_BUCKETS` bars.
+- Senders choose their timestamps: a message whose time is more than `SKEW_MARK` seconds from
+  when it was received carries `skew` (received minus time, in seconds; else null), so the
+  page can mark it.
 """
 
 from __future__ import annotations
@@ -22,13 +25,24 @@ from syslogkit.collector import Record, record_to_dict
 
 from .source import Histogram
 
-__all__ = ["MAX_BUCKETS", "bucket_step", "detail", "escape_bytes", "histogram", "summary"]
+__all__ = [
+    "MAX_BUCKETS",
+    "SKEW_MARK",
+    "bucket_step",
+    "detail",
+    "escape_bytes",
+    "histogram",
+    "skew",
+    "summary",
+]
 
 MAX_BUCKETS = 120
 _STEPS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)
 _COLUMN = re.compile(r"\(column (\d+)\)")
 #: the longest MSG a row of the list carries; the detail view has all of it
 SUMMARY_MSG = 2000
+#: a timestamp further than this from the arrival (seconds) is marked as clock skew
+SKEW_MARK = 300.0
 
 
 def message_time(record: Record) -> float:
@@ -42,6 +56,12 @@ def message_time(record: Record) -> float:
     return record.received_at
 
 
+def skew(record: Record) -> float | None:
+    """Seconds from the message's time to its arrival when more than `SKEW_MARK`, else None."""
+    off = record.received_at - message_time(record)
+    return off if abs(off) > SKEW_MARK else None
+
+
 def summary(record: Record) -> dict[str, Any]:
     """One row of the result list."""
     m = record.message
@@ -51,6 +71,8 @@ def summary(record: Record) -> dict[str, Any]:
     return {
         "id": record.id,
         "time": message_time(record),
+        "received_at": record.received_at,
+        "skew": skew(record),
         "severity": None if m is None or m.severity is None else int(m.severity),
         "facility": None if m is None or m.facility is None else int(m.facility),
         "hostname": None if m is None else m.hostname,
@@ -81,6 +103,7 @@ def detail(record: Record) -> dict[str, Any]:
     parse error points (`raw_marked`: the escaped bytes before, at and after its column)."""
     out = record_to_dict(record)
     out["time"] = message_time(record)
+    out["skew"] = skew(record)
     out["raw_escaped"] = escape_bytes(record.raw)
     match = _COLUMN.search(record.error or "")
     if match:

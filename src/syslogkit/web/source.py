@@ -48,6 +48,8 @@ __all__ = ["Histogram", "SearchError", "StoreError", "StoreReader"]
 
 #: the series of a histogram: severities 0..7, and messages that have none (unparsed)
 NO_SEVERITY = 8
+#: what a histogram or a time span may be taken of (column names, never from a request)
+_TIME_COLUMNS = ("time", "received_at")
 
 
 class SearchError(ValueError):
@@ -171,9 +173,14 @@ class StoreReader:
 
     # -- aggregates -------------------------------------------------------------------------------
 
-    def histogram(self, filters: Filters, *, start: float, step: float, buckets: int) -> Histogram:
-        """Counts of the matching messages per `step` seconds from `start`, by severity."""
+    def histogram(
+        self, filters: Filters, *, start: float, step: float, buckets: int, column: str = "time"
+    ) -> Histogram:
+        """Counts of the matching messages per `step` seconds from `start`, by severity, of
+        their `column` (`time`, or `received_at`: rollups are kept by `time` only)."""
         self.check_search(filters.search)
+        if column not in _TIME_COLUMNS:
+            raise ValueError(f"not a time column: {column!r}")
         counts: dict[int, list[int]] = {}
 
         def add(bucket: int, severity: int | None, n: int) -> None:
@@ -182,17 +189,25 @@ class StoreReader:
                 counts.setdefault(key, [0] * buckets)[bucket] += n
 
         for db in self._files():
-            for bucket, severity, n in self._histogram_of(db, filters, start, step, buckets):
+            for bucket, severity, n in self._histogram_of(
+                db, filters, start, step, buckets, column
+            ):
                 add(bucket, severity, n)
         return Histogram(start=start, step=step, buckets=buckets, counts=counts)
 
     def _histogram_of(
-        self, db: sqlite3.Connection, filters: Filters, start: float, step: float, buckets: int
+        self,
+        db: sqlite3.Connection,
+        filters: Filters,
+        start: float,
+        step: float,
+        buckets: int,
+        column: str,
     ) -> list[tuple[int, int | None, int]]:
         """(bucket, severity, n) of one file's matching messages."""
         out: list[tuple[int, int | None, int]] = []
         with self._snapshot(db):
-            bounds = self._rollup_bounds(db, filters)
+            bounds = self._rollup_bounds(db, filters) if column == "time" else None
             if bounds is not None and step % 60 == 0 and start % 60 == 0:
                 low = start if bounds[0] is None else max(bounds[0], start)
                 end = start + buckets * step
@@ -210,8 +225,8 @@ class StoreReader:
             # one integer key per (bucket, severity): SQLite's sorter compares it faster
             rows = self._rows(
                 db,
-                "SELECT CAST((time - ?) / ? AS INTEGER) * 16 + coalesce(severity, 8), count(*)"
-                f" FROM {source}{where} GROUP BY 1",
+                f"SELECT CAST(({column} - ?) / ? AS INTEGER) * 16 + coalesce(severity, 8),"
+                f" count(*) FROM {source}{where} GROUP BY 1",
                 [start, step, *args],
             )
         for key, n in rows:
@@ -333,12 +348,15 @@ class StoreReader:
         source = "messages_fts CROSS JOIN messages ON messages.id = messages_fts.rowid"
         return source, where, [filters.search, *args]
 
-    def time_span(self, filters: Filters) -> tuple[float, float] | None:
-        """The oldest and newest message time among the matching messages (None: no match)."""
+    def time_span(self, filters: Filters, column: str = "time") -> tuple[float, float] | None:
+        """The oldest and newest `column` (`time` or `received_at`) among the matching messages
+        (None: no match)."""
         self.check_search(filters.search)
+        if column not in _TIME_COLUMNS:
+            raise ValueError(f"not a time column: {column!r}")
         where, args = filters.where()
         spans = [
-            self._rows(db, "SELECT min(time), max(time) FROM messages" + where, args)[0]
+            self._rows(db, f"SELECT min({column}), max({column}) FROM messages" + where, args)[0]
             for db in self._files()
         ]
         found = [(low, high) for low, high in spans if low is not None]

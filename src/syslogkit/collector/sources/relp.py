@@ -29,6 +29,11 @@ class RelpConnection(StreamConnection):
         self.relp = RelpServer(max_data=max(DEFAULT_MAX_DATA, self.limits.max_frame + 1))
         self.unacked = 0
 
+    def cuttable(self, now: float) -> bool:
+        """Never while messages it sent wait for their answer (cut, they would be re-sent and
+        stored twice)."""
+        return self.unacked == 0 and super().cuttable(now)
+
     def _write(self) -> None:
         out = self.relp.data_to_send()
         transport = self.transport

@@ -1,9 +1,13 @@
 """TCP and TLS listeners: asyncio protocols, frame splitting in `data_received` (the fast path).
 
 TLS connections are accepted by the listener and handed to the loop's TLS before any byte is
-read (see `StreamConnection.handshake`). Limits (`config.Limits`): `max_connections` (beyond it
-new connections are closed at once and counted), `frame_timeout` (a frame not complete that
-many seconds after it began gets its connection cut: a client sending one byte a second),
+read (see `StreamConnection.handshake`). Limits (`config.Limits`): `max_connections_per_peer`
+(connections one source address may hold, TLS handshakes in progress included; beyond it its
+new connections are closed at once, counted for it and told), `max_connections` (when every
+slot is taken, the busiest peer's oldest idle or half-frame connection, or handshake in
+progress, is cut so that a peer holding fewer gets in: `StreamListener.room_for`; when there is
+none to cut, the new connection is refused), `frame_timeout` (a frame not complete that many
+seconds after it began gets its connection cut: a client sending one byte a second),
 `idle_timeout` (optional), `handshake_timeout`. When the pipeline lags, every connection stops
 reading (back-pressure) until it catches up.
 """
@@ -25,11 +29,13 @@ from syslogkit.transports.tls import fingerprint
 from ..config import Limits, ListenAddress
 from ..pipeline import Pipeline
 from ..record import Record
-from .base import Listener, peer_name, tls_subject
+from .base import Listener, Peer, PeerTable, peer_host, peer_name, tell, tls_subject
 
-__all__ = ["StreamConnection", "StreamListener"]
+__all__ = ["CUTTABLE_IDLE", "StreamConnection", "StreamListener"]
 
 _BACKLOG = 1024
+#: seconds without a byte after which a connection may be cut for a new peer's
+CUTTABLE_IDLE = 1.0
 
 
 def _listening_sockets(host: str | None, port: int) -> list[socket.socket]:
@@ -74,6 +80,8 @@ class StreamConnection(asyncio.Protocol):
         self.partial_since: float | None = None
         self.last_activity = 0.0
         self.admitted = False
+        self.slot: Peer[StreamConnection] | None = None  # the peer it is counted under
+        self.order = 0  # admitted as the listener's n-th connection
         self.ready = False
         self.closing = False
         self.paused = False
@@ -95,19 +103,44 @@ class StreamConnection(asyncio.Protocol):
             transport.abort()
 
     def _admit(self, peername: Any) -> bool:
-        """Count a new connection; False (refused, counted) beyond the limit or when stopping."""
+        """Count a new connection; False (refused, counted for its peer) beyond the limits
+        (`StreamListener.room_for`) or when stopping."""
         listener = self.listener
         self.peer = peer_name(peername)
-        self.last_activity = listener.loop.time()
-        if self.stats.active >= self.limits.max_connections or listener.stopping:
-            self.stats.refused += 1
+        now = self.last_activity = listener.loop.time()
+        peer = listener.peers.peer(peer_host(peername))
+        if listener.stopping or not listener.room_for(peer, now):
             self._released = True
+            listener.refused(peer, now)
             return False
         self.admitted = True
         self.stats.connections += 1
+        self.order = self.stats.connections
         self.stats.active += 1
         listener.connections.add(self)
+        self.slot = peer
+        peer.held.add(self)
+        peer.connections += 1
         return True
+
+    def cuttable(self, now: float) -> bool:
+        """Whether this connection may be cut for a new peer's: a TLS handshake in progress,
+        a frame begun and not finished, or nothing received for `CUTTABLE_IDLE` seconds; never
+        while back-pressure holds its reading (its silence is the collector's doing)."""
+        if self.closing:
+            return False
+        if not self.ready:
+            return True
+        if self.paused:
+            return False
+        return self.partial_since is not None or now - self.last_activity >= CUTTABLE_IDLE
+
+    def evict(self) -> None:
+        """Cut this connection to let a new peer in; its slot is free at once."""
+        if self.slot is not None:
+            self.slot.cut += 1
+        self.cut("fairness")
+        self._release()
 
     def handshake(self, sock: socket.socket, peername: Any) -> None:
         """Serve an accepted socket over TLS: admit it, then shake hands in a task of its own.
@@ -188,11 +221,14 @@ class StreamConnection(asyncio.Protocol):
         self.closing = True
         if self.admitted:
             self.stats.active -= 1
+            if self.slot is not None:
+                self.slot.held.discard(self)
             self.listener.connections.discard(self)
             self.listener.on_connection_closed(self)
 
     def cut(self, reason: str) -> None:
-        """Close the connection on the collector's initiative (deadline, idle, shutdown)."""
+        """Close the connection on the collector's initiative (deadline, idle, fairness,
+        shutdown)."""
         if self.closing:
             return
         if reason != "shutdown":
@@ -325,6 +361,8 @@ class StreamListener(Listener):
         self.ssl_context = ssl_context
         self.protocol = protocol
         self.connections: set[StreamConnection] = set()
+        self.peers: PeerTable[StreamConnection] = PeerTable()
+        self.tell = tell  # where refusal lines go
         self.server: asyncio.AbstractServer | None = None
         self._accepting: list[asyncio.Task[None]] = []  # TLS: one accept loop per socket
         self.paused = False
@@ -362,6 +400,45 @@ class StreamListener(Listener):
             client.setblocking(False)
             self.protocol(self).handshake(client, peername)
 
+    def room_for(self, peer: Peer[StreamConnection], now: float) -> bool:
+        """Whether a new connection from `peer` may be served: under its own limit, and under
+        the listener's, or once a connection of a peer holding at least two more than `peer`
+        was cut for it (the busiest first, its connection idle or half-frame the longest)."""
+        limits = self.limits
+        if len(peer.held) >= limits.max_connections_per_peer:
+            return False
+        if self.stats.active < limits.max_connections:
+            return True
+        victim = self._victim(len(peer.held), now)
+        if victim is None:
+            return False
+        victim.evict()
+        return True
+
+    def _victim(self, newcomer_holds: int, now: float) -> StreamConnection | None:
+        for busiest in self.peers.holding():
+            if len(busiest.held) < newcomer_holds + 2:
+                return None  # cutting would only move the unfairness
+            candidates = [conn for conn in busiest.held if conn.cuttable(now)]
+            if candidates:
+                # the loop's clock may tick in milliseconds (uvloop): ties go to the older
+                return min(candidates, key=lambda conn: (conn.last_activity, conn.order))
+        return None
+
+    def refused(self, peer: Peer[StreamConnection], now: float) -> None:
+        """Count a refused connection, for the listener and its peer, and tell it when due."""
+        self.stats.refused += 1
+        peer.refused += 1
+        peer.untold += 1
+        self.tell_refusals(now)
+
+    def tell_refusals(self, now: float, *, due: bool = False) -> None:
+        """One line naming the peers refused since the last one, at most every
+        `NOTICE_INTERVAL` seconds (`due`: now, whatever the interval)."""
+        line = self.peers.refusal_notice(self.url, self.limits, now, due=due)
+        if line is not None:
+            self.tell(line)
+
     def on_connection_closed(self, conn: StreamConnection) -> None:
         if not self.connections:
             self._all_closed.set()
@@ -377,7 +454,9 @@ class StreamListener(Listener):
             conn.resume()
 
     def sweep(self, now: float) -> None:
-        """Cut connections whose frame is overdue or that have been idle too long."""
+        """Cut connections whose frame is overdue or that have been idle too long; tell the
+        refusals not yet told."""
+        self.tell_refusals(now)
         if self.paused:
             return
         timeout = self.limits.frame_timeout
@@ -394,6 +473,7 @@ class StreamListener(Listener):
 
     def stop_accepting(self) -> None:
         self.stopping = True
+        self.tell_refusals(self.loop.time(), due=True)
         if self.server is not None:
             self.server.close()
         for task in self._accepting:
@@ -412,4 +492,7 @@ class StreamListener(Listener):
                 conn.transport.abort()
 
     def stats_dict(self) -> dict[str, Any]:
-        return super().stats_dict() | {"max_buffered": self.max_buffered}
+        return super().stats_dict() | {
+            "max_buffered": self.max_buffered,
+            "peers": self.peers.top(),
+        }

@@ -39,13 +39,21 @@
     return node;
   }
 
-  /** Control characters made visible (\n, \t, \x1b ...): terminal escapes show as text. */
+  /** Characters that hide or reorder text made visible as escapes: C0 and C1 controls (\n,
+   * \t, \x1b ...: terminal escapes show as text), bidirectional controls (U+202E would show
+   * "user=\u202etoor" as "user=root"), zero-width and invisible characters, line separators. */
+  const HIDDEN = new RegExp("[\\x00-\\x1f\\x7f-\\x9f\\xad\\u061c\\u115f\\u1160\\u180e" +
+    "\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\u3164\\ufe00-\\ufe0f\\ufeff\\uffa0" +
+    "\\ufff9-\\ufffb]", "g");
+
   function visible(text, keepNewlines) {
-    return String(text).replace(/[\x00-\x1f\x7f]/g, (c) => {
+    return String(text).replace(HIDDEN, (c) => {
       if (c === "\n") return keepNewlines ? "\n" : "\\n";
       if (c === "\t") return keepNewlines ? "\t" : "\\t";
       if (c === "\r") return "\\r";
-      return "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0");
+      const code = c.charCodeAt(0);
+      return code < 0x100 ? "\\x" + code.toString(16).padStart(2, "0")
+        : "\\u" + code.toString(16).padStart(4, "0");
     });
   }
 
@@ -63,6 +71,16 @@
     return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" +
       pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
   }
+
+  /** A clock skew (seconds from the message's time to its arrival) in words. */
+  function skewText(seconds) {
+    const a = Math.abs(seconds);
+    const amount = a < 7200 ? Math.round(a / 60) + " min" : a < 2 * 86400 ? Math.round(a / 3600) + " h"
+      : a < 730 * 86400 ? Math.round(a / 86400) + " d" : Math.round(a / (365.25 * 86400)) + " y";
+    return "clock skew: timestamp " + amount + (seconds > 0 ? " before" : " after") + " arrival";
+  }
+
+  function byArrival() { return new URLSearchParams(location.search).get("by") === "received"; }
 
   function severityName(n) { return n === null || n === undefined ? "-" : SEVERITIES[n]; }
 
@@ -83,6 +101,7 @@
       if ($(name).value !== "") p.set(name, $(name).value);
     }
     if ($("errors").checked) p.set("errors", "1");
+    if ($("by").value) p.set("by", $("by").value);
     const current = new URLSearchParams(location.search);
     for (const name of ["range", "since", "until"]) {
       if (current.has(name)) p.set(name, current.get(name));
@@ -98,6 +117,7 @@
     $("facility").value = p.get("facility") || "";
     $("transport").value = p.get("transport") || "";
     $("errors").checked = p.get("errors") === "1";
+    $("by").value = p.get("by") === "received" ? "received" : "";
     const range = p.has("since") || p.has("until") ? null : (p.get("range") || "24h");
     for (const button of document.querySelectorAll(".preset")) {
       button.classList.toggle("active", button.dataset.range === range);
@@ -156,8 +176,11 @@
   function row(r) {
     const sev = r.severity === null ? 8 : r.severity;
     const app = (r.app_name || "-") + (r.procid ? "[" + r.procid + "]" : "");
-    const tr = el("tr", {class: "sev-" + sev + (r.error ? " parse-error" : ""), "data-id": String(r.id)},
-      el("td", {class: "time"}, formatTime(r.time)),
+    const skewed = r.skew !== null && r.skew !== undefined;
+    const tr = el("tr", {class: "sev-" + sev + (r.error ? " parse-error" : "") + (skewed ? " skewed" : ""),
+      "data-id": String(r.id)},
+      el("td", {class: "time"}, formatTime(byArrival() ? r.received_at : r.time),
+        skewed ? el("span", {class: "skew", title: skewText(r.skew)}, " ⚠ skew") : null),
       el("td", {class: "host"}, visible(r.hostname || "-")),
       el("td", {class: "app"}, visible(app)),
       el("td", {class: "severity"}, severityName(r.severity)),
@@ -196,6 +219,8 @@
   function drawHistogram(h) {
     $("total").textContent = String(h.total);
     $("total").dataset.total = String(h.total);
+    $("later").hidden = !h.later;
+    $("later").textContent = h.later ? "(" + h.later + " dated later than the chart: clock skew?)" : "";
     const box = $("chart");
     if (chart) { chart.destroy(); chart = null; }
     box.replaceChildren();
@@ -310,13 +335,14 @@
 
   /* -- detail -------------------------------------------------------------------------------- */
 
-  const FIELDS = ["id", "time", "timestamp", "received_at", "facility", "severity", "version",
+  const FIELDS = ["id", "time", "timestamp", "received_at", "skew", "facility", "severity", "version",
     "hostname", "app_name", "procid", "msgid", "msg", "msg_b64", "bom", "transport", "peer",
     "listener", "tls_subject", "tls_fingerprint", "error", "extra"];
 
   function fieldText(name, value) {
     if (value === null || value === undefined) return "-";
-    if (name === "time") return formatTime(value);
+    if (name === "time" || name === "received_at") return formatTime(value);
+    if (name === "skew") return skewText(value);
     if (name === "facility") return FACILITIES[value] + " (" + value + ")";
     if (name === "severity") return SEVERITIES[value] + " (" + value + ")";
     if (typeof value === "object") return JSON.stringify(value);
@@ -391,7 +417,7 @@
 
   function init() {
     $("filters").addEventListener("submit", (e) => { e.preventDefault(); go(viewFromForm()); });
-    for (const name of ["severity", "facility", "transport", "errors"]) {
+    for (const name of ["severity", "facility", "transport", "errors", "by"]) {
       $(name).addEventListener("change", () => go(viewFromForm()));
     }
     for (const button of document.querySelectorAll(".preset")) {
