@@ -660,3 +660,17 @@ def test_a_second_writer_of_the_same_store_is_refused(tmp_path: Path) -> None:
         with Store(path, readonly=True) as reader:  # readers are welcome
             assert reader.count() == 0
     Store(path).close()  # released with the first one
+
+
+def test_partitions_sort_by_their_first_id_past_twelve_digits(tmp_path: Path) -> None:
+    folder = tmp_path / "big.db"
+    folder.mkdir()
+    for first in (999_999_999_999, 1_000_000_000_000, 5):
+        name = f"p{first:012d}.db"
+        with sqlite3.connect(folder / name) as db:
+            db.executescript(V1_SCHEMA)
+    assert [p.name for p in partition_files(folder)] == [
+        "p000000000005.db",
+        "p999999999999.db",
+        "p1000000000000.db",
+    ]

@@ -84,6 +84,11 @@ def _first_id(name: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def _order(name: str) -> int:
+    """Partitions sort by their first id (past 12 digits a name is longer, not later in text)."""
+    return _first_id(name) or 0
+
+
 def partition_files(path: str | Path) -> list[Path]:
     """The SQLite files of the store at `path`, oldest first: the partitions of a folder, or
     the file itself (a store of an earlier version). Missing: empty."""
@@ -94,7 +99,7 @@ def partition_files(path: str | Path) -> list[Path]:
         names = [entry.name for entry in os.scandir(folder) if _NAME.fullmatch(entry.name)]
     except OSError:
         return []
-    return [folder / name for name in sorted(names)]
+    return [folder / name for name in sorted(names, key=_order)]
 
 
 def _disk_bytes(entry: os.DirEntry[str]) -> int:
@@ -332,7 +337,7 @@ class Store:
         # transaction about to begin adds at its height, whichever is more
         hot = sizes.get(self._hot_name, 0)
         room = max(0, self.partition_bytes - hot, self._incoming)
-        for name in sorted(sizes):
+        for name in sorted(sizes, key=_order):
             if name == self._hot_name:
                 break
             _, newest = self._partition_info(name)
@@ -350,7 +355,7 @@ class Store:
         deleted = freed = 0
         sizes, _ = self._sizes()
         cutoff = None if self.max_age is None else time.time() - self.max_age
-        for name in sorted(sizes):
+        for name in sorted(sizes, key=_order):
             if name == self._hot_name or freed >= bytes_needed:
                 break
             deleted += self._delete(name, cutoff)
