@@ -26,7 +26,7 @@ from syslogkit.collector import (
     parse_frame,
     record_to_dict,
 )
-from syslogkit.collector.store import partition_files
+from syslogkit.collector.store import make_row, partition_files
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
 
@@ -674,3 +674,44 @@ def test_partitions_sort_by_their_first_id_past_twelve_digits(tmp_path: Path) ->
         "p999999999999.db",
         "p1000000000000.db",
     ]
+
+
+def test_readers_never_fail_while_the_writer_seals_and_deletes_partitions(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "busy.db"
+    writer = Store(path, max_bytes=2_000_000, partition_bytes=200_000)
+    rows = [make_row(make_record(f"word{i} " + "x" * 300)) for i in range(200)]
+    writer.insert_rows(rows)
+    writer.commit()
+    errors: list[str] = []
+    rounds = [0, 0]
+    stop = time.monotonic() + 3.0
+
+    def read(which: int) -> None:
+        reader = Store(path, readonly=True)
+        while time.monotonic() < stop:
+            try:
+                page = reader.query(Filters(search="word5"), limit=50, newest_first=True)
+                ids = [r.id for r in page]
+                assert ids == sorted(ids, reverse=True), ids
+                last = reader.last_id()
+                follow = [r.id for r in reader.query(Filters(after_id=max(0, last - 300)))]
+                assert follow == sorted(follow), follow
+                reader.count()
+            except Exception as exc:
+                errors.append(repr(exc))
+            rounds[which] += 1
+        reader.close()
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    while time.monotonic() < stop:
+        writer.insert_rows(rows)
+        writer.commit()
+    for t in threads:
+        t.join()
+    assert writer.deleted > 0 and writer.deleted_files > 5
+    assert errors == [] and min(rounds) > 0
+    writer.close()

@@ -51,6 +51,7 @@ _NAME = re.compile(r"p(\d{12,})\.db")
 _SIDE_FILES = ("-wal", "-shm", "-journal")
 _ADOPTING = ".partitioning"
 _LOCK = "writer.lock"
+_NEW = ".new"
 _MiB = 1 << 20
 #: a partition's bound without a size cap, and its largest with one
 _MAX_PARTITION = 256 * _MiB
@@ -174,6 +175,8 @@ class Store:
         self._open_folder()
         self._lock = _lock_writer(Path(self.path))
         try:
+            for stale in Path(self.path).glob(f"*{_NEW}*"):  # a new partition a crash left
+                stale.unlink()
             files = partition_files(self.path)
             if files:
                 newest = files[-1]
@@ -210,8 +213,14 @@ class Store:
             raise StoreError(f"{self.path}: cannot open the store ({exc})") from exc
 
     def _open_hot(self, name: str, first_id: int) -> None:
+        path = Path(self.path) / name
+        if not path.exists():
+            # made aside with its schema, then renamed: a reader never sees a file without it
+            aside = Path(self.path) / (name + _NEW)
+            StoreFile(aside, synchronous=self._synchronous).close(seal=True)
+            os.rename(aside, path)
         self._hot = StoreFile(
-            Path(self.path) / name,
+            path,
             synchronous=self._synchronous,
             check_same_thread=self._check_same_thread,
             first_id=first_id,
