@@ -456,3 +456,34 @@ def test_collect_refuses_a_limit_per_peer_below_one(
     bad = run("collect", *args, cwd=tmp_path)
     assert bad.returncode == 2 and expected in bad.stderr, bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_collect_says_what_the_size_cap_deleted_and_counts_add_up(tmp_path: Path) -> None:
+    stats = tmp_path / "stats.json"
+    c = Collect(
+        tmp_path, "-l", "tcp://127.0.0.1:0", "--db", "capped.db", "--retention-size", "3M",
+        "--retention-age", "7d", "--stats-file", str(stats), "--stats-interval", "0.1",
+    )  # fmt: skip
+    sent = 20_000
+    pad = "x" * 300
+    send_tcp(c.port("tcp"), *(f"<13>1 - h app - - - {i} {pad}".encode() for i in range(sent)))
+
+    def committed() -> bool:
+        try:
+            return bool(json.loads(stats.read_text())["pipeline"]["committed"] == sent)
+        except (OSError, ValueError, KeyError):
+            return False
+
+    wait_for(committed, what=f"{sent} committed")
+    code, _out, err = c.terminate()
+    assert code == 0, err
+    summary = next(line for line in err.splitlines() if line.startswith("stored="))
+    deleted = int(summary.split()[1].removeprefix("deleted="))
+    assert summary.startswith(f"stored={sent} deleted=") and deleted > 0
+    assert f"(younger than --retention-age: {deleted})" in summary
+    assert "the size cap deleted" in err and "too small for the traffic" in err
+    assert json.loads(stats.read_text())["store"]["deleted"] == deleted
+    db = tmp_path / "capped.db"
+    kept = int(run("query", "--db", str(db), "--count").stdout)
+    assert kept + deleted == sent
+    assert sum(f.stat().st_blocks * 512 for f in db.iterdir()) <= 3 * 1024 * 1024
