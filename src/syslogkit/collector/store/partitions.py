@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 import re
 import sqlite3
@@ -270,18 +271,17 @@ class Store:
     def insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert rows made by `make_row` in the current transaction (opened if needed); a
         transaction that would take the hot partition past its bound begins a new one."""
-        hot = self._writable()
-        if rows and not hot.in_transaction:
-            self._make_room_for(rows)
         raw = sum(map(len, map(itemgetter(_RAW), rows)))
+        if rows and not self._writable().in_transaction:
+            self._make_room_for(raw)
         self._writable().insert_rows(rows)
         self._hot_raw += raw
 
-    def _make_room_for(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Before a transaction: seal the hot partition when the rows would take it past its
-        bound, and delete what the size cap needs so that the folder holds them at their
-        height (in the WAL and copied into the file)."""
-        incoming = int(self._ratio * sum(map(len, map(itemgetter(_RAW), rows))))
+    def _make_room_for(self, raw: int) -> None:
+        """Before a transaction of `raw` bytes received: seal the hot partition when they would
+        take it past its bound, and delete what the size cap needs so that the folder holds
+        them at their height (in the WAL and copied into the file)."""
+        incoming = int(self._ratio * raw)
         hot = self._writable()
         held = hot.last_id() >= hot.first_id
         if held and self._hot_bytes + incoming > self.partition_bytes:
@@ -386,7 +386,9 @@ class Store:
                 with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10.0)) as db:
                     info = _messages_and_newest(db)
             except sqlite3.Error:
-                info = (0, 0.0)  # not readable as a store: old by any measure
+                # not readable now: never old enough for the age limit (the size cap may
+                # still delete it, its messages uncounted); asked again next time
+                return 0, math.inf
             self._info[name] = info
         return info
 
