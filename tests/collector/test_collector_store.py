@@ -7,10 +7,13 @@ import io
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from syslogkit.codec.message import Facility, SDElement, Severity, SyslogMessage
 from syslogkit.collector import (
@@ -420,7 +423,7 @@ def test_a_store_of_0_1_is_read_and_becomes_the_oldest_partition_when_written(
     with Store(path, readonly=True) as reader:
         assert [r.id for r in reader.query()] == [1, 2]
     db = sqlite3.connect(partition_files(path)[0])
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("4",)
     names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert "messages_time" in names and "messages_host" not in names
     db.close()
@@ -715,3 +718,59 @@ def test_readers_never_fail_while_the_writer_seals_and_deletes_partitions(tmp_pa
     assert writer.deleted > 0 and writer.deleted_files > 5
     assert errors == [] and min(rounds) > 0
     writer.close()
+
+
+# -- no second copy of the message (schema 4) -----------------------------------------------------
+
+_texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@pytest.fixture(scope="module")
+def round_trip_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    with Store(tmp_path_factory.mktemp("rt") / "s.db") as store:
+        yield store
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    head=st.binary(max_size=30),
+    msg=_texts,
+    tail=st.binary(max_size=3),
+    bad=st.booleans(),
+)
+def test_raw_is_given_back_byte_for_byte_whether_or_not_it_ends_with_the_message(
+    round_trip_store: Store, head: bytes, msg: str, tail: bytes, bad: bool
+) -> None:
+    """Any frame (bytes before MSG, MSG, maybe bytes after it; a MSG not valid UTF-8 kept in
+    msg_bytes) reads back as received, with msg and msg_bytes as they were."""
+    raw = head + msg.encode() + tail
+    msg_bytes = (b"\xff\xfe" + msg.encode()) if bad else None
+    message = SyslogMessage(
+        facility=Facility.USER, severity=Severity.INFO, version=1, timestamp=None,
+        hostname="h", app_name=None, procid=None, msgid=None, structured_data=(), msg=msg,
+    )  # fmt: skip
+    record = Record(raw or b"x", 1.0, "tcp", "p", "tcp://l", message, None, msg_bytes)
+    store = round_trip_store
+    store.insert([record])
+    store.commit()
+    [back] = store.query(newest_first=True, limit=1)
+    assert back.raw == record.raw
+    assert back.msg_bytes == msg_bytes
+    assert back.message is not None and back.message.msg == msg
+
+
+def test_a_frame_that_ends_with_its_message_is_stored_without_a_second_copy(
+    tmp_path: Path,
+) -> None:
+    text = "the message text " * 20
+    record = make_record(text)
+    with Store(tmp_path / "s.db") as store:
+        store.insert([record])
+        store.commit()
+        [back] = store.query()
+    assert back.raw == record.raw and back.msg_bytes is None
+    db = sqlite3.connect(partition_files(tmp_path / "s.db")[0])
+    stored, marker = db.execute("SELECT raw, msg_bytes FROM messages").fetchone()
+    db.close()
+    assert record.raw.endswith(text.encode())
+    assert bytes(stored) == record.raw[: -len(text.encode())] and bytes(marker) == b""

@@ -42,7 +42,7 @@ from typing import Any
 
 from syslogkit.collector import Filters, Record, Store, StoreError
 from syslogkit.collector.store import rollup
-from syslogkit.collector.store.schema import SCHEMA_VERSION
+from syslogkit.collector.store.schema import ROLLUP_VERSIONS
 
 __all__ = ["Histogram", "SearchError", "StoreError", "StoreReader"]
 
@@ -285,12 +285,12 @@ class StoreReader:
         self, db: sqlite3.Connection, filters: Filters
     ) -> tuple[float | None, float | None] | None:
         """(since, until) when the store's rollups can answer for `filters`: kept up to date
-        (schema 3) and nothing but a time range asked for; else None."""
+        (schema 3 or 4) and nothing but a time range asked for; else None."""
         others = replace(filters, since=None, until=None)
         if others != Filters():
             return None
         found = self._rows(db, "SELECT value FROM meta WHERE key = 'schema'", [])
-        if not found or found[0][0] != SCHEMA_VERSION:
+        if not found or found[0][0] not in ROLLUP_VERSIONS:
             return None
         return filters.since, filters.until
 

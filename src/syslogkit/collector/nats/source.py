@@ -287,6 +287,7 @@ def store_check(path: str) -> StoreCheck:
         import sqlite3
 
         from ..store.partitions import partition_files
+        from ..store.schema import RAW
 
         wanted: dict[tuple[Any, ...], int] = {}
         for r in records:
@@ -307,7 +308,7 @@ def store_check(path: str) -> StoreCheck:
                     when, at, peer, listener, raw = key
                     row = db.execute(
                         "SELECT count(*) FROM messages WHERE time >= ? AND time <= ?"
-                        " AND received_at = ? AND peer = ? AND listener = ? AND raw = ?",
+                        f" AND received_at = ? AND peer = ? AND listener = ? AND {RAW} = ?",
                         (math.nextafter(when, -math.inf), math.nextafter(when, math.inf), at,
                          peer, listener, raw),
                     ).fetchone()  # fmt: skip

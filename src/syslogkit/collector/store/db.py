@@ -21,6 +21,7 @@ from .schema import (
     INSERT,
     INSERT_FTS,
     INSERT_WITH_ID,
+    ROLLUP_VERSIONS,
     SCHEMA,
     SCHEMA_VERSION,
     SELECT,
@@ -29,11 +30,27 @@ from .schema import (
     statements,
 )
 
-__all__ = ["StoreError", "StoreFile"]
+__all__ = ["StoreError", "StoreFile", "create_file"]
 
 
 class StoreError(Exception):
     """The store cannot be opened or used (missing file, not a syslogkit store, ...)."""
+
+
+def create_file(path: str | Path) -> None:
+    """A new, empty file with the schema (not in WAL mode, not synced: it holds nothing yet),
+    to be renamed into place and opened by `StoreFile`."""
+    try:
+        with contextlib.closing(sqlite3.connect(str(path), isolation_level=None)) as db:
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            db.execute("PRAGMA synchronous=OFF")
+            db.execute("BEGIN")
+            for statement in statements(SCHEMA):
+                db.execute(statement)
+            db.execute("INSERT INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot make a store file ({exc})") from exc
 
 
 class StoreFile:
@@ -91,7 +108,7 @@ class StoreFile:
             for statement in statements(SCHEMA):
                 db.execute(statement)
             found = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if found is None or found[0] != SCHEMA_VERSION:
+            if found is None or found[0] not in ROLLUP_VERSIONS:
                 rollup.rebuild(db)  # written by another version (or new): counted once, here
             db.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..record import Record
-from .db import StoreError, StoreFile
+from .db import StoreError, StoreFile, create_file
 from .query import Filters
 from .schema import make_row
 
@@ -218,7 +218,7 @@ class Store:
         if not path.exists():
             # made aside with its schema, then renamed: a reader never sees a file without it
             aside = Path(self.path) / (name + _NEW)
-            StoreFile(aside, synchronous=self._synchronous).close(seal=True)
+            create_file(aside)
             os.rename(aside, path)
         self._hot = StoreFile(
             path,

@@ -20,6 +20,8 @@ __all__ = [
     "INSERT",
     "INSERT_FTS",
     "INSERT_WITH_ID",
+    "RAW",
+    "ROLLUP_VERSIONS",
     "SCHEMA",
     "SCHEMA_VERSION",
     "SELECT",
@@ -36,7 +38,13 @@ __all__ = [
 #: writing becomes version 2 (its full-text index stays as it was).
 #: 3: per-minute counts by severity, host and app (`rollup`), kept by the writer in the insert's
 #: transaction; a store of another version opened for writing gets them built once.
-SCHEMA_VERSION = "3"
+#: 4: no second copy of the message: when the raw frame ends with MSG's bytes (valid UTF-8, in
+#: `msg`), `raw` keeps only what comes before them and `msg_bytes` holds an empty blob to say
+#: so (it is NULL or the undecodable MSG otherwise, never empty); `SELECT` and `RAW` put the
+#: frame back together, byte for byte. Rows of version 3 read as they are.
+SCHEMA_VERSION = "4"
+#: the versions whose rollups are kept (3 and 4 count alike)
+ROLLUP_VERSIONS = frozenset({"3", "4"})
 
 SCHEMA = (
     """
@@ -91,19 +99,55 @@ COLUMNS = (
 #: nullable column holds -1 otherwise (the text columns hold text, the numbers are >= 0).
 _NULL = -1
 _NOT_NULL = frozenset({"received_at", "time", "bom", "raw"})
-INSERT = "INSERT INTO messages ({}) VALUES ({})".format(
-    COLUMNS,
-    ", ".join("?" if name in _NOT_NULL else f"NULLIF(?, {_NULL})" for name in COLUMNS.split(", ")),
-)
+_NAMES = COLUMNS.split(", ")
+
+
+def _values(first: int) -> list[str]:
+    """The VALUES of a row's columns, its parameters numbered from `first`: NULL back from
+    `_NULL`, and the frame without the message's bytes when it ends with them (version 4)."""
+    param = {name: f"?{first + i}" for i, name in enumerate(_NAMES)}
+    msg, raw, msg_bytes = param["msg"], param["raw"], param["msg_bytes"]
+    text = f"CAST(NULLIF({msg}, {_NULL}) AS BLOB)"
+    cut = (
+        f"NULLIF({msg_bytes}, {_NULL}) IS NULL AND length({text}) > 0"
+        f" AND substr({raw}, length({raw}) - length({text}) + 1) = {text}"
+    )
+    out = []
+    for name in _NAMES:
+        if name == "raw":
+            out.append(
+                f"CASE WHEN {cut} THEN substr({raw}, 1, length({raw}) - length({text}))"
+                f" ELSE {raw} END"
+            )
+        elif name == "msg_bytes":
+            out.append(f"CASE WHEN {cut} THEN X'' ELSE NULLIF({msg_bytes}, {_NULL}) END")
+        elif name in _NOT_NULL:
+            out.append(param[name])
+        else:
+            out.append(f"NULLIF({param[name]}, {_NULL})")
+    return out
+
+
+INSERT = "INSERT INTO messages ({}) VALUES ({})".format(COLUMNS, ", ".join(_values(1)))
 #: the first row of a new partition: its id continues the ids of the partition before it
-INSERT_WITH_ID = "INSERT INTO messages (id, {}) VALUES (?, {})".format(
-    COLUMNS,
-    ", ".join("?" if name in _NOT_NULL else f"NULLIF(?, {_NULL})" for name in COLUMNS.split(", ")),
+INSERT_WITH_ID = "INSERT INTO messages (id, {}) VALUES (?1, {})".format(
+    COLUMNS, ", ".join(_values(2))
 )
 INSERT_FTS = (
     "INSERT INTO messages_fts(rowid, msg) SELECT id, msg FROM messages WHERE id >= ? AND msg <> ''"
 )
-SELECT = f"SELECT id, {COLUMNS} FROM messages"
+#: the frame as received, put back together (see version 4)
+RAW = "CASE WHEN msg_bytes = X'' THEN CAST(raw || msg AS BLOB) ELSE raw END"
+SELECT = "SELECT id, {} FROM messages".format(
+    ", ".join(
+        RAW
+        if name == "raw"
+        else "CASE WHEN msg_bytes = X'' THEN NULL ELSE msg_bytes END"
+        if name == "msg_bytes"
+        else name
+        for name in _NAMES
+    )
+)
 
 
 _iso_seconds: dict[tuple[int, tzinfo], tuple[str, str]] = {}
