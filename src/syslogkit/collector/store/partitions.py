@@ -10,13 +10,17 @@ Decisions:
 - The newest file is **hot**: the only one written to (WAL; a batch is answered after its
   commit). It is sealed (checkpointed, out of WAL mode when no reader holds it, never written
   again) and a new one begun when it reaches the partition bound in bytes (WAL included,
-  `partition_bytes`) or its period (`partition_seconds`), whichever comes first.
+  `partition_bytes`) or its period (`partition_seconds`), whichever comes first; a transaction
+  that would take it past the bound begins the next one. A new file is made aside with its
+  schema and renamed into place: a reader never meets a file without its tables.
 - Retention deletes whole files, oldest first: by age, a file whose newest message is older than
   `max_age`; by size, while the folder's size (`du`: every file in it, WAL and side files
-  included) plus what the hot file may still grow before it is sealed is over `max_bytes`. So the
-  folder stays under the cap (up to one batch past the bound) at any ingest rate: a deletion is
-  one `unlink`, whatever the rate. The hot file is never deleted. The bound is a tenth of the cap
-  (at least 1 MiB, at most 256 MiB), so the store keeps at least nine tenths of the cap filled.
+  included) plus what the hot file may still grow before it is sealed, or what the transaction
+  about to begin adds at its height, is over `max_bytes`. So the folder stays at the cap (past
+  it by a few percent at most: an FTS5 merge in a transaction is not foreseen) at any ingest
+  rate: a deletion is one `unlink`, whatever the rate. The hot file is never deleted. The
+  bound is a tenth of the cap (at least 1 MiB, at most 256 MiB), so the store keeps about
+  four fifths of the cap filled or more.
   What retention deleted is counted (`deleted`; `deleted_young`: deleted by the size cap while
   younger than `max_age`).
 - The rollups are per file: a deleted file takes its counts with it, so they stay exact.
