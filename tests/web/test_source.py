@@ -4,6 +4,7 @@ start and end inside a minute, and on a store whose rollups are not kept."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import time
@@ -186,3 +187,36 @@ def test_pages_and_the_live_tail_walk_every_partition(stores: tuple[Path, Path])
         assert reader.time_span(Filters()) is not None
     finally:
         reader.close()
+
+
+def deleted_files_held() -> list[str]:
+    """The files this process holds open that were deleted (Linux: /proc/self/fd)."""
+    held = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.endswith("(deleted)"):
+            held.append(target)
+    return held
+
+
+def test_a_reader_lets_go_of_the_files_so_that_deleted_ones_free_their_space(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "let-go.db"
+    writer = Store(path)
+    for chunk in range(4):
+        writer.insert([record(chunk * 100 + i, NOW - 100 + i) for i in range(100)])
+        writer.seal()
+    reader = StoreReader(path)
+    try:
+        assert len(reader.page(Filters(), before=None, limit=1000)) == 400
+        reader.facets(Filters())
+        assert writer.make_room(10**12) == 400  # every sealed partition deleted
+        assert [f for f in deleted_files_held() if "let-go.db" in f] == []
+        assert reader.page(Filters(), before=None, limit=10) == []
+    finally:
+        reader.close()
+        writer.close()

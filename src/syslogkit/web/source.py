@@ -14,7 +14,9 @@ Decisions:
   and `?` parameters: nothing a request carries is ever spliced into SQL text. They are meant
   to move into the store in one step.
 - Each thread gets its own `Store` (the server answers from a thread pool): SQLite
-  connections are not shared between threads here.
+  connections are not shared between threads here. Its connections to the files are closed
+  at the end of each call (`Store.release`): a thread left idle would otherwise hold files
+  that retention deleted since, and their space on disk with them.
 - A full-text query that is not valid FTS5 syntax raises `SearchError` with SQLite's reason.
   `Store.query` would silently search the text as a phrase instead; a page should say so.
 - Histogram and facets over a time range with no other filter read the store's per-minute
@@ -35,10 +37,10 @@ import math
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from syslogkit.collector import Filters, Record, Store, StoreError
 from syslogkit.collector.store import rollup
@@ -73,6 +75,24 @@ class Histogram:
 
 class _Connections(threading.local):
     store: Store | None = None
+    depth = 0  # calls of this reader under way in this thread
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _one_call(
+    method: Callable[Concatenate[StoreReader, _P], _R],
+) -> Callable[Concatenate[StoreReader, _P], _R]:
+    """A public read: the thread's connections to the files are let go when it ends."""
+
+    def call(self: StoreReader, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._reading():
+            return method(self, *args, **kwargs)
+
+    call.__name__, call.__doc__ = method.__name__, method.__doc__
+    return call
 
 
 class StoreReader:
@@ -83,7 +103,8 @@ class StoreReader:
         self._local = _Connections()
         self._opened: list[Store] = []
         self._lock = threading.Lock()
-        self._store()  # fail now (StoreError) when there is no store at `path`
+        with self._reading():  # fail now (StoreError) when there is no store at `path`
+            pass
 
     # -- connections ------------------------------------------------------------------------------
 
@@ -95,6 +116,18 @@ class StoreReader:
             with self._lock:
                 self._opened.append(store)
         return store
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Store]:
+        """This thread's store for one call; its files are let go when the outermost call ends."""
+        local = self._local
+        local.depth += 1
+        try:
+            yield self._store()
+        finally:
+            local.depth -= 1
+            if local.depth == 0 and local.store is not None:
+                local.store.release()
 
     def _files(self) -> list[sqlite3.Connection]:
         """A read-only connection to each file of the store, oldest first."""
@@ -118,6 +151,7 @@ class StoreReader:
 
     # -- checks -----------------------------------------------------------------------------------
 
+    @_one_call
     def check_search(self, search: str | None) -> None:
         """Raise `SearchError` when `search` is not a valid FTS5 query."""
         if not search:
@@ -136,6 +170,7 @@ class StoreReader:
 
     # -- records ----------------------------------------------------------------------------------
 
+    @_one_call
     def page(self, filters: Filters, *, before: int | None, limit: int) -> list[Record]:
         """Up to `limit` matching records, newest first, with ids below `before` when given."""
         self.check_search(filters.search)
@@ -143,6 +178,7 @@ class StoreReader:
             filters = replace(filters, extra_where=[*filters.extra_where, ("id < ?", (before,))])
         return self._store().query(filters, limit=limit, newest_first=True)
 
+    @_one_call
     def after(self, filters: Filters, after_id: int, *, up_to: int, limit: int) -> list[Record]:
         """Matching records with `after_id < id <= up_to`, oldest first (the live tail)."""
         self.check_search(filters.search)
@@ -151,6 +187,7 @@ class StoreReader:
         )
         return self._store().query(filters, limit=limit)
 
+    @_one_call
     def detail(self, record_id: int) -> Record | None:
         found = self._store().query(Filters(extra_where=[("id = ?", (record_id,))]), limit=1)
         return found[0] if found else None
@@ -168,11 +205,13 @@ class StoreReader:
         finally:
             store.close()
 
+    @_one_call
     def last_id(self) -> int:
         return self._store().last_id()
 
     # -- aggregates -------------------------------------------------------------------------------
 
+    @_one_call
     def histogram(
         self, filters: Filters, *, start: float, step: float, buckets: int, column: str = "time"
     ) -> Histogram:
@@ -234,6 +273,7 @@ class StoreReader:
             out.append((bucket, severity, n))
         return out
 
+    @_one_call
     def facets(self, filters: Filters, *, limit: int = 10) -> dict[str, list[tuple[str, int]]]:
         """The most frequent hosts and apps among the matching messages, with their counts."""
         self.check_search(filters.search)
@@ -348,6 +388,7 @@ class StoreReader:
         source = "messages_fts CROSS JOIN messages ON messages.id = messages_fts.rowid"
         return source, where, [filters.search, *args]
 
+    @_one_call
     def time_span(self, filters: Filters, column: str = "time") -> tuple[float, float] | None:
         """The oldest and newest `column` (`time` or `received_at`) among the matching messages
         (None: no match)."""

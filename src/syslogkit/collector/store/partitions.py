@@ -496,6 +496,13 @@ class Store:
                 return first - 1
         return 0
 
+    def release(self) -> None:
+        """Close the read-only connections to the partitions (reopened when next needed): a
+        partition that retention deletes keeps its space on disk while a reader holds it."""
+        readers, self._readers = self._readers, {}
+        for reader in readers.values():
+            reader.close()
+
     def close(self) -> None:
         """Commit and close the hot partition (it stays hot for the next writer) and the
         readers."""
