@@ -82,7 +82,8 @@ def test_send_exits_1_with_the_reason_when_nothing_listens() -> None:
     result = _run("-a", f"tcp://127.0.0.1:{port}", "--timeout", "1", "hello")
     assert result.returncode == 1
     assert "1 of 1 not delivered" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "ConnectionRefusedError" in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr  # one line, the summary
 
 
 @pytest.mark.parametrize(
@@ -109,3 +110,30 @@ def test_send_help_shows_examples(capsys: pytest.CaptureFixture[str], tmp_path: 
         main(["send", "--help"])
     assert exit_info.value.code == 0
     assert "examples:" in capsys.readouterr().out
+
+
+def test_send_tells_refusals_after_the_first_notice_with_the_final_count_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """40 lines on standard input to a RELP collector that refuses them all: the first refusal
+    is told at once; the end is one line with the final count and the reason (over RELP a
+    record written but refused is not delivered), exit 1."""
+    import io
+
+    from support.relp import FakeRelp
+
+    server = FakeRelp(lambda n, message: "refuse")
+    lines = "".join(f"line n={i}\n" for i in range(40))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
+    try:
+        status = main(["send", "-a", f"relp://127.0.0.1:{server.port}"])
+    finally:
+        server.close()
+    assert status == 1
+    err = capsys.readouterr().err.splitlines()
+    told = [line for line in err if line.startswith("syslogkit")]
+    assert told[-1] == (
+        f"syslogkit send: 40 of 40 not delivered to relp://127.0.0.1:{server.port} "
+        "(dropped 40: refused 40)"
+    ), told
+    assert len(told) <= 2 and all("Traceback" not in line for line in err)

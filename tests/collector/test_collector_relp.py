@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -315,23 +316,49 @@ def test_sigkill_of_the_collector_loses_nothing_acknowledged(tmp_path: Path) -> 
             proc.wait(10)
 
 
-def test_sigkill_of_the_writer_loses_nothing_acknowledged(tmp_path: Path) -> None:
+def _stored_numbers(db: Path) -> list[int]:
+    store = Store(db, readonly=True)
+    try:
+        texts = [r.message.msg or "" for r in store.query() if r.message is not None]
+    finally:
+        store.close()
+    return [int(text.rsplit("n=", 1)[1]) for text in texts if "n=" in text]
+
+
+def test_sigkill_of_the_writer_three_times_during_a_relp_send_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """A default `SyslogHandler` over RELP sends 30,000 records while the collector's writer
+    process is SIGKILLed three times. A batch the dead writer never confirmed is not answered
+    500 (the sender would drop it for good): the session is closed unanswered and the handler
+    sends it again. Every record is stored (some twice: at least once), none dropped.
+    Before: 384 of 30,000 lost, counted `refused` on the sender and `store_error` here."""
+    from syslogkit import SyslogHandler
+
+    n, kills_at = 30_000, (6_000, 14_000, 22_000)
     db = tmp_path / "w.db"
     proc, port = _collect_relp(db)
     try:
-        client = Client(port, window=64)
-        stop = threading.Event()
-        sender = _sending(client, stop)
-        wait_for(lambda: len(client.acked) > 2000, what="acknowledgements flowing")
-        os.kill(_writer_pid(proc.pid), signal.SIGKILL)  # a new writer takes the next batch
-        before = len(client.acked)
-        wait_for(lambda: len(client.acked) > before + 2000, timeout=30, what="acks after")
+        handler = SyslogHandler(f"relp://127.0.0.1:{port}")
+        killed = 0
+        for i in range(n):
+            if killed < len(kills_at) and i == kills_at[killed]:
+                floor = i - 3_000
+                wait_for(lambda f=floor: handler.stats["acknowledged"] > f, what="answers")
+                os.kill(_writer_pid(proc.pid), signal.SIGKILL)  # a new one takes the next batch
+                killed += 1
+            handler.handle(logging.makeLogRecord({"msg": f"record n={i}", "levelno": 30}))
+        handler.flush(60.0)
+        handler.close(10.0)
+        stats = handler.stats
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
-        stop.set()
-        sender.join(10)
-        assert _missing(db, list(client.acked)) == []
+        assert proc.wait(30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+    numbers = _stored_numbers(db)
+    missing = sorted(set(range(n)) - set(numbers))
+    assert missing == [], f"{len(missing)} of {n} lost: {missing[:10]}..."
+    assert stats["dropped"] == 0, stats
+    assert stats["reconnects"] >= 1, stats  # the sessions closed unanswered were re-opened

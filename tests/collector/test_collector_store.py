@@ -412,7 +412,7 @@ def test_a_store_of_0_1_is_read_and_becomes_the_oldest_partition_when_written(
         (record,) = old.query(Filters(search="written"))
     assert record.message is not None and record.message.hostname == "old"
     assert record.message.structured_data == (SDElement("ex@1", (("a", 'q"uote'),)),)
-    with Store(path) as store:  # opened for writing: schema 3, the old rows as they were
+    with Store(path) as store:  # opened for writing: schema 5, the old rows as they were
         store.insert([make_record("written by 0.2")])
         store.commit()
         assert [r.message.msg for r in store.query(Filters(search="written")) if r.message] == [
@@ -423,7 +423,7 @@ def test_a_store_of_0_1_is_read_and_becomes_the_oldest_partition_when_written(
     with Store(path, readonly=True) as reader:
         assert [r.id for r in reader.query()] == [1, 2]
     db = sqlite3.connect(partition_files(path)[0])
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("4",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("5",)
     names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert "messages_time" in names and "messages_host" not in names
     db.close()
@@ -720,7 +720,7 @@ def test_readers_never_fail_while_the_writer_seals_and_deletes_partitions(tmp_pa
     writer.close()
 
 
-# -- no second copy of the message (schema 4) -----------------------------------------------------
+# -- no second copy of the message (schema 5) -----------------------------------------------------
 
 _texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 

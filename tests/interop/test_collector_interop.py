@@ -289,3 +289,62 @@ def test_rsyslog_omrelp_collector_sigkilled_and_restarted(
         first.stop()
         if second is not None:
             second.stop()
+
+
+def _stored_count(db: Path) -> int:
+    from syslogkit.collector import Store
+
+    with contextlib.suppress(Exception):
+        store = Store(db, readonly=True)
+        try:
+            return store.count()
+        finally:
+            store.close()
+    return 0
+
+
+def _writer_of(pid: int) -> int:
+    """The collector's store writer process (its one child)."""
+    children = [
+        int(child)
+        for task in os.listdir(f"/proc/{pid}/task")
+        for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+    ]
+    assert len(children) == 1, children
+    return children[0]
+
+
+def test_rsyslog_omrelp_loses_nothing_when_the_collectors_writer_is_sigkilled(
+    need: Need, rsyslog: RsyslogFactory, tmp_path: Path
+) -> None:
+    """rsyslog's omrelp (librelp's client) forwards 20,000 messages while the collector's store
+    writer is SIGKILLed twice. librelp forgets a message answered 500 (never sent again), so
+    the collector never answers 500 for a failed commit: it closes the session unanswered and
+    librelp sends every unanswered message again. Every message is stored (some twice)."""
+    need.rsyslog("omrelp")
+    n, kills_at = 20_000, (4_000, 10_000)
+    db = tmp_path / "w.db"
+    relp_port = free_port()
+    collector = CollectorProcess(["-l", f"relp://127.0.0.1:{relp_port}", "--db", str(db)], tmp_path)
+    collector.start()
+    try:
+        assert collector.proc is not None
+        peer, port = forwarder(rsyslog, omrelp_action(relp_port), 'module(load="omrelp")')
+        texts = [f"omrelp n={i}" for i in range(n)]
+        feeder = threading.Thread(target=feed, args=(port, [rfc5424(t) for t in texts]))
+        feeder.start()
+        for at in kills_at:
+            wait_for(lambda at=at: _stored_count(db) >= at, 30, f"{at} stored")
+            os.kill(_writer_of(collector.proc.pid), signal.SIGKILL)
+        feeder.join(30)
+
+        def every_one() -> bool:
+            return len({r.message.msg for r in stored(db) if r.message is not None}) >= n
+
+        with contextlib.suppress(AssertionError):
+            wait_for(every_one, 30, "every message stored")
+        kept = {(r.message.msg or "").lstrip("\ufeff") for r in stored(db) if r.message}
+        missing = [t for t in texts if t not in kept]
+        assert missing == [], f"{len(missing)} of {n} lost: {missing[:5]}\n{peer.diagnostics()}"
+    finally:
+        collector.stop()

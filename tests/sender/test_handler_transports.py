@@ -476,9 +476,12 @@ def test_format_errors_are_reported_not_raised() -> None:
     handler.close()
 
 
-def test_sync_errors_are_rate_limited_and_each_record_is_one_attempt() -> None:
-    """Sync: each record is one connect attempt, dropped and counted in the call; handleError
-    is called once per `error_interval`."""
+def test_sync_errors_are_rate_limited_and_each_record_is_one_attempt(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Sync: each record is one connect attempt, dropped and counted in the call; a refused
+    connection is one line on stderr (not handleError's traceback), once per
+    `error_interval`."""
     handler = SyslogHandler(
         "tcp://127.0.0.1:1",
         timeout=0.5,
@@ -493,14 +496,20 @@ def test_sync_errors_are_rate_limited_and_each_record_is_one_attempt() -> None:
     for n in range(5):
         logger.error("lost %d", n)
     stats = handler.stats
-    assert len(seen) == 1 and "refused" in str(seen[0]).lower()
+    assert seen == []
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "refused" in lines[0].lower(), lines
     assert stats["errors"] == 5 and stats["dropped_unreachable"] == 5 and stats["sent"] == 0
+    assert "ConnectionRefusedError" in stats["last_error"]
     handler.close()
 
 
-def test_background_errors_are_rate_limited_and_records_wait_for_the_collector() -> None:
-    """Background: the writer keeps trying (every failure counted, handleError once per
-    `error_interval`); the records wait in the queue and are dropped and counted at close."""
+def test_background_errors_are_rate_limited_and_records_wait_for_the_collector(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Background: the writer keeps trying (every failure counted; the refused first
+    connection told in one line, not handleError's traceback, once per `error_interval`);
+    the records wait in the queue and are dropped, counted and told at close."""
     handler = SyslogHandler(
         "tcp://127.0.0.1:1",
         timeout=0.5,
@@ -516,11 +525,16 @@ def test_background_errors_are_rate_limited_and_records_wait_for_the_collector()
         logger.error("lost %d", n)
     assert wait_until(lambda: handler.stats["errors"] >= 3)
     stats = handler.stats
-    assert len(seen) == 1 and "refused" in str(seen[0]).lower()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "refused" in lines[0].lower(), lines
+    assert lines[0].startswith("syslogkit: tcp://127.0.0.1:1: ")
+    assert "ConnectionRefusedError" in stats["last_error"]
     assert stats["sent"] == 0 and stats["dropped"] == 0  # not lost while the writer retries
     handler.close(timeout=0.5)
     assert wait_until(lambda: handler.stats.get("dropped_unreachable") == 5)
-    assert handler.stats["sent"] == 0 and len(seen) == 1
+    assert handler.stats["sent"] == 0 and seen == []
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "at close, 5 records not delivered" in lines[0], lines
 
 
 @both_modes

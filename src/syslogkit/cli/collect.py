@@ -375,6 +375,9 @@ def _print_summary(stats: dict[str, Any], out: IO[str]) -> None:
         extra = f" dropped={dropped}" if dropped else ""
         if listener.get("refused"):
             extra += f" refused={listener['refused']}"
+        for key in ("skipped_held", "bad_messages"):  # a JetStream source's
+            if key in listener:
+                extra += f" {key}={listener[key]}"
         print(
             f"{listener['url']}: received={listener['received']} parsed={listener['parsed']}"
             f" noted={listener['noted']} unparsed={listener['unparsed']}{extra}",

@@ -14,6 +14,7 @@ from typing import Any
 
 from syslogkit.cli.main import CliError
 from syslogkit.codec.message import Facility, SDElement, Severity
+from syslogkit.transports.schemes import SCHEMES
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5514"
 #: seconds a stream is watched after the last write for the collector closing or resetting it
@@ -162,10 +163,19 @@ def _delivery(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _handler(args: argparse.Namespace) -> Any:
+    from syslogkit.delivery.base import DeliveryNotice
     from syslogkit.sender.handler import SyslogHandler
 
+    class SendHandler(SyslogHandler):
+        """Only the notices of records dropped while lines are still coming are shown: errors
+        and the delivery's final line are summed up in `send`'s own last line."""
+
+        def _report(self, exc: BaseException, record: logging.LogRecord | None) -> None:
+            if isinstance(exc, DeliveryNotice) and not exc.final:
+                exc.show()
+
     try:
-        return SyslogHandler(
+        return SendHandler(
             args.address,
             app_name=args.tag if args.tag is not None else _login_name(),
             hostname=args.hostname,
@@ -229,10 +239,6 @@ def _login_name() -> str:
         return "syslogkit"
 
 
-def _quiet(record: logging.LogRecord) -> None:
-    """Errors are summed up in one line at the end, not printed per record."""
-
-
 def send_main(argv: list[str]) -> int:
     """Entry point of `syslogkit send`."""
     args = _parser().parse_args(argv)
@@ -240,7 +246,6 @@ def send_main(argv: list[str]) -> int:
     sd = parse_sd(args.sd)
     handler = _handler(args)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    handler.handleError = _quiet  # reported once, below
     count = 0
     try:
         for text in _messages(args.message):
@@ -261,16 +266,10 @@ def send_main(argv: list[str]) -> int:
         closed = count > 0 and _closed_after_write(handler, args.address)
     finally:
         handler.close()
-    stats = handler.stats
-    delivered = int(stats.get("acknowledged") or stats.get("sent", 0))
-    if stats.get("spooled"):
-        delivered += int(stats["spooled"]) - int(stats.get("replayed", 0))  # kept on disk
-    if delivered < count:
-        reason = stats.get("last_error") or "not delivered"
-        print(
-            f"syslogkit send: {count - delivered} of {count} not delivered: {reason}",
-            file=sys.stderr,
-        )
+    relp = SCHEMES[handler.address.scheme].relp
+    summary = _summary(count, handler.stats, str(handler.address), relp=relp)
+    if summary is not None:
+        print(summary, file=sys.stderr)
         return 1
     if closed:
         print(
@@ -280,3 +279,28 @@ def send_main(argv: list[str]) -> int:
         )
         return 1
     return 0
+
+
+def _summary(count: int, stats: dict[str, Any], address: str, *, relp: bool) -> str | None:
+    """The one line that tells what was not delivered, with the final counts and reasons;
+    None when every message was (over RELP: acknowledged, a refused one is not)."""
+    from syslogkit.delivery.caller import dropped_by_reason
+
+    delivered = int(stats.get("acknowledged", 0) if relp else stats.get("sent", 0))
+    if stats.get("spooled"):
+        delivered += int(stats["spooled"]) - int(stats.get("replayed", 0))  # kept on disk
+    if delivered >= count:
+        return None
+    details = []
+    dropped = int(stats.get("dropped", 0))
+    if dropped:
+        details.append(f"dropped {dropped}: {dropped_by_reason(stats)}")
+    unconfirmed = count - delivered - dropped
+    if unconfirmed > 0:
+        details.append(f"{unconfirmed} sent but never confirmed")
+    if stats.get("last_error"):
+        details.append(f"last error: {stats['last_error']}")
+    return (
+        f"syslogkit send: {count - delivered} of {count} not delivered to {address} "
+        f"({'; '.join(details) or 'not delivered'})"
+    )

@@ -12,6 +12,10 @@ Decided here, once, for every transport:
   or assumed fields, a framing note) or `unparsed` (not even a PRI could be read: stored raw).
 - A timestamp without a UTC offset (and a BSD one) is read in the listener's zone
   (`reference`): the collector's local zone unless one is configured.
+- A record relayed by another collector (a JetStream edge, `relayed`) is parsed again here
+  and counted the same way; its note is the edge's, kept as it came. Bytes that are not a
+  record at all (a JetStream message that is not a batch, `unparsed`) are stored raw with a
+  note and counted `unparsed`.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ from syslogkit.codec.rfc3164 import default_reference, parse_3164
 from syslogkit.codec.rfc5424 import parse_5424
 
 from .config import reference_in
-from .fastpath import NULL, fast_row
-from .record import FROM_ROW, NOTED, Record
+from .fastpath import fast_row
+from .record import FROM_ROW, NOTED, NULL, Record
 from .stats import ListenerStats
 
 __all__ = ["Decoder", "parse_frame"]
@@ -276,21 +280,79 @@ class Decoder:
                     row=row,
                 )
         message, error, msg_bytes = parse_frame(raw, *notes, reference=reference)
-        record = Record(
-            raw=raw,
-            received_at=received_at,
-            transport=self.transport,
-            peer=peer,
-            listener=self.listener,
-            message=message,
-            error=error,
-            msg_bytes=msg_bytes,
-            tls_subject=tls_subject,
-            tls_fingerprint=tls_fingerprint,
+        return self._counted(
+            Record(
+                raw=raw,
+                received_at=received_at,
+                transport=self.transport,
+                peer=peer,
+                listener=self.listener,
+                message=message,
+                error=error,
+                msg_bytes=msg_bytes,
+                tls_subject=tls_subject,
+                tls_fingerprint=tls_fingerprint,
+            )
         )
+
+    def relayed(
+        self,
+        raw: bytes,
+        received_at: float,
+        peer: str,
+        error: str | None,
+        *,
+        reference: datetime | None = None,
+        tls_subject: str | None = None,
+        tls_fingerprint: str | None = None,
+    ) -> Record:
+        """A record another collector received and relayed with its note (`error`, a JetStream
+        edge's): parsed again here and counted; the note is kept as it came (it holds this
+        parse's fault already, and framing notes that `raw` cannot show)."""
+        if error is None:
+            return self.record(
+                raw,
+                received_at,
+                peer,
+                reference=reference,
+                tls_subject=tls_subject,
+                tls_fingerprint=tls_fingerprint,
+            )
+        message, _, msg_bytes = parse_frame(raw, reference=reference)
+        return self._counted(
+            Record(
+                raw=raw,
+                received_at=received_at,
+                transport=self.transport,
+                peer=peer,
+                listener=self.listener,
+                message=message,
+                error=error,
+                msg_bytes=msg_bytes,
+                tls_subject=tls_subject,
+                tls_fingerprint=tls_fingerprint,
+            )
+        )
+
+    def unparsed(self, raw: bytes, received_at: float, peer: str, note: str) -> Record:
+        """Bytes kept raw, not parsed (they are not a frame: a JetStream message that is not a
+        batch), with the note that says why; counted `unparsed`."""
+        return self._counted(
+            Record(
+                raw=raw,
+                received_at=received_at,
+                transport=self.transport,
+                peer=peer,
+                listener=self.listener,
+                message=None,
+                error=note,
+            )
+        )
+
+    def _counted(self, record: Record) -> Record:
         stats = self.stats
         stats.received += 1
-        if error is None:
+        if record.error is None:
             stats.parsed += 1
         elif record.status == NOTED:
             stats.noted += 1

@@ -29,10 +29,10 @@ from syslogkit.codec._rfc3339 import fromisoformat
 from syslogkit.codec.message import LIMITS
 from syslogkit.codec.rfc5424.grammar import NAME_RE, VALUE_RE
 
+from .record import NULL  # NULL in a row: one definition, there
+
 __all__ = ["NULL", "fast_row"]
 
-#: NULL in a row (see `store.schema`: bound as an int, turned back into NULL by the INSERT)
-NULL: Final = -1
 _SECFRAC: Final = LIMITS["secfrac_digits"]
 _PRI_MAX: Final = LIMITS["pri_max"]
 _VERSION_MAX: Final = LIMITS["version_max"]

@@ -12,7 +12,8 @@ Decisions:
 - `MetricsServer` is a small threaded `http.server` in a daemon thread. It asks `snapshot()`
   for the counters on every request (the caller decides how to read them safely, e.g. on the
   collector's event loop); when that fails or takes longer than `timeout`, `/metrics` and
-  `/healthz` answer 503 with the reason.
+  `/healthz` answer 503 with the reason. `/healthz` answers 503 too while a listener says it
+  is `unhealthy` in its stats (a JetStream consumer being restarted).
 - Only counters are served, never message content, so it needs no token; bind it where your
   scraper can reach it. HTTPS with `ssl_context`: the handshake runs in the request's thread
   (never in the accepting one), and a client that says nothing is cut after `CLIENT_TIMEOUT`.
@@ -30,7 +31,7 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["CONTENT_TYPE", "MetricsServer", "render", "store_bytes"]
+__all__ = ["CONTENT_TYPE", "MetricsServer", "render", "store_bytes", "unhealthy"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: seconds a client may take to send its request (and to shake hands under TLS)
@@ -226,6 +227,16 @@ def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
     return out.text()
 
 
+def unhealthy(stats: Mapping[str, Any]) -> str | None:
+    """Why `/healthz` is not ok: the `unhealthy` reason a listener gives in its stats (a
+    JetStream consumer being restarted), None when every one is fine."""
+    for listener in stats.get("listeners") or ():
+        reason = listener.get("unhealthy")
+        if reason:
+            return f"{listener.get('url', '?')}: {reason}"
+    return None
+
+
 def store_bytes(path: str | os.PathLike[str] | None) -> int | None:
     """The store's size on disk as `du` says (None without a store): every file of its folder,
     WAL and side files included (a store of an earlier version: its file and side files)."""
@@ -259,6 +270,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(503, f"the collector does not answer: {exc or type(exc).__name__}\n")
             return
         if path == "/healthz":
+            reason = unhealthy(stats)
+            if reason is not None:
+                self._answer(503, f"not ok: {reason}\n")
+                return
             self._answer(200, "ok\n")
             return
         size = store_bytes(self.server.owner.store_path)

@@ -19,11 +19,13 @@ from syslogkit.codec.rfc5424.grammar import NAME_RE, VALUE_RE, unescape
 
 __all__ = [
     "NOTED",
+    "NULL",
     "PARSED",
     "UNPARSED",
     "Record",
     "message_from_row",
     "message_from_values",
+    "message_time",
     "record_to_dict",
     "record_to_json",
     "sd_from_column",
@@ -37,6 +39,12 @@ PARSED: Final = "parsed"
 NOTED: Final = "noted"
 UNPARSED: Final = "unparsed"
 _escape: Callable[[str], str] = json.encoder.encode_basestring
+
+#: NULL in a row built for the store (`store.schema.make_row`, `fastpath.fast_row`): the
+#: sqlite3 module binds None through its adapter lookup (about 0.4 us a column), an int
+#: directly; the store's INSERT turns it back into NULL with NULLIF. No nullable column holds
+#: -1 otherwise (the text columns hold text, the numbers are >= 0). The one definition.
+NULL: Final = -1
 
 
 _UNSET: Any = object()
@@ -54,6 +62,10 @@ class Record:
     `row`: the store's row of this record when the decoder's fast path made it
     (`collector.fastpath`); then `message` is built from it only when a sink asks for it, the
     way the store builds it when the record is read back (`message_from_values`).
+
+    `origin`: set on the last record of a JetStream message only (`nats.source`): the message's
+    identity and how many records it carried, `(Nats-Msg-Id, count)`; the store writes it in
+    the transaction of the rows (`Store.insert_rows(origins=...)`). None everywhere else.
     """
 
     __slots__ = (
@@ -62,6 +74,7 @@ class Record:
         "id",
         "listener",
         "msg_bytes",
+        "origin",
         "peer",
         "raw",
         "received_at",
@@ -100,6 +113,7 @@ class Record:
         self.tls_fingerprint = tls_fingerprint
         self.id = id
         self.row = row
+        self.origin: tuple[str, int] | None = None
 
     @property
     def message(self) -> SyslogMessage | None:
@@ -119,7 +133,7 @@ class Record:
         if self.error is None:
             return PARSED
         if self._message is _UNSET:
-            return NOTED if self.row is not None and self.row[3] != _NULL else UNPARSED
+            return NOTED if self.row is not None and self.row[3] != NULL else UNPARSED
         message = self.message
         if message is None or message.facility is None:
             return UNPARSED
@@ -156,15 +170,12 @@ class Record:
 
 # -- a row's values -> the message ---------------------------------------------------------------
 
-#: NULL in a row built for the store (`store.schema`): an int that the INSERT turns into NULL
-_NULL: Final = -1
-
 
 def message_from_row(row: tuple[Any, ...] | None) -> SyslogMessage | None:
     """The message of a row built for the store (`store.schema.make_row`'s layout)."""
     if row is None:
         return None
-    values = [None if type(v) is int and v == _NULL else v for v in row]
+    values = [None if type(v) is int and v == NULL else v for v in row]
     return message_from_values(
         values[2], values[3], values[4], values[5], values[6], values[7], values[8],
         values[9], values[10], values[11], values[13], row[14], values[15], values[21],
@@ -290,6 +301,20 @@ def sd_from_json(text: str | None) -> tuple[SDElement, ...]:
         SDElement(str(sd_id), tuple((str(k), str(v)) for k, v in params))
         for sd_id, params in json.loads(text)
     )
+
+
+def message_time(message: SyslogMessage | None, received_at: float) -> float:
+    """A message's time, the store's `time` column (what `--since`/`--until` and the web's
+    ranges select): its timestamp in epoch seconds, else (no timestamp, or one the platform
+    cannot convert) when it was received. The one definition (`fastpath` computes the same
+    for the rows it builds: tests/collector/test_collector_fastpath.py holds them equal)."""
+    ts = None if message is None else message.timestamp
+    if ts is not None:
+        try:
+            return ts.timestamp()
+        except (OverflowError, OSError, ValueError):
+            pass
+    return received_at
 
 
 _last_iso: tuple[float, str] = (-1.0, "")

@@ -32,7 +32,9 @@ What happens to a record that could not be delivered at once:
   one line on stderr.
 
 A connection that broke and came back without losing anything is only counted (`reconnects`,
-`resent`, `errors`). A collector never reached is reported once (a wrong address shows at once).
+`resent`, `errors`). A collector never reached is told in one line (a wrong address shows at
+once). A write that raises something other than `TransportError` (a bug) loses its batch:
+counted as dropped (`error`) and told, the bug itself reported as it is.
 
 Counters (in the shared `Stats`): `queued` (taken from the queue by the writer, or moved to the
 spool with its record by a call that found the queue full), `sent` (written
@@ -52,10 +54,10 @@ import os
 import threading
 import time
 from collections import deque
-from typing import Any, Final
+from typing import Final
 
 from syslogkit.delivery.base import REENTRANT_MAX, ErrorReporter, Stats, reset_after_fork
-from syslogkit.delivery.caller import OVERFLOW, CallerSide, drain_queue
+from syslogkit.delivery.caller import OVERFLOW, CallerSide, drain_queue, empty_queue
 from syslogkit.delivery.confirm import ACK_POLL, Batch, BatchFailed, Books, Item, confirmation_for
 from syslogkit.delivery.spool import FLAG_SENT, Spool
 from syslogkit.transports.base import Transport, TransportError
@@ -315,7 +317,8 @@ class BackgroundDelivery(CallerSide):
             self._error(exc, report=exc.attempted and not self._ever_connected)
             return False
         except Exception as exc:  # a transport bug: treat like an unreachable collector
-            self._error(TransportError("unreachable", f"{type(exc).__name__}: {exc}"), report=True)
+            self._error(TransportError("unreachable", f"{type(exc).__name__}: {exc}"))
+            self._bug(exc)
             return False
         if transport.opened > 1:
             self.stats.add("reconnects")
@@ -337,9 +340,10 @@ class BackgroundDelivery(CallerSide):
         self._lost_at = time.monotonic()
         transport = self.transport
         transport.discard()
-        if self._fresh:
-            # it broke before taking anything: wait before the next attempt, as after a
-            # failed connect (no tight reconnect loop against a peer that accepts and resets)
+        if self._fresh or not self._confirm.answered():
+            # it broke before taking anything (or, over RELP, before answering anything: a
+            # collector that closes the session when it cannot store): wait before the next
+            # attempt, as after a failed connect (no tight reconnect loop)
             member = self._switching.active if self._switching is not None else transport
             member.backoff.failure()
             self._fresh = False
@@ -352,8 +356,14 @@ class BackgroundDelivery(CallerSide):
         if memory:
             self._retry.extendleft(reversed(memory))
 
+    def _bug(self, exc: Exception) -> None:
+        """A bug (not a failure of the network): reported as it is, for `handleError`."""
+        if self._report is not None:
+            with contextlib.suppress(Exception):  # the application's handler must not stop us
+                self._report(exc, None)
+
     def _error(self, exc: TransportError, *, report: bool = False) -> None:
-        """Count an error; report it only when asked (a bug, a collector never reached)."""
+        """Count an error; report it only when asked (a collector never reached: one line)."""
         self.stats.error(exc)
         if report and self._report is not None:
             with contextlib.suppress(Exception):  # the application's handler must not stop us
@@ -466,7 +476,20 @@ class BackgroundDelivery(CallerSide):
         except BatchFailed as failed:
             self._broken(failed.error, failed.failed)
             return
+        except Exception as exc:  # a bug in a transport or strategy: the batch is lost
+            self._lost_to_bug(batch, exc)
+            return
         self._fresh = False
+
+    def _lost_to_bug(self, batch: Batch, exc: Exception) -> None:
+        """A write raised something other than `TransportError`: its records are dropped
+        (`error`), counted and told, their spooled copies committed (a bug that repeats must
+        not replay them for ever), the connection dropped, and the bug reported as it is."""
+        self._books.commit(batch.spooled())
+        self._lose("error", len(batch))
+        # the connection's state is unknown: drop it (what it held is written again)
+        self._broken(TransportError("error", f"writer: {type(exc).__name__}: {exc}"), [])
+        self._bug(exc)
 
     def _poll(self, timeout: float) -> None:
         try:
@@ -477,7 +500,9 @@ class BackgroundDelivery(CallerSide):
     # -- the end -------------------------------------------------------------------------------
 
     def _finish(self) -> None:
-        """Closing: spool or drop what is left (told in one line), close the connection."""
+        """Closing: spool or drop what is left, close the connection, and tell the final count
+        of records lost in one line (when no line carried it yet)."""
+        self._finished = True  # before the queue is emptied: a late append is taken back
         spool = self._spool
         transport = self.transport
         connected = transport.sock is not None
@@ -489,7 +514,7 @@ class BackgroundDelivery(CallerSide):
         if spool is not None and spool_usable:
             spool.rewind()
             self._to_spool()
-        left = _empty(self._retry) + _empty(self._queue)  # what is taken is what is counted
+        left = empty_queue(self._retry) + empty_queue(self._queue)  # taken is what is counted
         reason = "timeout" if connected else transport.last_failure
         if left:
             self.stats.drop(reason, left)
@@ -503,18 +528,6 @@ class BackgroundDelivery(CallerSide):
                 spool.close()
             except OSError as exc:
                 self._spool_failed(exc)
-        if left or unconfirmed:
-            self._exit_notice(left, unconfirmed, reason)
+        self._final_notice(left, unconfirmed, reason)
         self._busy = False
         self._notify()
-
-
-def _empty(items: deque[Any]) -> int:
-    """Take everything out of a deque other threads may append to; how many were taken."""
-    taken = 0
-    try:
-        while True:
-            items.popleft()
-            taken += 1
-    except IndexError:
-        return taken

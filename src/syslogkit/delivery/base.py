@@ -47,7 +47,12 @@ _COUNTERS: Final = (
 class DeliveryNotice(Exception):
     """Records were lost (dropped, or left undelivered at close): told as one line, never as a
     traceback. A delivery hands it to its reporter (the handler's error path, which calls
-    `show()`), rate limited by the delivery itself."""
+    `show()`), rate limited by the delivery itself. `final`: the line a delivery tells at
+    close, with the final total (a program that prints its own summary may leave it out)."""
+
+    def __init__(self, text: str, *, final: bool = False) -> None:
+        super().__init__(text)
+        self.final = final
 
     def show(self) -> None:
         """Write the notice as one line on stderr (as `handleError` would, when allowed)."""

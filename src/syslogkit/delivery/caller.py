@@ -38,9 +38,13 @@ waiting while the writer makes progress, and give up after `shutdown_stall` seco
 any (3 s) or `shutdown_max` in all (30 s); with a timeout, that is the bound.
 
 Reporting: records really lost are never silent. The first drop of an episode is told in one
-line (at most one per `NOTICE_INTERVAL`, 30 s) through the reporter as a `DeliveryNotice`, and
-what is left undelivered at close in one line (how many, to where, and `spool_dir=` to keep
-them next time).
+line (at most one per `NOTICE_INTERVAL`, 30 s) through the reporter as a `DeliveryNotice`,
+carrying the total so far. At close one more line tells the final total and its reasons
+whenever a notice did not already carry it (records dropped after the rate-limited notice, or
+left undelivered at close: how many, to where, and `spool_dir=` to keep them next time), even
+when the queue is empty by then. A record handed over while the writer was finishing (a call
+that waited for room and was woken after close emptied the queue) is taken back and counted
+as `closed`, never left in a queue nobody reads.
 
 Records logged from inside the send path (the writer thread) are queued like any other, but at
 most `REENTRANT_MAX` of them after each record from the application (more are `reentrant`
@@ -66,6 +70,8 @@ __all__ = [
     "CallerSide",
     "coerce_shed_below",
     "drain_queue",
+    "dropped_by_reason",
+    "empty_queue",
     "severity_of",
 ]
 
@@ -101,6 +107,27 @@ def drain_queue(queue: deque[bytes], into: list[bytes]) -> int:
             break
         moved += 1
     return moved
+
+
+def empty_queue(items: deque[Any]) -> int:
+    """Take everything out of a deque other threads may append to; how many were taken (each
+    record is counted by the one thread whose `popleft` took it)."""
+    taken = 0
+    try:
+        while True:
+            items.popleft()
+            taken += 1
+    except IndexError:
+        return taken
+
+
+def dropped_by_reason(counts: dict[str, Any]) -> str:
+    """`overflow 3, refused 5`: the `dropped_<reason>` counters that are not zero."""
+    return ", ".join(
+        f"{key[8:]} {value}"
+        for key, value in sorted(counts.items())
+        if key.startswith("dropped_") and value
+    )
 
 
 def coerce_shed_below(value: int | str | None) -> int | None:
@@ -169,6 +196,8 @@ class CallerSide:
         self._deadline = 0.0  # set by close(): the writer gives up at this time ...
         self._stall: float | None = None  # ... or after this long without progress
         self._next_notice = 0.0
+        self._told_dropped = 0  # the total of dropped records the last line told
+        self._finished = False  # the writer gave up the queue for good (set first in _finish)
 
     def _init_shared(self) -> None:
         """The queue and the state both sides read (fresh in a forked child)."""
@@ -206,6 +235,9 @@ class CallerSide:
         if size >= self._mark and not self._admit(data, size):
             return
         queue.append(data)
+        if self._finished:  # closed while this call waited: nobody will ever take it
+            self._take_back()
+            return
         if self._sleeping and size >= self._wake_at:
             self._wake.set()
         if self._thread is None:
@@ -232,6 +264,14 @@ class CallerSide:
             return True
         self._lose("overflow", 1)
         return False
+
+    def _take_back(self) -> None:
+        """The writer finished after this call was admitted: what is still queued is dropped
+        as `closed` (the writer sets `_finished` before it empties the queue, so a record
+        appended after that is taken by one of the two, and counted once)."""
+        taken = empty_queue(self._queue)
+        if taken:
+            self._lose("closed", taken)
 
     def _live(self) -> bool:
         """The writer is known to move records (not stalled, the collector not gone)."""
@@ -406,11 +446,7 @@ class CallerSide:
             return
         self._next_notice = now + NOTICE_INTERVAL
         counts = self.stats.snapshot()
-        detail = ", ".join(
-            f"{key[8:]} {value}"
-            for key, value in sorted(counts.items())
-            if key.startswith("dropped_") and value
-        )
+        self._told_dropped = counts["dropped"]
         why = {
             "shed": "queue past its high-water mark: less severe records shed first",
             "overflow": "queue full",
@@ -418,24 +454,36 @@ class CallerSide:
         hint = "" if self._spool is not None else "; spool_dir= keeps records through outages"
         self._notice(
             f"syslogkit: records dropped for {self.transport.address} ({why}): "
-            f"{counts['dropped']} so far ({detail}); counted in stats, told again at most "
-            f"every {NOTICE_INTERVAL:g} s{hint}"
+            f"{counts['dropped']} so far ({dropped_by_reason(counts)}); counted in stats, told "
+            f"again at most every {NOTICE_INTERVAL:g} s and at close{hint}"
         )
 
-    def _exit_notice(self, left: int, unconfirmed: int, reason: str) -> None:
-        """What closing left undelivered, in one line (`reason`: why it was left)."""
-        why = "the collector is slow" if reason == "timeout" else f"collector {reason}"
+    def _final_notice(self, left: int, unconfirmed: int, reason: str) -> None:
+        """Closing: one line with the final total of records lost and its reasons, whenever
+        a line did not already carry it (`left`: dropped now, `reason`: why they were left;
+        `unconfirmed`: sent but never answered). Silent when nothing was lost since."""
+        counts = self.stats.snapshot()
+        total = counts["dropped"]
+        self._next_notice = 0.0  # a drop after close (a late call) is told at once
+        if not (left or unconfirmed or total > self._told_dropped):
+            return
+        self._told_dropped = total
         parts = [f"{left} records not delivered"] if left else []
         if unconfirmed:
             parts.append(f"{unconfirmed} sent but never confirmed")
+        lost = " and ".join(parts) if parts else f"{total} records dropped in all"
+        why = "the collector is slow" if reason == "timeout" else f"collector {reason}"
+        detail = dropped_by_reason(counts)
+        if left:
+            detail = f"{why}; dropped {total} in all: {detail}"
+        elif parts:
+            detail = f"dropped {total} in all: {detail}" if total else "none dropped"
         hint = "" if self._spool is not None else "; spool_dir= keeps them for the next run"
-        self._notice(
-            f"syslogkit: at close, {' and '.join(parts)} to {self.transport.address} "
-            f"({why}; dropped {self.stats.snapshot()['dropped']} in all){hint}"
-        )
+        text = f"syslogkit: at close, {lost} to {self.transport.address} ({detail}){hint}"
+        self._notice(text, final=True)
 
-    def _notice(self, text: str) -> None:
-        notice = DeliveryNotice(text)
+    def _notice(self, text: str, *, final: bool = False) -> None:
+        notice = DeliveryNotice(text, final=final)
         report = self._report
         if report is None:
             notice.show()

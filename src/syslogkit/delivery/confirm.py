@@ -5,7 +5,10 @@ transport, chosen once when the delivery is built (`confirmation_for`).
   strategy sends at most the free window, keeps each record (its frame, spool ticket, and
   whether it was written before) by TXNR until its answer comes, and on a broken session hands
   back every unanswered record, to be written again (at-least-once, counted as `resent`). This
-  is the one place the sending side keeps the records it resends; the sans-I/O `RelpClient`
+  is the one place the sending side keeps the records it resends. A record answered `500` is
+  refused for good (librelp's reading: never sent again), counted as dropped `refused` and
+  told; a collector that only failed to store it now closes the session unanswered instead
+  (syslogkit's does), and the record is resent. The sans-I/O `RelpClient`
   keeps its protocol state (window, answer checks, and the unanswered messages its `unacked()`
   offers other users of the codec), and the transport session keeps nothing.
 - `LedgerConfirm` (plain TCP, TLS, unix streams): the kernel's count of unacknowledged bytes
@@ -207,6 +210,11 @@ class Confirm(abc.ABC):
         """Before a graceful switch of connection: wait (bounded) for the confirmations due;
         `BatchFailed` when they do not come."""
 
+    def answered(self) -> bool:
+        """Whether the peer confirmed anything on this connection (only acknowledging peers
+        can say no: the others are taken to have)."""
+        return True
+
     def broken(self) -> list[Item]:
         """The connection broke: the records it held that must be written again."""
         return []
@@ -347,6 +355,7 @@ class AckConfirm(Confirm):
         self._flights: deque[_Flight] = deque()  # sending order
         self._by_txnr: dict[int, _Flight] = {}  # the same records, to find an answer's one
         self._since = 0.0  # when the oldest unanswered record was sent or last answer came
+        self._answers = 0  # answers on the current session
 
     @property
     def in_flight(self) -> int:
@@ -399,6 +408,7 @@ class AckConfirm(Confirm):
                 raise BatchFailed(TransportError("timeout", text), [])
             return
         self._since = now
+        self._answers += len(answers)
         by_txnr = self._by_txnr
         for txnr, ok in answers:
             flight = by_txnr.pop(txnr, None)
@@ -435,7 +445,11 @@ class AckConfirm(Confirm):
                 raise BatchFailed(TransportError("timeout", "no answers before failing back"), [])
             self.poll(ACK_POLL)
 
+    def answered(self) -> bool:
+        return self._answers > 0
+
     def broken(self) -> list[Item]:
+        self._answers = 0
         answered = [flight for flight in self._flights if flight.answer is not None]
         resend = [flight.item for flight in self._flights if flight.answer is None]
         self._flights = deque(answered)
@@ -454,6 +468,7 @@ class AckConfirm(Confirm):
         return []
 
     def reset(self) -> None:
+        self._answers = 0
         self._flights.clear()
         self._by_txnr.clear()
 

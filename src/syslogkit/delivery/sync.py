@@ -7,14 +7,16 @@ import threading
 import time
 from typing import Any, Final
 
-from syslogkit.delivery.base import ErrorReporter, Stats
+from syslogkit.delivery.base import DeliveryNotice, ErrorReporter, Stats
+from syslogkit.delivery.caller import dropped_by_reason
 from syslogkit.transports.base import Transport, TransportError
 from syslogkit.transports.failover import FailoverTransport
 
 __all__ = ["SyncDelivery"]
 
-#: Write failures that another connection would not cure.
-_NO_RETRY: Final = frozenset({"timeout", "too_large"})
+#: Write failures that another connection would not cure (`refused`: a RELP 500, refused for
+#: good: never sent again, see `delivery.confirm`).
+_NO_RETRY: Final = frozenset({"timeout", "too_large", "refused"})
 
 
 class SyncDelivery:
@@ -56,8 +58,11 @@ class SyncDelivery:
             self._send(data)
         except TransportError as exc:
             self._fail(exc, record)
-        except Exception as exc:  # a bug must not reach the application
-            self._fail(TransportError("error", f"unexpected {type(exc).__name__}: {exc}"), record)
+        except Exception as exc:  # a bug must not reach the application: dropped, reported
+            self.stats.drop("error")
+            self.stats.error(exc)
+            if self._report is not None:
+                self._report(exc, record)  # as it is: handleError's business
         else:
             self.stats.counts["sent"] += 1
         finally:
@@ -100,9 +105,13 @@ class SyncDelivery:
         return True
 
     def close(self, timeout: float | None = None) -> None:
-        """Close the connection (TLS close_notify), within `timeout` seconds."""
+        """Close the connection (TLS close_notify), within `timeout` seconds; tell the final
+        count of records dropped in one line when there were any (the lines told per error
+        are rate limited and carry no total)."""
         wait = min(self.transport.timeout, 2.0) if timeout is None else timeout
         deadline = time.monotonic() + wait
+        if not self._closed:
+            self._final_notice()
         self._closed = True
         if not self._lock.acquire(timeout=max(wait, 0.0)):
             return  # a writer is stuck until its own timeout; it finds the handler closed
@@ -112,6 +121,24 @@ class SyncDelivery:
             self.transport.close(max(0.0, deadline - time.monotonic()))
         finally:
             self._lock.release()
+
+    def _final_notice(self) -> None:
+        counts = self.stats.snapshot()
+        total = counts["dropped"]
+        if not total:
+            return
+        notice = DeliveryNotice(
+            f"syslogkit: at close, {total} records dropped in all to {self.transport.address} "
+            f"({dropped_by_reason(counts)})",
+            final=True,
+        )
+        if self._report is None:
+            notice.show()
+            return
+        try:
+            self._report(notice, None)
+        except Exception:  # the application's reporter must not stop the close
+            notice.show()
 
     def after_fork_in_child(self) -> None:
         """A fresh lock, and no use of the parent's connection."""

@@ -47,6 +47,7 @@ from syslogkit.sender.encode import (
     to_datetime,
 )
 from syslogkit.transports.address import AddressInput, parse_address
+from syslogkit.transports.base import TransportError
 from syslogkit.transports.schemes import SCHEMES
 
 __all__ = [
@@ -455,7 +456,9 @@ class SyslogHandler(logging.Handler):
         del guard.pending[me]
 
     def _report(self, exc: BaseException, record: logging.LogRecord | None) -> None:
-        """handleError, at most once per `error_interval` seconds."""
+        """At most once per `error_interval` seconds: one line for a failure of the network
+        (a `TransportError`: a collector refusing or unreachable), `handleError` for the rest
+        (bugs: a record that cannot be formatted, a transport that raised something else)."""
         if isinstance(exc, DeliveryNotice):  # lost records: one line, rate limited by delivery
             exc.show()
             return
@@ -463,6 +466,12 @@ class SyslogHandler(logging.Handler):
         if now < self._next_report:
             return
         self._next_report = now + self.error_interval
+        if isinstance(exc, TransportError):  # the network failed, not our code: one line
+            interval = f"{self.error_interval:g}"
+            DeliveryNotice(
+                f"syslogkit: {exc} (in stats; told again at most every {interval} s)"
+            ).show()
+            return
         if record is None:
             record = logging.LogRecord("syslogkit", logging.ERROR, "", 0, str(exc), None, None)
         try:

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from syslogkit.collector import Record, record_to_dict
+from syslogkit.collector.record import message_time as record_time
 
 from .source import Histogram
 
@@ -46,14 +47,8 @@ SKEW_MARK = 300.0
 
 
 def message_time(record: Record) -> float:
-    """What the store calls a message's time: its timestamp, or when it was received."""
-    m = record.message
-    if m is not None and m.timestamp is not None:
-        try:
-            return m.timestamp.timestamp()
-        except (OverflowError, OSError, ValueError):
-            pass
-    return record.received_at
+    """What the store calls a message's time (`collector.record.message_time`)."""
+    return record_time(record.message, record.received_at)
 
 
 def skew(record: Record) -> float | None:

@@ -17,12 +17,17 @@ timestamp in, so that the store reads it in the same zone.
 
 A record's key is the message id plus its index (`edge-7/12`): the message id is the
 `Nats-Msg-Id` header (JetStream drops a re-publish with the same id within its duplicate
-window), and the store uses the key to recognise a redelivered batch.
+window); the store records the message id with the message's rows and recognises a
+redelivered message by it (`nats.source`).
+
+`decode_batch` raises `WireError` for anything that is not such a payload, whatever is wrong
+with it (a field of the wrong type, an index out of range): never another exception.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -131,7 +136,8 @@ class WireError(ValueError):
 
 
 def decode_batch(payload: bytes) -> Batch:
-    """The inverse of `encode_batch`; `WireError` for anything else."""
+    """The inverse of `encode_batch`; `WireError` for anything else (never another error:
+    every field is checked for its type and range before it is used)."""
     if not payload.startswith(MAGIC):
         raise WireError("not a syslogkit batch (no SKB1 header)")
     end = payload.find(b"\n", len(MAGIC))
@@ -140,11 +146,22 @@ def decode_batch(payload: bytes) -> Batch:
     try:
         header = json.loads(payload[len(MAGIC) : end])
         msg_id = str(header["id"])
-        strings: list[str | None] = [*header["strings"], None]  # index -1 is None
+        table = header["strings"]
         rows = header["records"]
-    except (ValueError, KeyError, TypeError) as exc:
+        if not isinstance(table, list) or not all(isinstance(t, str) for t in table):
+            raise TypeError("strings is not a list of strings")
+        if not isinstance(rows, list):
+            raise TypeError("records is not a list")
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
         raise WireError(f"bad batch header: {exc}") from None
+    strings: list[str | None] = [*table, None]  # index -1 is None
     return Batch(msg_id, tuple(_records(msg_id, strings, rows, payload, end + 1)))
+
+
+def _string(strings: list[str | None], index: Any) -> str | None:
+    if type(index) is not int or not -1 <= index < len(strings) - 1:
+        raise ValueError(f"string index {index!r} out of range")
+    return strings[index]
 
 
 def _records(
@@ -153,21 +170,31 @@ def _records(
     for index, row in enumerate(rows):
         try:
             at, transport, peer, listener, subject, fpr, error, offset, size = row
-            raw = payload[pos : pos + int(size)]
+            received_at = float(at)
+            if not math.isfinite(received_at):
+                raise ValueError(f"received_at {at!r}")
+            if type(size) is not int or size < 0:
+                raise ValueError(f"size {size!r}")
+            if error is not None and not isinstance(error, str):
+                raise ValueError(f"error {error!r}")
+            if offset is not None and (type(offset) is not int or not -86400 < offset < 86400):
+                raise ValueError(f"zone offset {offset!r}")
+            texts = [_string(strings, i) for i in (transport, peer, listener, subject, fpr)]
         except (ValueError, TypeError) as exc:
             raise WireError(f"bad record {index}: {exc}") from None
+        raw = payload[pos : pos + size]
         if len(raw) != size:
             raise WireError(f"record {index}: payload cut short")
         pos += size
         yield Shipped(
             f"{msg_id}/{index}",
             raw,
-            float(at),
-            strings[transport] or "-",
-            strings[peer] or "-",
-            strings[listener] or "-",
-            strings[subject],
-            strings[fpr],
+            received_at,
+            texts[0] or "-",
+            texts[1] or "-",
+            texts[2] or "-",
+            texts[3],
+            texts[4],
             error,
             offset,
         )

@@ -102,10 +102,10 @@ class ForwardSink:
         self._delivery.close(timeout)
 
     def stats(self) -> dict[str, Any]:
-        """The delivery's counters (sent, dropped by reason, reconnects, ...), `queued` (in
-        memory, not yet written) and the URL."""
+        """The delivery's counters (sent, dropped by reason, reconnects, `queued`: admitted
+        so far, ...), `pending` (in memory, not yet written) and the URL."""
         counts = self._delivery.stats.snapshot()
-        return {"url": self.url, "queued": self._delivery.pending} | counts
+        return {"url": self.url} | counts | {"pending": self._delivery.pending}
 
 
 def _tls(

@@ -48,6 +48,7 @@ class SQLiteSink:
         self._told_at = time.monotonic()
         self.store: Store | None = None
         self._rows: list[tuple[Any, ...]] = []
+        self._origins: list[tuple[str, int]] = []  # of the JetStream messages in `_rows`
         if isinstance(path, Store):
             self.store = path
         elif process:
@@ -65,6 +66,7 @@ class SQLiteSink:
     def write(self, records: Sequence[Record]) -> None:
         if self.writer is not None:
             self._rows.extend(make_row(r) for r in records)
+            self._origins.extend(o for r in records if (o := r.origin) is not None)
             return
         assert self.store is not None
         try:
@@ -88,9 +90,10 @@ class SQLiteSink:
             self.flush()
             return _nothing
         rows, self._rows = self._rows, []
+        origins, self._origins = self._origins, []
         if not rows:
             return _nothing
-        wait = self.writer.start(rows)
+        wait = self.writer.start(rows, origins)
 
         def committed() -> None:
             wait()

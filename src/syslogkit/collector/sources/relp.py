@@ -1,6 +1,15 @@
 """RELP sessions (rsyslog's imrelp/omrelp), also inside TLS from the first byte.
 
 A message is acknowledged only once the pipeline has committed it.
+
+What a `500` means (one meaning on both sides, librelp's): the record is refused for good.
+librelp's client drops a message answered 500 from its unacknowledged list (it is never sent
+again) and rsyslog's omrelp suspends the action; syslogkit's sender counts it as dropped
+(`refused`) and tells it. So a commit that failed (the writer process died, a sink failed, an
+edge's JetStream did not acknowledge in time) is never answered 500: nothing is answered, the
+session is closed (with the `serverclose` hint), and the sender sends every unanswered record
+again on its next session (at least once: what the failed commit did store arrives twice).
+This collector answers 500 only where librelp's imrelp does: to commands it does not take.
 """
 
 from __future__ import annotations
@@ -113,12 +122,23 @@ class RelpConnection(StreamConnection):
         self.unacked -= len(txnrs)
         if self.closing:
             return
+        if not ok:
+            self._not_stored(len(txnrs))
+            return
         for txnr in txnrs:
             with contextlib.suppress(ValueError):  # the session ended meanwhile
-                self.relp.ack(txnr, ok, "OK" if ok else "not stored")
-        if not ok:
-            self.stats.dropped["store_error"] += len(txnrs)
+                self.relp.ack(txnr, True, "OK")
         self._write()
+
+    def _not_stored(self, count: int) -> None:
+        """A commit failed: no answer (a 500 would make the sender drop the records for
+        good), the session closed instead, so that the sender sends them again (see the
+        module docstring). Counted as the connection cut `cut:not_stored`."""
+        self.listener.last_error = (
+            f"RELP from {self.peer}: {count} records not stored; session closed unanswered, "
+            "the sender sends them again"
+        )
+        self.cut("not_stored")
 
     def eof_received(self) -> bool | None:
         self.partial_since = None

@@ -4,7 +4,7 @@ a record as a row and back), `query` (`Filters`), `rollup` (per-minute counts by
 and app, kept with the inserts, per file), `writer` (`StoreProcess`: the writing side in a
 child process)."""
 
-from .db import StoreError, StoreFile
+from .db import Origin, StoreError, StoreFile
 from .partitions import Store, partition_files
 from .query import Filters
 from .schema import make_row
@@ -12,6 +12,7 @@ from .writer import StoreProcess
 
 __all__ = [
     "Filters",
+    "Origin",
     "Store",
     "StoreError",
     "StoreFile",

@@ -4,6 +4,13 @@ A store is a folder of such files, one per period (`partitions.Store`); a store 
 version is one such file. One writer (the collector's sink thread, or the writer process)
 inserts batches of records in one transaction each; any number of readers (`syslogkit tail`,
 `syslogkit query`) query at the same time.
+
+Origins (the store's side of exactly-once from JetStream, `collector.nats.source`): the narrow
+API is `insert_rows(rows, origins=[(msg_id, count), ...])`, which records each origin in the
+transaction of the rows (a message is stored with its identity or not at all), and
+`has_origin(msg_id)`, one lookup on the primary key of `origins`. In a store of several files
+(`partitions.Store`) the origins live in the file of their rows (the hot one, in the same
+transaction) and go with it when retention deletes it; `Store.has_origin` asks each file.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from .query import Filters
 from .schema import (
     INSERT,
     INSERT_FTS,
+    INSERT_ORIGIN,
     INSERT_WITH_ID,
     ROLLUP_VERSIONS,
     SCHEMA,
@@ -30,7 +38,10 @@ from .schema import (
     statements,
 )
 
-__all__ = ["StoreError", "StoreFile", "create_file"]
+__all__ = ["Origin", "StoreError", "StoreFile", "create_file"]
+
+#: a JetStream message's identity (`Nats-Msg-Id`) and how many records it carried
+Origin = tuple[str, int]
 
 
 class StoreError(Exception):
@@ -133,11 +144,16 @@ class StoreFile:
     # -- writing ---------------------------------------------------------------------------------
 
     def insert(self, records: Iterable[Record]) -> None:
-        """Insert records in the current transaction (opened if needed)."""
-        self.insert_rows([make_row(record) for record in records])
+        """Insert records in the current transaction (opened if needed), with the origins the
+        records carry (`Record.origin`)."""
+        records = list(records)
+        origins = [o for r in records if (o := r.origin) is not None]
+        self.insert_rows([make_row(record) for record in records], origins)
 
-    def insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert rows made by `make_row` in the current transaction (opened if needed)."""
+    def insert_rows(self, rows: Sequence[tuple[Any, ...]], origins: Sequence[Origin] = ()) -> None:
+        """Insert rows made by `make_row` in the current transaction (opened if needed), and
+        the `origins` of these rows: (JetStream message id, record count) each, committed
+        with them (`has_origin`)."""
         if not rows:
             return
         db = self._db
@@ -159,6 +175,20 @@ class StoreFile:
         self._next_id = first + len(rows)
         db.execute(INSERT_FTS, (first,))
         rollup.add_rows(db, rows)
+        if origins:
+            last = self._next_id - 1
+            db.executemany(INSERT_ORIGIN, [(msg_id, count, last) for msg_id, count in origins])
+
+    def has_origin(self, msg_id: str) -> bool:
+        """Whether the records of the JetStream message `msg_id` are committed here (one
+        lookup on the primary key; False in a store written before version 4)."""
+        try:
+            row = self._db.execute("SELECT 1 FROM origins WHERE msg_id = ?", (msg_id,)).fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return False
+            raise
+        return row is not None
 
     def commit(self) -> None:
         """Commit what was inserted; after this the records survive a crash of the process."""

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from ..record import Record
-from .db import StoreError, StoreFile, create_file
+from .db import Origin, StoreError, StoreFile, create_file
 from .query import Filters
 from .schema import make_row
 
@@ -269,17 +269,28 @@ class Store:
         return self._hot
 
     def insert(self, records: Iterable[Record]) -> None:
-        """Insert records in the current transaction (opened if needed)."""
-        self.insert_rows([make_row(record) for record in records])
+        """Insert records in the current transaction (opened if needed), with the origins the
+        records carry (`Record.origin`)."""
+        records = list(records)
+        origins = [o for r in records if (o := r.origin) is not None]
+        self.insert_rows([make_row(record) for record in records], origins)
 
-    def insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert rows made by `make_row` in the current transaction (opened if needed); a
-        transaction that would take the hot partition past its bound begins a new one."""
+    def insert_rows(self, rows: Sequence[tuple[Any, ...]], origins: Sequence[Origin] = ()) -> None:
+        """Insert rows made by `make_row` in the current transaction (opened if needed), with
+        the JetStream `origins` of these rows (`StoreFile.insert_rows`: in the same
+        transaction, in the hot partition); a transaction that would take the hot partition
+        past its bound begins a new one."""
         raw = sum(map(len, map(itemgetter(_RAW), rows)))
         if rows and not self._writable().in_transaction:
             self._make_room_for(raw)
-        self._writable().insert_rows(rows)
+        self._writable().insert_rows(rows, origins)
         self._hot_raw += raw
+
+    def has_origin(self, msg_id: str) -> bool:
+        """Whether the records of the JetStream message `msg_id` are committed in the store:
+        one lookup on the primary key of each partition's `origins`, newest first (a
+        redelivery is of a recent message); a partition retention deleted took its origins."""
+        return any(part.has_origin(msg_id) for part in reversed(self.files()))
 
     def _make_room_for(self, raw: int) -> None:
         """Before a transaction of `raw` bytes received: seal the hot partition when they would

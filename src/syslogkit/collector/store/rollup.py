@@ -30,6 +30,8 @@ from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
+from ..record import NULL as _NULL  # `make_row`'s NULL: one definition, there
+
 __all__ = [
     "ROLLUP_SCHEMA",
     "add_rows",
@@ -54,8 +56,6 @@ CREATE TABLE IF NOT EXISTS rollup_app (
 
 #: the columns of a row (as `make_row` makes it) that the rollups count
 _TIME, _SEVERITY, _HOST, _APP = 1, 4, 6, 7
-#: `make_row`'s NULL
-_NULL = -1
 
 _UPSERT = {
     table: f"INSERT INTO {table} (minute, {column}, n) VALUES (?, ?, ?)"

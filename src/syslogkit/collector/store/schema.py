@@ -12,13 +12,14 @@ import sqlite3
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 
-from ..record import Record, message_from_values, sd_to_json
+from ..record import NULL, Record, message_from_values, message_time, sd_to_json
 from .rollup import ROLLUP_SCHEMA
 
 __all__ = [
     "COLUMNS",
     "INSERT",
     "INSERT_FTS",
+    "INSERT_ORIGIN",
     "INSERT_WITH_ID",
     "RAW",
     "ROLLUP_VERSIONS",
@@ -38,13 +39,20 @@ __all__ = [
 #: writing becomes version 2 (its full-text index stays as it was).
 #: 3: per-minute counts by severity, host and app (`rollup`), kept by the writer in the insert's
 #: transaction; a store of another version opened for writing gets them built once.
-#: 4: no second copy of the message: when the raw frame ends with MSG's bytes (valid UTF-8, in
+#: 4: `origins`, the JetStream messages whose records the store holds (`Store.has_origin`),
+#: one row per message written in the transaction of its rows; a store of another version
+#: opened for writing gets the table, empty (its rows came from no message it can name).
+#: Every version: the full-text delete trigger skips the rows `INSERT_FTS` skipped (no MSG:
+#: an unparsed row); deleting those from the index made retention fail ("database disk
+#: image is malformed"), so it is created again whenever a store is opened for writing.
+#: 5: no second copy of the message: when the raw frame ends with MSG's bytes (valid UTF-8, in
 #: `msg`), `raw` keeps only what comes before them and `msg_bytes` holds an empty blob to say
 #: so (it is NULL or the undecodable MSG otherwise, never empty); `SELECT` and `RAW` put the
-#: frame back together, byte for byte. Rows of version 3 read as they are.
-SCHEMA_VERSION = "4"
-#: the versions whose rollups are kept (3 and 4 count alike)
-ROLLUP_VERSIONS = frozenset({"3", "4"})
+#: frame back together, byte for byte. Rows of versions 3 and 4 read as they are.
+SCHEMA_VERSION = "5"
+#: the versions whose rollups are kept as this one keeps them (4 added `origins`, 5 the
+#: shorter frame): not rebuilt when such a file is opened for writing
+ROLLUP_VERSIONS = frozenset({"3", "4", "5"})
 
 SCHEMA = (
     """
@@ -81,7 +89,14 @@ DROP INDEX IF EXISTS messages_severity;
 CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts
     USING fts5(msg, content='messages', content_rowid='id', columnsize=0);
 DROP TRIGGER IF EXISTS messages_ai;
-CREATE TRIGGER IF NOT EXISTS messages_ad AFTER DELETE ON messages BEGIN
+CREATE TABLE IF NOT EXISTS origins (
+    msg_id TEXT PRIMARY KEY,
+    count INTEGER NOT NULL,
+    last_id INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS origins_last ON origins(last_id);
+DROP TRIGGER IF EXISTS messages_ad;
+CREATE TRIGGER messages_ad AFTER DELETE ON messages WHEN old.msg <> '' BEGIN
     INSERT INTO messages_fts(messages_fts, rowid, msg) VALUES ('delete', old.id, old.msg);
 END;
 """
@@ -93,11 +108,9 @@ COLUMNS = (
     " msgid, sd, msg, msg_bytes, bom, raw, error, transport, peer, listener, tls_subject,"
     " tls_fingerprint, extra"
 )
-#: stands for NULL in a row made by `make_row`: the sqlite3 module binds None through its
-#: adapter lookup (a tuple, a dict miss, two attribute lookups: about 0.4 us a column, a third
-#: of a row's insert), an int directly; the INSERT turns it back into NULL with NULLIF. No
-#: nullable column holds -1 otherwise (the text columns hold text, the numbers are >= 0).
-_NULL = -1
+#: stands for NULL in a row made by `make_row` (`record.NULL`, where it is decided: an int
+#: binds faster than None); the INSERT turns it back into NULL with NULLIF
+_NULL = NULL
 _NOT_NULL = frozenset({"received_at", "time", "bom", "raw"})
 _NAMES = COLUMNS.split(", ")
 
@@ -133,6 +146,9 @@ INSERT = "INSERT INTO messages ({}) VALUES ({})".format(COLUMNS, ", ".join(_valu
 INSERT_WITH_ID = "INSERT INTO messages (id, {}) VALUES (?1, {})".format(
     COLUMNS, ", ".join(_values(2))
 )
+#: (msg_id, count, last_id): `last_id` is the last row id of the insert that wrote it, so that
+#: retention forgets an origin once every row of that insert is deleted
+INSERT_ORIGIN = "INSERT OR IGNORE INTO origins(msg_id, count, last_id) VALUES (?, ?, ?)"
 INSERT_FTS = (
     "INSERT INTO messages_fts(rowid, msg) SELECT id, msg FROM messages WHERE id >= ? AND msg <> ''"
 )
@@ -157,8 +173,8 @@ def _isoformat(ts: datetime, when: float) -> str:
     """`ts.isoformat()`, with the text up to the second remembered per second and offset: the
     messages of a batch mostly share both, and `isoformat` costs several times more."""
     tz = ts.tzinfo
-    if type(tz) is not timezone:  # a zone with DST: the same instant may read two ways
-        return ts.isoformat()
+    if type(tz) is not timezone:  # a zone with DST: the same instant may read two ways, and
+        return ts.isoformat()  # a naive time may not convert (then `when` is not its epoch)
     us = ts.microsecond
     key = (round(when - us / 1e6), tz)  # whole seconds: exact, whatever the float's precision
     parts = _iso_seconds.get(key)
@@ -196,18 +212,8 @@ def _row(record: Record) -> tuple[Any, ...]:
                 record.transport, record.peer, record.listener, tls_subject, tls_fingerprint,
                 n)  # fmt: skip
     ts = m.timestamp
-    timestamp: Any
-    if ts is not None:
-        try:
-            when = ts.timestamp()
-        except (OverflowError, OSError, ValueError):
-            when = record.received_at
-            timestamp = ts.isoformat()
-        else:
-            timestamp = _isoformat(ts, when)
-    else:
-        timestamp = n
-        when = record.received_at
+    when = message_time(m, record.received_at)
+    timestamp: Any = n if ts is None else _isoformat(ts, when)
     facility = m.facility
     severity = m.severity
     version = m.version

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .db import StoreError
+from .db import Origin, StoreError
 from .partitions import Store
 
 __all__ = ["StoreProcess"]
@@ -139,12 +139,17 @@ class StoreProcess:
             proc.kill()
             proc.wait()
 
-    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+    def write(self, rows: Sequence[tuple[Any, ...]], origins: Sequence[Origin] = ()) -> None:
         """Insert and commit one batch; returns once it is committed. Restarts a dead child."""
-        self.start(rows)()
+        self.start(rows, origins)()
 
-    def start(self, rows: Sequence[tuple[Any, ...]] | dict[str, int]) -> Callable[[], None]:
-        """Send one batch; the returned function waits until it is committed (or raises).
+    def start(
+        self,
+        rows: Sequence[tuple[Any, ...]] | dict[str, int],
+        origins: Sequence[Origin] = (),
+    ) -> Callable[[], None]:
+        """Send one batch (with the JetStream origins of its rows, `Store.insert_rows`), or a
+        command (`make_room`); the returned function waits until it is committed (or raises).
 
         Batches are answered in the order they were sent, so the next batch may be sent
         before the previous one's function is called (the pipeline does: the child finds the
@@ -155,7 +160,12 @@ class StoreProcess:
         if self._proc is None:
             self._start()
         proc = self._proc
-        self._send(rows if isinstance(rows, dict) else list(rows))
+        # the message: the rows (a list), (rows, origins) when the batch has origins, or a
+        # command (a dict)
+        if isinstance(rows, dict):
+            self._send(rows)
+        else:
+            self._send((list(rows), list(origins)) if origins else list(rows))
         self._sent += 1
         number = self._sent
         return lambda: self._finish(proc, number)
@@ -231,17 +241,18 @@ def _writer_main(config_json: str) -> int:
             store.close()
             return 0
         (size,) = struct.unpack("<I", head)
-        rows = marshal.loads(source.read(size))
-        if rows is None:
+        message = marshal.loads(source.read(size))
+        if message is None:
             store.close()
             answer(("closed",))
             return 0
+        rows, origins = message if isinstance(message, tuple) else (message, ())
         try:
             if isinstance(rows, dict):
                 store.make_room(int(rows["make_room"]))
                 rows = []
             else:
-                store.insert_rows(rows)
+                store.insert_rows(rows, origins)
                 store.commit()
                 store.maybe_retain(interval)
         except Exception as exc:
