@@ -339,7 +339,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         if args.stats_file:
             _write_stats(args.stats_file, final)
         if not args.quiet:
-            _print_summary(final, sys.stderr)
+            _print_summary(final, sys.stderr, stores=db_path is not None)
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
@@ -367,9 +367,10 @@ def _stats(collector: Any, sinks: Sequence[Any]) -> dict[str, Any]:
     return stats
 
 
-def _print_summary(stats: dict[str, Any], out: IO[str]) -> None:
+def _print_summary(stats: dict[str, Any], out: IO[str], *, stores: bool = True) -> None:
     """One line per listener (received, and how: parsed, noted, unparsed; dropped, refused),
-    then what was stored."""
+    one per NATS edge sink (published, spooled, lost), then what was stored (an edge without
+    a store: what the sinks accepted)."""
     for listener in stats["listeners"]:
         dropped = listener.get("dropped") or {}
         extra = f" dropped={dropped}" if dropped else ""
@@ -383,6 +384,15 @@ def _print_summary(stats: dict[str, Any], out: IO[str]) -> None:
             f" noted={listener['noted']} unparsed={listener['unparsed']}{extra}",
             file=out,
         )
+    edges = [f for f in stats.get("forward", ()) if "edge_id" in f]
+    for edge in edges:
+        print(
+            f"JetStream stream {edge['stream']}: published={edge['published_records']}"
+            f" spooled={edge['spool_records']} lost={edge['lost']}"
+            + (f" unhealthy={edge['unhealthy']}" if edge.get("unhealthy") else "")
+            + (f" last_error={edge['last_error']}" if edge.get("last_error") else ""),
+            file=out,
+        )
     pipe = stats["pipeline"]
     store = stats.get("store")
     retained = ""
@@ -390,8 +400,9 @@ def _print_summary(stats: dict[str, Any], out: IO[str]) -> None:
         retained = f" deleted={store['deleted']}"
         if store["deleted_young"]:
             retained += f" (younger than --retention-age: {store['deleted_young']})"
+    done = "stored" if stores or not edges else "accepted"
     print(
-        f"stored={pipe['committed']}{retained} errors={pipe['errors']}"
+        f"{done}={pipe['committed']}{retained} errors={pipe['errors']}"
         + (f" last_error={pipe['last_error']}" if pipe["last_error"] else ""),
         file=out,
         flush=True,

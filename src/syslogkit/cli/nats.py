@@ -226,11 +226,16 @@ def nats_main(argv: Sequence[str]) -> int:
         if config["max_bytes"] and config["max_bytes"] > 0
         else "unlimited"
     )
+    full = (
+        "refuse new messages (edges hold them)"
+        if config["discard"] == "new"
+        else "delete the oldest"
+    )
     print(
         f"{done} stream {config['name']} on {options.describe()}: subjects"
         f" {','.join(config['subjects'])}, {config['replicas']} replica(s), {config['storage']}"
         f" storage, max age {age}, max size {size}, duplicate window"
-        f" {config['duplicate_window']:g}s",
+        f" {config['duplicate_window']:g}s, when full: {full}",
         file=sys.stdout,
     )
     return 0

@@ -12,8 +12,9 @@ Decisions:
 - `MetricsServer` is a small threaded `http.server` in a daemon thread. It asks `snapshot()`
   for the counters on every request (the caller decides how to read them safely, e.g. on the
   collector's event loop); when that fails or takes longer than `timeout`, `/metrics` and
-  `/healthz` answer 503 with the reason. `/healthz` answers 503 too while a listener says it
-  is `unhealthy` in its stats (a JetStream consumer being restarted).
+  `/healthz` answer 503 with the reason. `/healthz` answers 503 too while a listener or a
+  sink says it is `unhealthy` in its stats (a JetStream consumer being restarted, an edge
+  whose stream does not exist or is full).
 - Only counters are served, never message content, so it needs no token; bind it where your
   scraper can reach it. HTTPS with `ssl_context`: the handshake runs in the request's thread
   (never in the accepting one), and a client that says nothing is cut after `CLIENT_TIMEOUT`.
@@ -229,11 +230,16 @@ def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
 
 def unhealthy(stats: Mapping[str, Any]) -> str | None:
     """Why `/healthz` is not ok: the `unhealthy` reason a listener gives in its stats (a
-    JetStream consumer being restarted), None when every one is fine."""
+    JetStream consumer being restarted) or a sink in its (`forward`: an edge whose stream does
+    not exist or is full), None when every one is fine."""
     for listener in stats.get("listeners") or ():
         reason = listener.get("unhealthy")
         if reason:
             return f"{listener.get('url', '?')}: {reason}"
+    for sink in stats.get("forward") or ():
+        reason = sink.get("unhealthy")
+        if reason:
+            return str(reason)
     return None
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from .record import Record
-from .sinks.base import CommitsInBackground, Sink
+from .sinks.base import CommitsInBackground, Sink, WaitsForRoom
 from .stats import PipelineStats
 
 __all__ = ["Done", "Pipeline"]
@@ -127,8 +127,15 @@ class Pipeline:
                 self._cond.wait(remaining)
         return True
 
+    def stop_waiting(self) -> None:
+        """The collector is stopping: sinks that wait for room stop waiting (`WaitsForRoom`)."""
+        for sink in self.sinks:
+            if isinstance(sink, WaitsForRoom):
+                sink.stop_waiting()
+
     def close(self, timeout: float = 30.0) -> None:
         """Drain, stop the thread, close every sink."""
+        self.stop_waiting()
         with self._cond:
             self._stopping = True
             self._urgent = True

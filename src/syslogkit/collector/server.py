@@ -224,6 +224,7 @@ class Collector:
         if udp_done is not None:
             await udp_done
         # commit everything received; RELP answers are queued by the pipeline's callbacks
+        self.pipeline.stop_waiting()  # a sink full of records keeps or counts, never waits now
         await loop.run_in_executor(None, self.pipeline.drain, timeout)
         for _ in range(3):
             await asyncio.sleep(0)

@@ -4,6 +4,14 @@ Defaults: stream `SYSLOG`, subjects `syslog.>` (the edge publishes on
 `syslog.<facility>.<severity>`), file storage, limits retention (by age and size: messages
 are kept for every store to read, not deleted when one store acknowledged them), a duplicate
 window of 2 minutes (a re-publish with the same `Nats-Msg-Id` within it is stored once).
+
+Decision (issue 23 item 8): the stream discards *new* messages at its size limit, never old
+ones. With `DiscardPolicy.OLD` a full stream silently deleted the oldest batches, read or not:
+stores that lagged lost them. With `NEW`, a publish to a full stream is refused: the edges keep
+their batches (memory, spool, then back-pressure on their senders), say so in one line and turn
+`/healthz` not ok, and publish them once there is room (the age limit frees it, or a larger
+`--max-size`). The age limit still deletes by age, read or not: it must be longer than any
+store outage you plan to ride out.
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ class StreamSettings:
             max_age=self.max_age or 0,
             max_bytes=self.max_bytes or -1,
             duplicate_window=self.duplicate_window,
-            discard=api.DiscardPolicy.OLD,
+            discard=api.DiscardPolicy.NEW,  # never delete unread batches (module docstring)
         )
 
 
@@ -77,4 +85,5 @@ def _summary(config: Any) -> dict[str, Any]:
         "max_age": config.max_age,
         "max_bytes": config.max_bytes,
         "duplicate_window": config.duplicate_window,
+        "discard": str(getattr(config.discard, "value", config.discard)),
     }

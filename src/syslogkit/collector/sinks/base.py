@@ -7,7 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..record import Record
 
-__all__ = ["CommitsInBackground", "HasStats", "Sink"]
+__all__ = ["CommitsInBackground", "HasStats", "Sink", "WaitsForRoom"]
 
 
 @runtime_checkable
@@ -40,3 +40,12 @@ class HasStats(Protocol):
     """A sink with counters of its own (forwarding), shown in the collector's stats."""
 
     def stats(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class WaitsForRoom(Protocol):
+    """A sink whose `write`/`flush` may wait for room (back-pressure, the NATS edge's outbox):
+    `stop_waiting()` (the collector is stopping) makes it keep or count what comes instead, so
+    that stopping is bounded."""
+
+    def stop_waiting(self) -> None: ...
