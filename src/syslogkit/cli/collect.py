@@ -103,6 +103,21 @@ def _collect_parser() -> argparse.ArgumentParser:
         metavar="SIZE",
         help="keep the store's folder under SIZE on disk, oldest files deleted first (2G)",
     )
+    out.add_argument(
+        "--min-free",
+        metavar="SIZE",
+        help="stop writing the store while less than SIZE is free on its filesystem (with"
+        " --retention-size, delete the oldest files first to make room); default: 1%% of"
+        " the filesystem, within 16M..100M, at most 10%% of it; 0: off",
+    )
+    out.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="at SIGTERM, how long to retry a failing sink before giving up what it holds"
+        " (counted and told)",
+    )
     out.add_argument("--commit-interval", type=float, default=0.02, metavar="SECONDS")
     out.add_argument(
         "--no-writer-process",
@@ -248,6 +263,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
                     max_bytes=parse_size(args.retention_size) if args.retention_size else None,
                     synchronous=args.sync,
                     process=not args.no_writer_process,
+                    min_free=None if args.min_free is None else parse_size(args.min_free),
                 )
             )
         if args.jsonl:
@@ -288,6 +304,7 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             zone=zone,
             commit_interval=args.commit_interval,
             high_water=args.high_water,
+            stop_timeout=max(0.0, args.stop_timeout),
             sources=nats_sources(args, nats_listen, db_path),
         )
     except (ValueError, OSError, ssl_error()) as exc:
@@ -308,6 +325,15 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
+    hangups: set[asyncio.Task[None]] = set()
+
+    def hangup() -> None:
+        task = loop.create_task(_reopen_files(collector, loop))
+        hangups.add(task)
+        task.add_done_callback(hangups.discard)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, hangup)
     info = sys.stderr if (args.stdout or args.stdout_json) else out
     if not args.quiet:
         for url in urls:
@@ -340,10 +366,18 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             _write_stats(args.stats_file, final)
         if not args.quiet:
             _print_summary(final, sys.stderr, stores=db_path is not None)
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
     return 0
+
+
+async def _reopen_files(collector: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """SIGHUP: never fatal. The file sinks are re-opened between two batches (logrotate's
+    rename, then HUP: nothing lost), said in one line on stderr."""
+    names = await loop.run_in_executor(None, collector.pipeline.reopen)
+    what = f"re-opened {', '.join(names)}" if names else "no file sink to re-open"
+    print(f"SIGHUP: {what}; still running", file=sys.stderr, flush=True)
 
 
 def ssl_error() -> type[Exception]:
@@ -358,19 +392,19 @@ def _stats(collector: Any, sinks: Sequence[Any]) -> dict[str, Any]:
     stats: dict[str, Any] = collector.stats()
     stats["time"] = time.time()
     stats["started_at"] = collector.started_at
-    forwards = [s.stats() for s in sinks if isinstance(s, HasStats)]
+    forwards = [
+        s.stats() for s in sinks if isinstance(s, HasStats) and not isinstance(s, SQLiteSink)
+    ]
     if forwards:
         stats["forward"] = forwards
-    for sink in sinks:
-        if isinstance(sink, SQLiteSink):
-            stats["store"] = sink.retention()
     return stats
 
 
 def _print_summary(stats: dict[str, Any], out: IO[str], *, stores: bool = True) -> None:
     """One line per listener (received, and how: parsed, noted, unparsed; dropped, refused),
-    one per NATS edge sink (published, spooled, lost), then what was stored (an edge without
-    a store: what the sinks accepted)."""
+    one per NATS edge sink (published, spooled, lost), one per other sink (what it really
+    took: committed, and its own counters), then what was stored (an edge without a store:
+    what the sinks accepted) and what was given up."""
     for listener in stats["listeners"]:
         dropped = listener.get("dropped") or {}
         extra = f" dropped={dropped}" if dropped else ""
@@ -394,19 +428,45 @@ def _print_summary(stats: dict[str, Any], out: IO[str], *, stores: bool = True) 
             file=out,
         )
     pipe = stats["pipeline"]
-    store = stats.get("store")
-    retained = ""
-    if store:
-        retained = f" deleted={store['deleted']}"
-        if store["deleted_young"]:
-            retained += f" (younger than --retention-age: {store['deleted_young']})"
+    for sink in pipe.get("sinks") or ():
+        if "edge_id" not in sink:  # an edge's JetStream sink has its line above
+            print(_sink_summary(sink), file=out)
+    given_up = "".join(
+        f" {key}={pipe[key]}" for key in ("not_stored", "unanswered") if pipe.get(key)
+    )
+    if pipe.get("paused_seconds", 0) >= 0.1:
+        given_up += f" paused_seconds={pipe['paused_seconds']:.1f}"
     done = "stored" if stores or not edges else "accepted"
     print(
-        f"{done}={pipe['committed']}{retained} errors={pipe['errors']}"
+        f"{done}={pipe['committed']} errors={pipe['errors']}{given_up}"
         + (f" last_error={pipe['last_error']}" if pipe["last_error"] else ""),
         file=out,
         flush=True,
     )
+
+
+#: a sink's own counters the summary shows (when not zero), after `committed`
+_SINK_SUMMARY = (
+    "sent",
+    "dropped",
+    "maybe_lost",
+    "spooled",
+    "queued",
+    "retention_deleted",
+    "retention_deleted_young",
+    "retention_errors",
+    "writer_restarts",
+    "failures",
+    "waiting",
+)
+
+
+def _sink_summary(sink: dict[str, Any]) -> str:
+    """`NAME: committed=N` and the counters of `_SINK_SUMMARY` that are not zero."""
+    extra = "".join(f" {key}={sink[key]}" for key in _SINK_SUMMARY if sink.get(key))
+    if sink.get("failing"):
+        extra += f" failing ({sink.get('last_error')})"
+    return f"{sink['name']}: committed={sink['committed']}{extra}"
 
 
 def _tune_gc_for_a_server() -> None:

@@ -31,7 +31,7 @@ from syslogkit.transports.tls import ServerTLSConfig
 
 from .config import Limits, ListenAddress, parse_listen_url, zone_of
 from .pipeline import Pipeline
-from .sinks.base import Sink
+from .sinks.base import Sink, tell_stderr
 from .sources import (
     Listener,
     RelpConnection,
@@ -87,9 +87,12 @@ class Collector:
         high_water: int = 50_000,
         drain_timeout: float = 2.0,
         drain_quiet: float = 0.2,
+        stop_timeout: float = 10.0,
         sources: Sequence[Source] = (),
+        tell: Callable[[str], None] = tell_stderr,
     ) -> None:
         self.drain_timeout = drain_timeout
+        self.stop_timeout = stop_timeout
         self.sources = list(sources)
         self.drain_quiet = drain_quiet
         self.addresses = [
@@ -109,6 +112,7 @@ class Collector:
             max_batch=max_batch,
             high_water=high_water,
             pressure=self._pressure,
+            tell=tell,
         )
         self.listeners: list[Listener] = []
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -187,9 +191,13 @@ class Collector:
                 if isinstance(listener, StreamListener):
                     listener.sweep(now)
 
-    async def stop(self, timeout: float = 30.0) -> None:
+    async def stop(self, timeout: float | None = None) -> None:
         """Stop accepting; read on until clients are quiet (`drain_quiet` seconds, at most
-        `drain_timeout`); commit everything received; answer RELP senders; close."""
+        `drain_timeout`); commit everything received; answer RELP senders; close.
+
+        A sink that keeps failing is retried for `timeout` seconds (`stop_timeout` by
+        default); then what it holds is given up, counted and told (`Pipeline.close`)."""
+        timeout = self.stop_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         if self._stopped:
             return
@@ -205,6 +213,9 @@ class Collector:
         udps = [x for x in self.listeners if isinstance(x, UdpListener)]
         for stream in streams:
             stream.stop_accepting()
+            # paused (a sink failing): read what clients sent all the same, so that what no
+            # sink can take is counted exactly at close instead of vanishing with the socket
+            stream.resume()
         udp_done = loop.run_in_executor(None, stop_all, udps) if udps else None
         # read what clients already sent: until every connection has been quiet for a moment
         deadline = loop.time() + self.drain_timeout
@@ -225,7 +236,7 @@ class Collector:
             await udp_done
         # commit everything received; RELP answers are queued by the pipeline's callbacks
         self.pipeline.stop_waiting()  # a sink full of records keeps or counts, never waits now
-        await loop.run_in_executor(None, self.pipeline.drain, timeout)
+        drained = await loop.run_in_executor(None, self.pipeline.drain, timeout)
         for _ in range(3):
             await asyncio.sleep(0)
         for stream in streams:
@@ -234,7 +245,7 @@ class Collector:
             if stream.server is not None:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stream.server.wait_closed(), 2.0)
-        await loop.run_in_executor(None, self.pipeline.close, timeout)
+        await loop.run_in_executor(None, self.pipeline.close, timeout if drained else 0.0)
         for source in self.sources:  # after the commits: their acknowledgements go out
             await loop.run_in_executor(None, source.close)
 
@@ -243,7 +254,7 @@ class Collector:
         return {
             "listeners": [listener.stats_dict() for listener in self.listeners]
             + [source.stats_dict() for source in self.sources],
-            "pipeline": self.pipeline.stats.as_dict() | {"pending": self.pipeline.pending},
+            "pipeline": self.pipeline.stats_dict(),
         }
 
 
@@ -279,13 +290,14 @@ class CollectorThread:
         asyncio.run_coroutine_threadsafe(self.collector.start(), self._loop).result(30)
         return self
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         if not self._started:
             return
         self._started = False
+        bound = self.collector.stop_timeout if timeout is None else timeout
         try:
             asyncio.run_coroutine_threadsafe(self.collector.stop(timeout), self._loop).result(
-                timeout + 5
+                2 * bound + 15
             )
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)

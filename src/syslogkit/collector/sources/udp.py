@@ -4,7 +4,8 @@ reused 64 KiB buffer.
 asyncio's datagram transport reads every datagram into a fresh 256 KiB buffer, which costs
 several times more CPU per message and loses datagrams well below 30k msgs/s. The socket gets
 a receive buffer of several MiB (`SO_RCVBUFFORCE` when allowed, else `SO_RCVBUF`). When the
-pipeline lags the thread waits, and the kernel's buffer absorbs what it can.
+pipeline lags the thread waits, and the kernel's buffer absorbs what it can; while a sink fails
+and the pipeline is full, what does not fit is dropped and counted (`sink_failing`).
 """
 
 from __future__ import annotations
@@ -154,6 +155,9 @@ class UdpListener(Listener):
             while not self.pipeline.wait_for_room(0.5):
                 if self._stop:
                     break
+                if self.pipeline.failing:  # no room until a sink recovers: UDP cannot wait
+                    stats.dropped["sink_failing"] += len(records)
+                    return
             self.pipeline.submit(records)
 
 

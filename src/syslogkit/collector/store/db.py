@@ -58,7 +58,9 @@ def create_file(path: str | Path) -> None:
             db.execute("BEGIN")
             for statement in statements(SCHEMA):
                 db.execute(statement)
-            db.execute("INSERT INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
+            )
             db.execute("COMMIT")
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: cannot make a store file ({exc})") from exc
@@ -191,15 +193,26 @@ class StoreFile:
         return row is not None
 
     def commit(self) -> None:
-        """Commit what was inserted; after this the records survive a crash of the process."""
+        """Commit what was inserted; after this the records survive a crash of the process.
+
+        A COMMIT that fails leaves the transaction to `rollback()` (SQLite may have rolled it
+        back already, on a full disk for instance, or kept it open)."""
         if self._in_tx:
-            self._in_tx = False
             self._db.execute("COMMIT")
+            self._in_tx = False
 
     def rollback(self) -> None:
+        """Undo what was inserted since the last commit (nothing when nothing was)."""
         if self._in_tx:
             self._in_tx = False
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database and cut it to nothing (its space goes
+        back to the filesystem)."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self, *, seal: bool = False) -> None:
         """Commit and close (checkpointing the WAL into the database file). `seal`: the file
