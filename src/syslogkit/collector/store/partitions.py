@@ -19,8 +19,9 @@ Decisions:
   about to begin adds at its height, is over `max_bytes`. So the folder stays at the cap (past
   it by a few percent at most: an FTS5 merge in a transaction is not foreseen) at any ingest
   rate: a deletion is one `unlink`, whatever the rate. The hot file is never deleted. The
-  bound is a tenth of the cap (at least 1 MiB, at most 256 MiB), so the store keeps about
-  four fifths of the cap filled or more.
+  bound is a tenth of the cap and of the filesystem (at least 1 MiB, at most 256 MiB), so the
+  store keeps about four fifths of the cap filled or more, and the free-space floor
+  (`ensure_free`, `make_room`) can free room by deleting whole files on a small disk.
   What retention deleted is counted (`deleted`; `deleted_young`: deleted by the size cap while
   younger than `max_age`).
 - The rollups are per file: a deleted file takes its counts with it, so they stay exact.
