@@ -25,6 +25,13 @@ Decisions (issue 22: a failed commit is not a lost batch):
   that were not stored (`not_stored`), and records whose senders were never answered
   (`unanswered`: RELP senders and JetStream keep them and send them again).
 - `reopen()` (SIGHUP) re-opens the sinks that write files (`Reopens`), between two batches.
+- With a `router` (`collector.routes`, issue 20), each sink's lane gets only the records its
+  routes name (split once per batch, in the writer thread); a batch is still done once every
+  lane committed its part.
+- `reconfigure()` (a reload) takes effect at one point of the queue: records submitted before
+  it go to the sinks and routes of before, those after to the new ones. A kept sink keeps its
+  lane (and what waits in it); a removed sink's lane is worked through (drained, retried if it
+  fails), then the sink is closed.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .record import Record
+from .routes import Router
 from .sinks.base import (
     CommitsInBackground,
     HasStats,
@@ -82,8 +90,11 @@ class Pipeline:
         low_water: int | None = None,
         pressure: Callable[[bool], None] | None = None,
         tell: Callable[[str], None] = tell_stderr,
+        router: Router | None = None,
     ) -> None:
         self.sinks = list(sinks)
+        self.router = router
+        self._retiring: list[_Lane] = []  # removed by a reconfiguration, draining
         self.commit_interval = commit_interval
         self.max_batch = max_batch
         self.high_water = high_water
@@ -93,7 +104,9 @@ class Pipeline:
         self.stats = PipelineStats()
         self._lanes = [_Lane(sink) for sink in self.sinks]
         self.stats.sinks = [lane.stats for lane in self._lanes]
-        self._items: collections.deque[tuple[Sequence[Record], Done | None]] = collections.deque()
+        self._items: collections.deque[tuple[Sequence[Record] | _Swap, Done | None]] = (
+            collections.deque()
+        )
         self._batches: collections.deque[_Batch] = collections.deque()
         self._pending = 0
         self._first_at = 0.0
@@ -139,7 +152,7 @@ class Pipeline:
         out["paused"] = self._paused
         out["paused_seconds"] = self.paused_seconds()
         out["failing"] = self.failing
-        for entry, lane in zip(out["sinks"], self._lanes, strict=True):
+        for entry, lane in zip(out["sinks"], self._lanes, strict=False):
             if isinstance(lane.sink, HasStats):
                 with contextlib.suppress(Exception):
                     entry.update({k: v for k, v in lane.sink.stats().items() if k not in entry})
@@ -176,6 +189,23 @@ class Pipeline:
             self._tell_pause()
             if self.pressure is not None:
                 self.pressure(True)
+
+    def reconfigure(
+        self, sinks: Sequence[Sink], router: Router | None, timeout: float = 30.0
+    ) -> bool:
+        """Records submitted from now on go to `sinks` by `router`; those submitted before go
+        where the old ones said. A sink no longer in the list (by identity) is drained, then
+        closed. Waits until the writer applied it; False on timeout (or when closing)."""
+        swap = _Swap(list(sinks), router)
+        with self._cond:
+            if self._stopping:
+                return False
+            if not self._items:
+                self._first_at = time.monotonic()
+            self._items.append((swap, None))
+            self._urgent = True
+            self._cond.notify_all()
+        return swap.applied.wait(timeout)
 
     def commit_soon(self) -> None:
         """Commit what is queued without waiting for the timer (a RELP window is full)."""
@@ -240,7 +270,7 @@ class Pipeline:
             self._cond.notify_all()
         if self._started:
             self._thread.join(timeout + 5.0)
-        for lane in self._lanes:
+        for lane in self._lanes + self._retiring:
             try:
                 lane.sink.close()
             except Exception as exc:
@@ -255,15 +285,21 @@ class Pipeline:
             if self._reopen_asked.is_set():
                 self._reopen_sinks()
             taken = self._take(self._wait_limit())
-            if taken is not None:
+            if isinstance(taken, _Swap):
+                self._apply(taken)
+                taken = None
+            elif taken is not None:
+                self._route(taken)
                 for lane in self._lanes:
                     lane.backlog.append(taken)
-                    lane.stats.waiting += len(taken.records)
+                    lane.stats.waiting += len(taken.records_for(lane))
             now = time.monotonic()
-            for lane in self._lanes:
+            for lane in self._lanes + self._retiring:
                 if lane.backlog and lane.retry_at <= now:
                     self._step(lane, more=taken is not None)
             self._complete()
+            if self._retiring:
+                self._retire()
             with self._cond:
                 if self._stopping and not self._items:
                     if not self._batches:
@@ -277,7 +313,7 @@ class Pipeline:
         now, until the next retry while one waits to retry, else until records come."""
         now = time.monotonic()
         soonest: float | None = None
-        for lane in self._lanes:
+        for lane in self._lanes + self._retiring:
             if not lane.backlog:
                 continue
             if lane.retry_at <= now:
@@ -287,7 +323,33 @@ class Pipeline:
             soonest = self._give_up_at if soonest is None else min(soonest, self._give_up_at)
         return None if soonest is None else max(0.0, soonest - now)
 
-    def _take(self, limit: float | None) -> _Batch | None:
+    def _route(self, batch: _Batch) -> None:
+        """Each lane's part of the batch, by the routes (none: every lane takes it all)."""
+        router = self.router
+        if router is not None and batch.records:
+            parts = router.split(batch.records)
+            batch.parts = {id(lane): part for lane, part in zip(self._lanes, parts, strict=True)}
+
+    def _apply(self, swap: _Swap) -> None:
+        """A reconfiguration reached the head of the queue: the new lanes from now on."""
+        old = {id(lane.sink): lane for lane in self._lanes}
+        lanes = [old.pop(id(sink)) if id(sink) in old else _Lane(sink) for sink in swap.sinks]
+        self._retiring.extend(old.values())
+        self._lanes, self.sinks, self.router = lanes, list(swap.sinks), swap.router
+        self.stats.sinks = [lane.stats for lane in lanes]
+        swap.applied.set()
+
+    def _retire(self) -> None:
+        """Close the removed sinks whose lanes are empty (everything given to them committed)."""
+        for lane in [x for x in self._retiring if not x.backlog and not x.waits]:
+            self._retiring.remove(lane)
+            try:
+                lane.sink.close()
+            except Exception as exc:
+                self.stats.errors += 1
+                self.stats.last_error = f"close {lane.stats.name}: {exc}"
+
+    def _take(self, limit: float | None) -> _Batch | _Swap | None:
         """The next batch, queued for the sinks; `limit` None waits for records (0: only what
         is there now, with no lingering for more: the batch is built while the sinks work)."""
         with self._cond:
@@ -309,11 +371,19 @@ class Pipeline:
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
+            head = self._items[0][0]
+            if isinstance(head, _Swap):  # alone: what came before it is queued already
+                self._items.popleft()
+                self._urgent = bool(self._items)
+                return head
             batch: list[Record] = []
             callbacks: list[Done] = []
             answered = 0
             while self._items and len(batch) < self.max_batch:
+                if isinstance(self._items[0][0], _Swap):
+                    break
                 records, done = self._items.popleft()
+                assert not isinstance(records, _Swap)
                 batch.extend(records)
                 if done is not None:
                     callbacks.append(done)
@@ -336,8 +406,9 @@ class Pipeline:
             group = self._group(lane, 0)
             try:
                 for batch in group:
-                    if batch.records:
-                        lane.sink.write(batch.records)
+                    records = batch.records_for(lane)
+                    if records:
+                        lane.sink.write(records)
                 lane.sink.flush()
             except Exception as exc:
                 self._failed(lane, exc)
@@ -352,10 +423,11 @@ class Pipeline:
         group: list[_Batch] = []
         size = 0
         for batch in itertools.islice(lane.backlog, start, None):
-            if group and size + len(batch.records) > self.max_batch:
+            count = len(batch.records_for(lane))
+            if group and size + count > self.max_batch:
                 break
             group.append(batch)
-            size += len(batch.records)
+            size += count
         return group
 
     def _step_background(self, lane: _Lane, sink: CommitsInBackground, *, more: bool) -> None:
@@ -367,8 +439,9 @@ class Pipeline:
             group = self._group(lane, handed)
             try:
                 for batch in group:
-                    if batch.records:
-                        lane.sink.write(batch.records)
+                    records = batch.records_for(lane)
+                    if records:
+                        lane.sink.write(records)
                 wait = sink.flush_start()
             except Exception as exc:
                 self._settle(lane)
@@ -446,8 +519,9 @@ class Pipeline:
             )
 
     def _committed(self, lane: _Lane, batch: _Batch) -> None:
-        lane.stats.committed += len(batch.records)
-        lane.stats.waiting -= len(batch.records)
+        count = len(batch.records_for(lane))
+        lane.stats.committed += count
+        lane.stats.waiting -= count
         batch.remaining -= 1
         if lane.failing_since is not None:
             took = time.monotonic() - lane.failing_since
@@ -511,6 +585,9 @@ class Pipeline:
         with self._cond:
             while self._items:
                 records, done = self._items.popleft()
+                if isinstance(records, _Swap):
+                    records.applied.set()  # closing: the sinks it has are the last ones
+                    continue
                 answered = len(records) if done else 0
                 batch = _Batch(list(records), [done] if done else [], answered, lanes=1)
                 self._batches.append(batch)
@@ -553,17 +630,34 @@ class Pipeline:
 class _Batch:
     """Records taken together, with the callbacks to run once every sink committed them."""
 
-    __slots__ = ("answered", "callbacks", "ok", "records", "remaining", "started")
+    __slots__ = ("answered", "callbacks", "ok", "parts", "records", "remaining", "started")
 
     def __init__(
         self, records: list[Record], callbacks: list[Done], answered: int, *, lanes: int
     ) -> None:
         self.records = records
+        #: with routes: each lane's part (by `id(lane)`); None: every lane takes all the records
+        self.parts: dict[int, list[Record]] | None = None
         self.callbacks = callbacks
         self.answered = answered  # records whose sender waits for an answer (RELP, JetStream)
         self.remaining = lanes
         self.ok = True  # False: a sink holds it unconfirmed (`HoldsWhatItTook`)
         self.started = time.monotonic()
+
+    def records_for(self, lane: _Lane) -> list[Record]:
+        """What `lane` writes of this batch."""
+        return self.records if self.parts is None else self.parts[id(lane)]
+
+
+class _Swap:
+    """A change of sinks and routes (a reload), in the queue where it was asked for."""
+
+    __slots__ = ("applied", "router", "sinks")
+
+    def __init__(self, sinks: list[Sink], router: Router | None) -> None:
+        self.sinks = sinks
+        self.router = router
+        self.applied = threading.Event()
 
 
 class _Lane:

@@ -23,6 +23,7 @@ from typing import Any
 from ..config import Limits, ListenAddress
 from ..pipeline import Pipeline
 from ..record import Record
+from ..systemd import bind_early, set_receive_buffer
 from .base import Listener, peer_name
 
 __all__ = ["UdpListener", "stop_all", "udp_drops"]
@@ -46,21 +47,11 @@ class UdpListener(Listener):
         self._final_drops: int | None = None
 
     def start(self) -> None:
-        infos = socket.getaddrinfo(
-            self.address.host, self.address.port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
-        )
-        family, socktype, proto, _name, addr = infos[0]
-        sock = socket.socket(family, socktype, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, self.limits.udp_rcvbuf)
-            except OSError:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.limits.udp_rcvbuf)
-            sock.bind(addr)
-        except BaseException:
-            sock.close()
-            raise
+        if self.given is not None:
+            sock = self.given
+            set_receive_buffer(sock, self.limits.udp_rcvbuf)
+        else:
+            sock = bind_early(self.address, self.limits)
         self.rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         sock.setblocking(False)
         self._sock = sock
