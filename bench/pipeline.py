@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from support.peers.nats import CollectProcess, NatsCluster
+from syslogkit.collector import Store, StoreError
 from syslogkit.collector.nats import NatsOptions, StreamSettings, ensure_stream
 
 _TICKS = 100.0
@@ -56,9 +57,9 @@ def count_rows(db: Path) -> int:
     if not db.exists():
         return 0
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
-            return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
-    except sqlite3.Error:
+        with Store(db, readonly=True) as store:
+            return store.count()
+    except (StoreError, sqlite3.Error):
         return 0
 
 

@@ -170,7 +170,8 @@ def main() -> int:
         began = time.perf_counter()
         Store(db).close()
         print(f"opened for writing in {time.perf_counter() - began:.1f} s")
-    print(f"store: {db} ({db.stat().st_size / 2**20:.0f} MiB)")
+    size = sum(f.stat().st_blocks * 512 for f in db.rglob("*") if f.is_file()) if db.is_dir() else 0
+    print(f"store: {db} ({size / 2**20:.0f} MiB, {len(list(db.glob('p*.db')))} files)")
     views: list[tuple[str, dict[str, list[str]]]] = [
         ("last 24 h", {"range": ["24h"]}),
         ("last 1 h", {"range": ["1h"]}),

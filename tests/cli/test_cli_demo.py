@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+from syslogkit.collector import Store
 
 
 def _demo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -35,9 +36,8 @@ def test_demo_exits_0_and_shows_records_that_arrived_over_udp_tcp_and_mutual_tls
 def test_demo_keep_leaves_a_store_that_holds_every_record(tmp_path: Path) -> None:
     result = _demo("--keep", str(tmp_path), "--count", "5")
     assert result.returncode == 0, result.stdout + result.stderr
-    with sqlite3.connect(tmp_path / "demo.db") as db:
-        (stored,) = db.execute("select count(*) from messages").fetchone()
-    assert stored == 15
+    with Store(tmp_path / "demo.db", readonly=True) as store:
+        assert store.count() == 15
     assert (tmp_path / "pki" / "ca.pem").exists()
     assert f"syslogkit query --db {tmp_path / 'demo.db'}" in result.stdout
 

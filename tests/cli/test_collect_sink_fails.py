@@ -10,7 +10,6 @@ import os
 import select
 import signal
 import socket
-import sqlite3
 import threading
 import time
 import urllib.error
@@ -23,6 +22,7 @@ from support.disk import small_disk
 from support.peers import Need
 from support.peers.nats import CollectProcess
 from syslogkit.codec.relp import Acked, Refused, RelpClient, SessionOpened
+from syslogkit.collector import Store
 
 PAD = "x" * 60
 
@@ -94,11 +94,9 @@ def send_udp(port: int, count: int, rate: int) -> None:
 
 def stored(db: Path) -> tuple[int, int]:
     """(rows, distinct raw messages) in the store."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        rows, distinct = conn.execute(
-            "SELECT count(*), count(DISTINCT raw) FROM messages"
-        ).fetchone()
-    return int(rows), int(distinct)
+    with Store(db, readonly=True) as store:
+        raws = [r.raw for r in store.query()]
+    return len(raws), len(set(raws))
 
 
 def wait_committed(c: CollectProcess, count: int, timeout: float = 20) -> None:

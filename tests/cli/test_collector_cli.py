@@ -276,7 +276,7 @@ def test_query_over_several_stores_merges_them_in_arrival_order(
 ) -> None:
     """Stores that each hold a part (e.g. sharing one JetStream durable) read as one."""
     other = tmp_path / "other.db"
-    shutil.copyfile(filled_db, other)
+    shutil.copytree(filled_db, other)
     both = ("--db", str(filled_db), "--db", str(other))
     result = run("query", *both, "--json")
     assert result.returncode == 0, result.stderr
@@ -456,3 +456,39 @@ def test_collect_refuses_a_limit_per_peer_below_one(
     bad = run("collect", *args, cwd=tmp_path)
     assert bad.returncode == 2 and expected in bad.stderr, bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_collect_says_what_the_size_cap_deleted_and_counts_add_up(tmp_path: Path) -> None:
+    stats = tmp_path / "stats.json"
+    c = Collect(
+        tmp_path, "-l", "tcp://127.0.0.1:0", "--db", "capped.db", "--retention-size", "3M",
+        "--retention-age", "7d", "--stats-file", str(stats), "--stats-interval", "0.1",
+    )  # fmt: skip
+    sent = 20_000
+    pad = "x" * 300
+    send_tcp(c.port("tcp"), *(f"<13>1 - h app - - - {i} {pad}".encode() for i in range(sent)))
+
+    def committed() -> bool:
+        try:
+            return bool(json.loads(stats.read_text())["pipeline"]["committed"] == sent)
+        except (OSError, ValueError, KeyError):
+            return False
+
+    wait_for(committed, what=f"{sent} committed")
+    code, _out, err = c.terminate()
+    assert code == 0, err
+    assert f"stored={sent} " in err
+    line = next(
+        line for line in err.splitlines() if line.startswith("store ") and "committed=" in line
+    )
+    counts = dict(part.split("=", 1) for part in line.split()[2:] if "=" in part)
+    deleted = int(counts["retention_deleted"])
+    assert counts["committed"] == str(sent) and deleted > 0
+    assert counts["retention_deleted_young"] == str(deleted)
+    assert "the size cap deleted" in err and "too small for the traffic" in err
+    [lane] = json.loads(stats.read_text())["pipeline"]["sinks"]
+    assert lane["retention_deleted"] == deleted
+    db = tmp_path / "capped.db"
+    kept = int(run("query", "--db", str(db), "--count").stdout)
+    assert kept + deleted == sent
+    assert sum(f.stat().st_blocks * 512 for f in db.iterdir()) <= 3 * 1024 * 1024

@@ -14,6 +14,7 @@ from syslogkit.codec.message import SyslogMessage
 from syslogkit.collector import Record, SQLiteSink, Store
 from syslogkit.collector.nats.source import store_check
 from syslogkit.collector.record import NULL, message_time
+from syslogkit.collector.store import partition_files
 from syslogkit.collector.store.schema import SCHEMA_VERSION, make_row
 
 AT = 1_700_000_000.0
@@ -62,7 +63,7 @@ def test_the_redelivery_check_is_one_primary_key_lookup_whatever_the_store_holds
         for n in range(10):
             store.insert(message(f"edge-{n}", 2000))
         store.commit()
-    plan = sqlite3.connect(path).execute(
+    plan = sqlite3.connect(partition_files(path)[-1]).execute(
         "EXPLAIN QUERY PLAN SELECT 1 FROM origins WHERE msg_id = ?", ("edge-3",)
     )
     assert "PRIMARY KEY" in " ".join(str(row[-1]) for row in plan)
@@ -74,14 +75,16 @@ def test_the_redelivery_check_is_one_primary_key_lookup_whatever_the_store_holds
     assert took < 0.5, took  # measured: about 0.2 ms for the 20 lookups
 
 
-def test_retention_forgets_an_origin_with_the_last_row_of_its_insert(tmp_path: Path) -> None:
+def test_retention_forgets_an_origin_with_the_partition_of_its_rows(tmp_path: Path) -> None:
     now = time.time()
     with Store(tmp_path / "s.db", max_age=60) as store:
         store.insert(message("old", 2, received_at=now - 3600))
         store.commit()
+        assert store.has_origin("old")
+        store.seal()  # sealing applies retention: the partition of "old" goes whole
         store.insert(message("new", 2, received_at=now))
         store.commit()
-        assert store.retain(now) == 2
+        assert store.deleted == 2
         assert not store.has_origin("old") and store.has_origin("new")
 
 
@@ -103,7 +106,7 @@ def test_a_store_of_the_previous_schema_gets_the_origins_table_when_opened_for_w
     with Store(path) as store:
         store.insert([line("before")])
         store.commit()
-    db = sqlite3.connect(path)  # as a schema-3 writer leaves it
+    db = sqlite3.connect(partition_files(path)[0])  # as a schema-3 writer leaves it
     db.execute("DROP TABLE origins")
     db.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
     db.commit()
@@ -114,7 +117,7 @@ def test_a_store_of_the_previous_schema_gets_the_origins_table_when_opened_for_w
         store.insert(message("edge-1", 1))
         store.commit()
         assert store.has_origin("edge-1")
-    db = sqlite3.connect(path)
+    db = sqlite3.connect(partition_files(path)[0])
     assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (SCHEMA_VERSION,)
     db.close()
 
@@ -159,7 +162,7 @@ def test_retention_deletes_unparsed_rows_also_in_a_store_written_by_the_old_trig
     with Store(path) as store:
         store.insert([line("x", received_at=now - 3600)])
         store.commit()
-    db = sqlite3.connect(path)  # the trigger as the stores written so far have it
+    db = sqlite3.connect(partition_files(path)[0])  # the trigger as stores had it before
     db.executescript(
         "DROP TRIGGER messages_ad;"
         " CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN"
@@ -172,7 +175,9 @@ def test_retention_deletes_unparsed_rows_also_in_a_store_written_by_the_old_trig
         listener="nats://n/S/d", message=None, error="nats: undecodable message",
     )  # fmt: skip
     with Store(path, max_age=60) as store:
-        store.insert([unparsed, line("kept", received_at=now)])
+        store.insert([unparsed])
+        store.seal()  # retention deletes the partition whole: no DELETE, no trigger
+        store.insert([line("kept", received_at=now)])
         store.commit()
-        assert store.retain(now) == 2
+        assert store.deleted == 2
         assert store.count() == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from support.peers.nats import NatsCluster, missing_nats_server
-from syslogkit.collector import CollectorThread, SQLiteSink
+from syslogkit.collector import CollectorThread, SQLiteSink, Store
 from syslogkit.collector.nats import (
     JetStreamSink,
     JetStreamSource,
@@ -84,8 +83,8 @@ def send_tcp(port: int, prefix: str, count: int) -> None:
 
 
 def stored(db: Path) -> list[str]:
-    with sqlite3.connect(db) as conn:
-        return [r[0] for r in conn.execute("SELECT msg FROM messages")]
+    with Store(db, readonly=True) as store:
+        return [r.message.msg if r.message else None for r in store.query()]
 
 
 def consume(options: NatsOptions, db: Path, count: int) -> JetStreamSource:

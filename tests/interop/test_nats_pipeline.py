@@ -23,6 +23,7 @@ import pytest
 
 from support.peers.nats import CollectProcess, NatsCluster, NatsNode, missing_nats_server
 from syslogkit import SyslogHandler
+from syslogkit.collector import Store, StoreError
 
 pytestmark = pytest.mark.interop
 _T = TypeVar("_T")
@@ -76,11 +77,11 @@ def rows(db: Path) -> list[str]:
     """The MSG of every stored record (duplicates kept)."""
     if not db.exists():
         return []
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
-        try:
-            return [r[0] for r in conn.execute("SELECT msg FROM messages")]
-        except sqlite3.OperationalError:
-            return []
+    try:
+        with Store(db, readonly=True) as store:
+            return [r.message.msg if r.message else None for r in store.query()]
+    except (StoreError, sqlite3.Error):  # not created yet
+        return []
 
 
 def wait_until(check: Callable[[], _T | None], timeout: float, what: str) -> _T:

@@ -23,6 +23,7 @@ from support.peers.nats import (
     missing_nats_server,
     missing_nkeys,
 )
+from syslogkit.collector import Store, StoreError
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]
 
@@ -74,11 +75,11 @@ def send_tcp(port: int, prefix: str, count: int) -> None:
 def stored(db: Path) -> list[str]:
     if not db.exists():
         return []
-    with sqlite3.connect(db) as conn:
-        try:
-            return [r[0] for r in conn.execute("SELECT msg FROM messages")]
-        except sqlite3.OperationalError:  # not created yet
-            return []
+    try:
+        with Store(db, readonly=True) as store:
+            return [r.message.msg if r.message else None for r in store.query()]
+    except (StoreError, sqlite3.Error):  # not created yet
+        return []
 
 
 def stream_messages(cluster: NatsCluster) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from support.peers.nats import NatsCluster, missing_nats_server
-from syslogkit.collector import CollectorThread, SQLiteSink
+from syslogkit.collector import CollectorThread, SQLiteSink, Store, StoreError
 from syslogkit.collector.nats import (
     JetStreamSink,
     JetStreamSource,
@@ -112,12 +112,11 @@ def rows(db: Path) -> list[tuple[str | None, bytes, str | None]]:
     """(msg, raw, error) of every stored row, duplicates kept."""
     if not db.exists():
         return []
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
-        try:
-            found = conn.execute("SELECT msg, raw, error FROM messages").fetchall()
-        except sqlite3.OperationalError:
-            return []
-    return [(m, bytes(r), e) for m, r, e in found]
+    try:
+        with Store(db, readonly=True) as store:
+            return [(r.message.msg if r.message else None, r.raw, r.error) for r in store.query()]
+    except (StoreError, sqlite3.Error):  # not made yet
+        return []
 
 
 def wait_until(condition: Callable[[], bool], seconds: float) -> bool:

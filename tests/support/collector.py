@@ -187,12 +187,21 @@ def loggen_path() -> Path | None:
 
 
 def loggen(
-    kind: str, port: int, count: int, *, rfc5424: bool, rate: int = 1_000_000, timeout: float = 60
+    kind: str,
+    port: int,
+    count: int,
+    *,
+    rfc5424: bool,
+    rate: int = 1_000_000,
+    timeout: float = 60,
+    seconds: int | None = None,
+    size: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run loggen to 127.0.0.1:`port` over `kind` ("tcp", "udp" or "tls": loggen does not check
     the server's certificate) and wait for it to exit. `rfc5424`: `-P` (octet-counted on
     streams; `-F`, one message per datagram, on UDP); else its default BSD message, which has an
-    RFC 3339 timestamp without a UTC offset."""
+    RFC 3339 timestamp without a UTC offset. `seconds`: send for that long instead of `count`
+    messages; `size`: messages of that many bytes."""
     path = loggen_path()
     assert path is not None, "loggen is not installed"
     root = path.parents[2]
@@ -204,7 +213,11 @@ def loggen(
     args = {"tcp": ["-S"], "udp": ["-D"], "tls": ["-U"]}[kind]
     if rfc5424:
         args += ["-P", "-F"] if kind == "udp" else ["-P"]
-    command = [str(path), *args, "-Q", "-r", str(rate), "-n", str(count), "127.0.0.1", str(port)]
+    if size is not None:
+        args += ["-s", str(size)]
+    args += ["-I", str(seconds)] if seconds is not None else ["-n", str(count)]
+    command = [str(path), *args, "-Q", "-r", str(rate), "127.0.0.1", str(port)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0 and f"count={count}," in done.stderr, (command, done.stderr)
+    sent = f"count={count}," if seconds is None else "count="
+    assert done.returncode == 0 and sent in done.stderr, (command, done.stderr)
     return done

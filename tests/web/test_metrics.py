@@ -101,6 +101,24 @@ def test_label_values_are_escaped_as_the_format_says() -> None:
     assert found[("syslogkit_store_bytes", ())] == 123
 
 
+def test_retention_counts_and_the_store_size_as_du_counts_it(tmp_path: Path) -> None:
+    from syslogkit.collector.metrics import store_bytes
+
+    lane = {"name": "store s.db", "committed": 5000, "retention_deleted": 1200}
+    lane["retention_deleted_young"] = 200
+    text = render({"pipeline": {"sinks": [lane]}}, store_size=4096)
+    found = samples(text)
+    label = (("sink", "store s.db"),)
+    assert found[("syslogkit_sink_retention_deleted_total", label)] == 1200
+    assert found[("syslogkit_sink_retention_deleted_young_total", label)] == 200
+    folder = tmp_path / "s.db"
+    folder.mkdir()
+    (folder / "p000000000001.db").write_bytes(b"x" * 10_000)
+    (folder / "p000000000001.db-wal").write_bytes(b"x" * 5_000)  # side files count too
+    du = sum(f.stat().st_blocks * 512 for f in folder.iterdir())
+    assert store_bytes(folder) == du >= 15_000
+
+
 def test_routes_dropped_and_unrouted_are_counters() -> None:
     text = render(
         {

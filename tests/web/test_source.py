@@ -4,6 +4,7 @@ start and end inside a minute, and on a store whose rollups are not kept."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import time
@@ -15,6 +16,7 @@ import pytest
 
 from syslogkit.codec.message import Facility, Severity, SyslogMessage
 from syslogkit.collector import Filters, Record, Store
+from syslogkit.collector.store import partition_files
 from syslogkit.web.source import NO_SEVERITY, StoreReader
 
 NOW = time.time()
@@ -52,14 +54,18 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     for start in range(0, len(records), 250):
         store.insert(records[start : start + 250])
         store.commit()
-    assert store.retain(NOW) > 0
+        if start % 500 == 0:
+            store.seal()  # partitions of 250 and 500 messages: counts add up across files
+    store.retain(NOW)
+    assert store.deleted > 0 and len(partition_files(path)) > 2
     store.close()
     old = folder / "old.db"
-    shutil.copy(path, old)
-    db = sqlite3.connect(old)
-    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
-    db.commit()
-    db.close()
+    shutil.copytree(path, old)
+    for part in partition_files(old):
+        db = sqlite3.connect(part)
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+        db.commit()
+        db.close()
     return path, old
 
 
@@ -152,7 +158,7 @@ def test_a_store_opened_again_for_writing_counts_what_it_holds(
     stores: tuple[Path, Path], tmp_path: Path
 ) -> None:
     path = tmp_path / "again.db"
-    shutil.copy(stores[1], path)  # schema 2 in meta: rebuilt when opened for writing
+    shutil.copytree(stores[1], path)  # schema 2 in meta: the hot file rebuilt when written
     Store(path).close()
     filters = Filters(since=NOW - 86400)
     reader = StoreReader(path)
@@ -160,3 +166,57 @@ def test_a_store_opened_again_for_writing_counts_what_it_holds(
         assert reader.facets(filters, limit=10) == expected_facets(matching(path, filters), 10)
     finally:
         reader.close()
+
+
+def test_pages_and_the_live_tail_walk_every_partition(stores: tuple[Path, Path]) -> None:
+    path = stores[0]
+    every = [r.id for r in matching(path, Filters())]
+    reader = StoreReader(path)
+    try:
+        pages: list[int | None] = []
+        before = None
+        while page := reader.page(Filters(), before=before, limit=70):  # pages across files
+            pages += [r.id for r in page]
+            before = page[-1].id
+        assert pages == every[::-1]
+        assert reader.last_id() == every[-1]
+        tail = reader.after(Filters(), every[10], up_to=every[500], limit=1000)
+        assert [r.id for r in tail] == every[11:501]
+        detail = reader.detail(every[300])
+        assert detail is not None and detail.id == every[300]
+        assert reader.time_span(Filters()) is not None
+    finally:
+        reader.close()
+
+
+def deleted_files_held() -> list[str]:
+    """The files this process holds open that were deleted (Linux: /proc/self/fd)."""
+    held = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.endswith("(deleted)"):
+            held.append(target)
+    return held
+
+
+def test_a_reader_lets_go_of_the_files_so_that_deleted_ones_free_their_space(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "let-go.db"
+    writer = Store(path)
+    for chunk in range(4):
+        writer.insert([record(chunk * 100 + i, NOW - 100 + i) for i in range(100)])
+        writer.seal()
+    reader = StoreReader(path)
+    try:
+        assert len(reader.page(Filters(), before=None, limit=1000)) == 400
+        reader.facets(Filters())
+        assert writer.make_room(10**12) == 400  # every sealed partition deleted
+        assert [f for f in deleted_files_held() if "let-go.db" in f] == []
+        assert reader.page(Filters(), before=None, limit=10) == []
+    finally:
+        reader.close()
+        writer.close()

@@ -81,7 +81,12 @@ def _collect_parser() -> argparse.ArgumentParser:
         help="tell the collector whose --pid-file this is to reload its config (SIGHUP)",
     )
     out = p.add_argument_group("where messages go")
-    out.add_argument("--db", metavar="PATH", help=f"SQLite store (default ./{DEFAULT_DB})")
+    out.add_argument(
+        "--db",
+        metavar="PATH",
+        help=f"the store: a folder of SQLite files, one per period (default ./{DEFAULT_DB};"
+        " a store of an earlier version, one file, becomes its oldest file)",
+    )
     out.add_argument("--no-db", action="store_true", help="no SQLite store")
     out.add_argument("--jsonl", metavar="PATH", help="also append JSON lines to PATH")
     out.add_argument("--stdout", action="store_true", help="also print messages, human-readable")
@@ -105,13 +110,19 @@ def _collect_parser() -> argparse.ArgumentParser:
         help="SQLite synchronous mode (normal: a commit survives a crash of the collector; "
         "full: also a power loss)",
     )
-    out.add_argument("--retention-age", metavar="DURATION", help="delete messages older (7d)")
-    out.add_argument("--retention-size", metavar="SIZE", help="keep the store under SIZE (2G)")
+    out.add_argument(
+        "--retention-age", metavar="DURATION", help="delete the files of messages older (7d)"
+    )
+    out.add_argument(
+        "--retention-size",
+        metavar="SIZE",
+        help="keep the store's folder under SIZE on disk, oldest files deleted first (2G)",
+    )
     out.add_argument(
         "--min-free",
         metavar="SIZE",
         help="stop writing the store while less than SIZE is free on its filesystem (with"
-        " --retention-size, delete the oldest messages first to make room); default: 1%% of"
+        " --retention-size, delete the oldest files first to make room); default: 1%% of"
         " the filesystem, within 16M..100M, at most 10%% of it; 0: off",
     )
     out.add_argument(
@@ -627,6 +638,7 @@ _SINK_SUMMARY = (
     "spooled",
     "queued",
     "retention_deleted",
+    "retention_deleted_young",
     "retention_errors",
     "writer_restarts",
     "failures",

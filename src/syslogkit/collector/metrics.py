@@ -69,6 +69,12 @@ _SINK_SAMPLES = (
         "Messages deleted by retention (age, size, or to keep --min-free).",
     ),
     (
+        "retention_deleted_young",
+        "syslogkit_sink_retention_deleted_young_total",
+        "counter",
+        "Messages the size cap deleted while younger than --retention-age (the cap is too small).",
+    ),
+    (
         "writer_restarts",
         "syslogkit_sink_writer_restarts_total",
         "counter",
@@ -301,7 +307,7 @@ def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
         out.add(
             "syslogkit_store_bytes",
             "gauge",
-            "Size of the SQLite store on disk (database and write-ahead log).",
+            "Size of the store on disk, as du of its folder (WAL and side files included).",
             store_size,
         )
     return out.text()
@@ -330,13 +336,19 @@ def unhealthy(stats: Mapping[str, Any]) -> str | None:
 
 
 def store_bytes(path: str | os.PathLike[str] | None) -> int | None:
-    """The store's database file plus its WAL, in bytes (None without a store)."""
+    """The store's size on disk as `du` says (None without a store): every file of its folder,
+    WAL and side files included (a store of an earlier version: its file and side files)."""
     if path is None:
         return None
+    base = os.fspath(path)
+    if os.path.isdir(base):
+        names = [os.path.join(base, name) for name in os.listdir(base)]
+    else:
+        names = [f"{base}{suffix}" for suffix in ("", "-wal", "-shm")]
     total = 0
-    for suffix in ("", "-wal"):
+    for name in names:
         with contextlib.suppress(OSError):
-            total += os.stat(f"{os.fspath(path)}{suffix}").st_size
+            total += os.stat(name, follow_symlinks=False).st_blocks * 512
     return total
 
 

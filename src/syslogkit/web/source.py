@@ -3,23 +3,28 @@
 Decisions:
 
 - The page reads through `StoreReader` only, and `StoreReader` through the store's public
-  surface (`Store(path, readonly=True)`, `Store.query`, `Store.last_id`, `Filters.where()`), so
-  that when the store changes shape (a package, then one SQLite file per period) the web
-  follows by changing this module alone.
-- The aggregates the store has no method for yet (histogram buckets, facet counts, the time
-  span, the full-text syntax check) are SQL written here, on a read-only connection of this
-  module's own, always with the store's own WHERE clause (`Filters.where()`) and `?`
-  parameters: nothing a request carries is ever spliced into SQL text. They are meant to move
-  into the store in one step.
-- Each thread gets its own pair of connections (the server answers from a thread pool): SQLite
-  connections are not shared between threads here.
+  surface (`Store(path, readonly=True)`, `Store.query`, `Store.last_id`, `Store.files()`,
+  `Filters.where()`), so that when the store changes shape the web follows by changing this
+  module alone.
+- The store is a folder of SQLite files, one per period (`collector.store.partitions`).
+  Records are read through `Store.query`, which walks them as one store. The aggregates the
+  store has no method for yet (histogram buckets, facet counts, the time span, the full-text
+  syntax check) are SQL written here, run on each file's read-only connection
+  (`Store.files()`) and added up, always with the store's own WHERE clause (`Filters.where()`)
+  and `?` parameters: nothing a request carries is ever spliced into SQL text. They are meant
+  to move into the store in one step.
+- Each thread gets its own `Store` (the server answers from a thread pool): SQLite
+  connections are not shared between threads here. Its connections to the files are closed
+  at the end of each call (`Store.release`): a thread left idle would otherwise hold files
+  that retention deleted since, and their space on disk with them.
 - A full-text query that is not valid FTS5 syntax raises `SearchError` with SQLite's reason.
   `Store.query` would silently search the text as a phrase instead; a page should say so.
 - Histogram and facets over a time range with no other filter read the store's per-minute
   rollups (`syslogkit.collector.store.rollup`: ~1,440 rows a day per severity, host or app
   instead of every message), plus the messages of the partial minutes at either end of the
-  range, counted exactly, all in one read transaction: the counts equal those of the exact
-  query. A store whose rollups are not kept (schema other than 3: written by another version,
+  range, counted exactly, in one read transaction per file: the counts equal those of the
+  exact query (each file holds its own rollups: a file deleted by retention takes its counts
+  with it). A store whose rollups are not kept (schema other than 3: written by another version,
   or not yet opened by a writer of this one) is counted the exact way.
 - The exact way, with a search, lets the full-text match drive the join (`messages_fts CROSS
   JOIN messages`) instead of `id IN (...)`, and the facets count (host, app) pairs in one pass.
@@ -32,15 +37,14 @@ import math
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from syslogkit.collector import Filters, Record, Store, StoreError
 from syslogkit.collector.store import rollup
-from syslogkit.collector.store.schema import SCHEMA_VERSION
+from syslogkit.collector.store.schema import ROLLUP_VERSIONS
 
 __all__ = ["Histogram", "SearchError", "StoreError", "StoreReader"]
 
@@ -71,7 +75,24 @@ class Histogram:
 
 class _Connections(threading.local):
     store: Store | None = None
-    sql: sqlite3.Connection | None = None
+    depth = 0  # calls of this reader under way in this thread
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _one_call(
+    method: Callable[Concatenate[StoreReader, _P], _R],
+) -> Callable[Concatenate[StoreReader, _P], _R]:
+    """A public read: the thread's connections to the files are let go when it ends."""
+
+    def call(self: StoreReader, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._reading():
+            return method(self, *args, **kwargs)
+
+    call.__name__, call.__doc__ = method.__name__, method.__doc__
+    return call
 
 
 class StoreReader:
@@ -80,9 +101,10 @@ class StoreReader:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._local = _Connections()
-        self._opened: list[Store | sqlite3.Connection] = []
+        self._opened: list[Store] = []
         self._lock = threading.Lock()
-        self._store()  # fail now (StoreError) when there is no store at `path`
+        with self._reading():  # fail now (StoreError) when there is no store at `path`
+            pass
 
     # -- connections ------------------------------------------------------------------------------
 
@@ -95,22 +117,29 @@ class StoreReader:
                 self._opened.append(store)
         return store
 
-    def _sql(self) -> sqlite3.Connection:
-        db = self._local.sql
-        if db is None:
-            uri = "file:" + quote(str(Path(self.path).resolve())) + "?mode=ro"
-            try:
-                db = sqlite3.connect(uri, uri=True, timeout=10.0, check_same_thread=False)
-            except sqlite3.Error as exc:
-                raise StoreError(f"{self.path}: cannot open the store ({exc})") from exc
-            self._local.sql = db
-            with self._lock:
-                self._opened.append(db)
-        return db
-
-    def _rows(self, sql: str, args: list[Any]) -> list[tuple[Any, ...]]:
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Store]:
+        """This thread's store for one call; its files are let go when the outermost call ends."""
+        local = self._local
+        local.depth += 1
         try:
-            return self._sql().execute(sql, args).fetchall()
+            yield self._store()
+        finally:
+            local.depth -= 1
+            if local.depth == 0 and local.store is not None:
+                local.store.release()
+
+    def _files(self) -> list[sqlite3.Connection]:
+        """A read-only connection to each file of the store, oldest first."""
+        try:
+            return [part.connection for part in self._store().files()]
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    @staticmethod
+    def _rows(db: sqlite3.Connection, sql: str, args: list[Any]) -> list[tuple[Any, ...]]:
+        try:
+            return db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
@@ -122,12 +151,16 @@ class StoreReader:
 
     # -- checks -----------------------------------------------------------------------------------
 
+    @_one_call
     def check_search(self, search: str | None) -> None:
         """Raise `SearchError` when `search` is not a valid FTS5 query."""
         if not search:
             return
+        files = self._files()
+        if not files:
+            return
         try:
-            self._sql().execute(
+            files[-1].execute(
                 "SELECT count(*) FROM (SELECT rowid FROM messages_fts"
                 " WHERE messages_fts MATCH ? LIMIT 1)",
                 (search,),
@@ -137,6 +170,7 @@ class StoreReader:
 
     # -- records ----------------------------------------------------------------------------------
 
+    @_one_call
     def page(self, filters: Filters, *, before: int | None, limit: int) -> list[Record]:
         """Up to `limit` matching records, newest first, with ids below `before` when given."""
         self.check_search(filters.search)
@@ -144,6 +178,7 @@ class StoreReader:
             filters = replace(filters, extra_where=[*filters.extra_where, ("id < ?", (before,))])
         return self._store().query(filters, limit=limit, newest_first=True)
 
+    @_one_call
     def after(self, filters: Filters, after_id: int, *, up_to: int, limit: int) -> list[Record]:
         """Matching records with `after_id < id <= up_to`, oldest first (the live tail)."""
         self.check_search(filters.search)
@@ -152,6 +187,7 @@ class StoreReader:
         )
         return self._store().query(filters, limit=limit)
 
+    @_one_call
     def detail(self, record_id: int) -> Record | None:
         found = self._store().query(Filters(extra_where=[("id = ?", (record_id,))]), limit=1)
         return found[0] if found else None
@@ -169,11 +205,13 @@ class StoreReader:
         finally:
             store.close()
 
+    @_one_call
     def last_id(self) -> int:
         return self._store().last_id()
 
     # -- aggregates -------------------------------------------------------------------------------
 
+    @_one_call
     def histogram(
         self, filters: Filters, *, start: float, step: float, buckets: int, column: str = "time"
     ) -> Histogram:
@@ -189,8 +227,26 @@ class StoreReader:
                 key = NO_SEVERITY if severity is None or severity < 0 else int(severity)
                 counts.setdefault(key, [0] * buckets)[bucket] += n
 
-        with self._snapshot():
-            bounds = self._rollup_bounds(filters) if column == "time" else None
+        for db in self._files():
+            for bucket, severity, n in self._histogram_of(
+                db, filters, start, step, buckets, column
+            ):
+                add(bucket, severity, n)
+        return Histogram(start=start, step=step, buckets=buckets, counts=counts)
+
+    def _histogram_of(
+        self,
+        db: sqlite3.Connection,
+        filters: Filters,
+        start: float,
+        step: float,
+        buckets: int,
+        column: str,
+    ) -> list[tuple[int, int | None, int]]:
+        """(bucket, severity, n) of one file's matching messages."""
+        out: list[tuple[int, int | None, int]] = []
+        with self._snapshot(db):
+            bounds = self._rollup_bounds(db, filters) if column == "time" else None
             if bounds is not None and step % 60 == 0 and start % 60 == 0:
                 low = start if bounds[0] is None else max(bounds[0], start)
                 end = start + buckets * step
@@ -199,55 +255,63 @@ class StoreReader:
                 if first is not None and last is not None and first < last:
                     per = int(step) // 60
                     base = int(start) // 60
-                    for minute, severity, n in rollup.severity_counts(self._sql(), first, last):
-                        add((minute - base) // per, severity, int(n))
-                    for when, severity in self._edges("time, severity", low, high, first, last):
-                        add(int((when - start) // step), severity, 1)
-                    return Histogram(start=start, step=step, buckets=buckets, counts=counts)
+                    for minute, severity, n in rollup.severity_counts(db, first, last):
+                        out.append(((minute - base) // per, severity, int(n)))
+                    for when, severity in self._edges(db, "time, severity", low, high, first, last):
+                        out.append((int((when - start) // step), severity, 1))
+                    return out
             source, where, args = self._matching(filters)
             # one integer key per (bucket, severity): SQLite's sorter compares it faster
             rows = self._rows(
+                db,
                 f"SELECT CAST(({column} - ?) / ? AS INTEGER) * 16 + coalesce(severity, 8),"
                 f" count(*) FROM {source}{where} GROUP BY 1",
                 [start, step, *args],
             )
         for key, n in rows:
             bucket, severity = divmod(key, 16)
-            add(bucket, severity, n)
-        return Histogram(start=start, step=step, buckets=buckets, counts=counts)
+            out.append((bucket, severity, n))
+        return out
 
+    @_one_call
     def facets(self, filters: Filters, *, limit: int = 10) -> dict[str, list[tuple[str, int]]]:
         """The most frequent hosts and apps among the matching messages, with their counts."""
         self.check_search(filters.search)
         hosts: Counter[str] = Counter()
         apps: Counter[str] = Counter()
-        with self._snapshot():
-            bounds = self._rollup_bounds(filters)
+        for db in self._files():
+            for host, app, n in self._facets_of(db, filters, hosts, apps):
+                if host is not None:
+                    hosts[host] += n
+                if app is not None:
+                    apps[app] += n
+        return {"hosts": _top(hosts, limit), "apps": _top(apps, limit)}
+
+    def _facets_of(
+        self, db: sqlite3.Connection, filters: Filters, hosts: Counter[str], apps: Counter[str]
+    ) -> list[tuple[Any, Any, int]]:
+        """One file's (host, app, n) of the matching messages; what its rollups answer is
+        added to `hosts` and `apps` directly."""
+        with self._snapshot(db):
+            bounds = self._rollup_bounds(db, filters)
             first, last = (None, None) if bounds is None else self._minutes(*bounds)
             if bounds is not None and (first is None or last is None or first < last):
                 low, high = bounds
-                hosts.update(rollup.facet(self._sql(), "hostname", first, last))
-                apps.update(rollup.facet(self._sql(), "app_name", first, last))
-                pairs = Counter(self._edges("hostname, app_name", low, high, first, last))
-                rows = [(host, app, n) for (host, app), n in pairs.items()]
-            else:
-                source, where, args = self._matching(filters)
-                rows = self._rows(
-                    f"SELECT hostname, app_name, count(*) FROM {source}{where} GROUP BY 1, 2", args
-                )
-        for host, app, n in rows:
-            if host is not None:
-                hosts[host] += n
-            if app is not None:
-                apps[app] += n
-        return {"hosts": _top(hosts, limit), "apps": _top(apps, limit)}
+                hosts.update(rollup.facet(db, "hostname", first, last))
+                apps.update(rollup.facet(db, "app_name", first, last))
+                pairs = Counter(self._edges(db, "hostname, app_name", low, high, first, last))
+                return [(host, app, n) for (host, app), n in pairs.items()]
+            source, where, args = self._matching(filters)
+            return self._rows(
+                db, f"SELECT hostname, app_name, count(*) FROM {source}{where} GROUP BY 1, 2", args
+            )
 
     # -- how the aggregates read ------------------------------------------------------------------
 
+    @staticmethod
     @contextlib.contextmanager
-    def _snapshot(self) -> Iterator[None]:
+    def _snapshot(db: sqlite3.Connection) -> Iterator[None]:
         """One read transaction: the rollups and the messages read in it agree."""
-        db = self._sql()
         if db.in_transaction:  # already in one (not expected: nothing else opens them)
             yield
             return
@@ -257,14 +321,16 @@ class StoreReader:
         finally:
             db.execute("COMMIT")
 
-    def _rollup_bounds(self, filters: Filters) -> tuple[float | None, float | None] | None:
+    def _rollup_bounds(
+        self, db: sqlite3.Connection, filters: Filters
+    ) -> tuple[float | None, float | None] | None:
         """(since, until) when the store's rollups can answer for `filters`: kept up to date
-        (schema 3) and nothing but a time range asked for; else None."""
+        (schema 3 or 4) and nothing but a time range asked for; else None."""
         others = replace(filters, since=None, until=None)
         if others != Filters():
             return None
-        found = self._rows("SELECT value FROM meta WHERE key = 'schema'", [])
-        if not found or found[0][0] != SCHEMA_VERSION:
+        found = self._rows(db, "SELECT value FROM meta WHERE key = 'schema'", [])
+        if not found or found[0][0] not in ROLLUP_VERSIONS:
             return None
         return filters.since, filters.until
 
@@ -281,6 +347,7 @@ class StoreReader:
 
     def _edges(
         self,
+        db: sqlite3.Connection,
         columns: str,
         low: float | None,
         high: float | None,
@@ -291,11 +358,15 @@ class StoreReader:
         out: list[tuple[Any, ...]] = []
         if low is not None and first is not None and low < first * 60:
             out += self._rows(
-                f"SELECT {columns} FROM messages WHERE time >= ? AND time < ?", [low, first * 60]
+                db,
+                f"SELECT {columns} FROM messages WHERE time >= ? AND time < ?",
+                [low, first * 60],
             )
         if high is not None and last is not None and last * 60 < high:
             out += self._rows(
-                f"SELECT {columns} FROM messages WHERE time >= ? AND time < ?", [last * 60, high]
+                db,
+                f"SELECT {columns} FROM messages WHERE time >= ? AND time < ?",
+                [last * 60, high],
             )
         return out
 
@@ -317,6 +388,7 @@ class StoreReader:
         source = "messages_fts CROSS JOIN messages ON messages.id = messages_fts.rowid"
         return source, where, [filters.search, *args]
 
+    @_one_call
     def time_span(self, filters: Filters, column: str = "time") -> tuple[float, float] | None:
         """The oldest and newest `column` (`time` or `received_at`) among the matching messages
         (None: no match)."""
@@ -324,9 +396,14 @@ class StoreReader:
         if column not in _TIME_COLUMNS:
             raise ValueError(f"not a time column: {column!r}")
         where, args = filters.where()
-        rows = self._rows(f"SELECT min({column}), max({column}) FROM messages" + where, args)
-        low, high = rows[0]
-        return None if low is None else (float(low), float(high))
+        spans = [
+            self._rows(db, f"SELECT min({column}), max({column}) FROM messages" + where, args)[0]
+            for db in self._files()
+        ]
+        found = [(low, high) for low, high in spans if low is not None]
+        if not found:
+            return None
+        return float(min(low for low, _ in found)), float(max(high for _, high in found))
 
 
 def _top(counts: Counter[str], limit: int) -> list[tuple[str, int]]:

@@ -13,6 +13,7 @@ Decisions:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,9 @@ class SQLiteSink:
     `process=True` runs SQLite in a child process (`StoreProcess`): the rows are built here and
     the inserting, indexing and committing happen beside the collector's parsing, not in turn
     with it under the GIL; `syslogkit collect` does this. `tell` gets the lines for the
-    operator (a restarted writer, room made below the floor, a retention error).
+    operator (a restarted writer, room made below the floor, a retention error, and, at most
+    once per `tell_interval` seconds, how many messages younger than `max_age` the size cap
+    deleted: the cap is too small for the traffic).
     """
 
     def __init__(
@@ -70,10 +73,14 @@ class SQLiteSink:
         process: bool = False,
         min_free: int | None = 0,
         tell: Callable[[str], None] = tell_stderr,
+        tell_interval: float = 60.0,
     ) -> None:
         self.writer: StoreProcess | None = None
         self.store: Store | None = None
         self.tell = tell
+        self._tell_interval = tell_interval
+        self._told_young = 0
+        self._told_at = time.monotonic()
         self._rows: list[tuple[Any, ...]] = []
         self._origins: list[Origin] = []  # of the JetStream messages in `_rows`
         self.retention_errors = 0
@@ -125,6 +132,7 @@ class SQLiteSink:
         self.retention_errors += retention_failed
         for note in notes:
             self.tell(note)
+        self._tell_young()
 
     def flush_start(self) -> Callable[[], None]:
         """Send the batch to the writer process; the returned function waits for its commit."""
@@ -135,22 +143,45 @@ class SQLiteSink:
         origins, self._origins = self._origins, []
         if not rows:
             return _nothing
-        return self.writer.start(rows, origins)
+        wait = self.writer.start(rows, origins)
+
+        def committed() -> None:
+            wait()
+            self._tell_young()
+
+        return committed
 
     def stats(self) -> dict[str, Any]:
-        """Messages deleted by retention, retention errors, writer restarts, the floor."""
+        """Messages deleted by retention (of them, by the size cap while younger than
+        `max_age`), retention errors, writer restarts, the floor."""
         if self.writer is not None:
             deleted, errors = self.writer.deleted, self.writer.retention_errors
-            restarts = self.writer.restarts
+            young, restarts = self.writer.deleted_young, self.writer.restarts
         else:
             assert self.store is not None
             deleted, errors, restarts = self.store.deleted, self.retention_errors, 0
+            young = self.store.deleted_young
         return {
             "retention_deleted": deleted,
+            "retention_deleted_young": young,
             "retention_errors": errors,
             "writer_restarts": restarts,
             "min_free": self.min_free,
         }
+
+    def _tell_young(self, *, final: bool = False) -> None:
+        """One line when the size cap deleted messages younger than `max_age` (at most once
+        per interval; the rest at close)."""
+        young = int(self.stats()["retention_deleted_young"])
+        now = time.monotonic()
+        if young <= self._told_young or (not final and now - self._told_at < self._tell_interval):
+            return
+        self.tell(
+            f"store {self.path}: the size cap deleted {young - self._told_young} messages"
+            f" younger than the retention age in the last {now - self._told_at:.0f} s"
+            f" ({young} in all): the cap is too small for the traffic"
+        )
+        self._told_young, self._told_at = young, now
 
     def close(self) -> None:
         if self._rows:
@@ -159,6 +190,7 @@ class SQLiteSink:
             self.writer.close()
         elif self.store is not None:
             self.store.close()
+        self._tell_young(final=True)
 
 
 def _nothing() -> None:

@@ -12,9 +12,9 @@ Decisions:
   comparison a reader makes with the time bounds. Every count is made here in Python (inserts,
   retention, the rebuild), so all of them agree; SQL's `time / 60` may round across a minute.
 - The writer counts each batch in Python (one `Counter` over (minute, severity, host, app)
-  tuples) and upserts one row per group, in the insert's transaction; retention subtracts the
-  rows it deletes in its own transaction and removes the rows that reach zero. Counts are
-  never approximate: a crash loses rows and their counts together.
+  tuples) and upserts one row per group, in the insert's transaction. Each file of the store
+  keeps its own counts, and retention deletes whole files: their counts go with them. Counts
+  are never approximate: a crash loses rows and their counts together.
 - Messages without a host or app (NULL) are not counted in those tables (facets skip them).
 - Only writers of schema 3 keep rollups; one of an older version (which rewrites the schema
   version in `meta` when it opens the store) may add or delete messages without them, so a
@@ -39,7 +39,6 @@ __all__ = [
     "minute_of",
     "rebuild",
     "severity_counts",
-    "subtract_ids",
 ]
 
 ROLLUP_SCHEMA = """
@@ -65,11 +64,6 @@ _UPSERT = {
         ("rollup_host", "hostname"),
         ("rollup_app", "app_name"),
     )
-}
-_DROP_ZEROS = {
-    "rollup_severity": "DELETE FROM rollup_severity WHERE minute = ? AND severity = ? AND n <= 0",
-    "rollup_host": "DELETE FROM rollup_host WHERE minute = ? AND hostname = ? AND n <= 0",
-    "rollup_app": "DELETE FROM rollup_app WHERE minute = ? AND app_name = ? AND n <= 0",
 }
 
 
@@ -119,19 +113,6 @@ def add_rows(db: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
     for table, groups in _groups(rows).items():
         if groups:
             db.executemany(_UPSERT[table], groups)
-
-
-def subtract_ids(db: sqlite3.Connection, up_to: int) -> None:
-    """Uncount the messages with `id <= up_to` (about to be deleted in this transaction)."""
-    cursor = db.execute(
-        "SELECT NULL, time, NULL, NULL, severity, NULL, hostname, app_name FROM messages"
-        " WHERE id <= ?",
-        (up_to,),
-    )
-    for table, groups in _groups(cursor.fetchall()).items():
-        if groups:
-            db.executemany(_UPSERT[table], [(m, v, -n) for m, v, n in groups])
-            db.executemany(_DROP_ZEROS[table], [(m, v) for m, v, _ in groups])
 
 
 def rebuild(db: sqlite3.Connection, chunk: int = 50_000) -> None:

@@ -20,6 +20,9 @@ __all__ = [
     "INSERT",
     "INSERT_FTS",
     "INSERT_ORIGIN",
+    "INSERT_WITH_ID",
+    "RAW",
+    "ROLLUP_VERSIONS",
     "SCHEMA",
     "SCHEMA_VERSION",
     "SELECT",
@@ -42,7 +45,14 @@ __all__ = [
 #: Every version: the full-text delete trigger skips the rows `INSERT_FTS` skipped (no MSG:
 #: an unparsed row); deleting those from the index made retention fail ("database disk
 #: image is malformed"), so it is created again whenever a store is opened for writing.
-SCHEMA_VERSION = "4"
+#: 5: no second copy of the message: when the raw frame ends with MSG's bytes (valid UTF-8, in
+#: `msg`), `raw` keeps only what comes before them and `msg_bytes` holds an empty blob to say
+#: so (it is NULL or the undecodable MSG otherwise, never empty); `SELECT` and `RAW` put the
+#: frame back together, byte for byte. Rows of versions 3 and 4 read as they are.
+SCHEMA_VERSION = "5"
+#: the versions whose rollups are kept as this one keeps them (4 added `origins`, 5 the
+#: shorter frame): not rebuilt when such a file is opened for writing
+ROLLUP_VERSIONS = frozenset({"3", "4", "5"})
 
 SCHEMA = (
     """
@@ -102,9 +112,39 @@ COLUMNS = (
 #: binds faster than None); the INSERT turns it back into NULL with NULLIF
 _NULL = NULL
 _NOT_NULL = frozenset({"received_at", "time", "bom", "raw"})
-INSERT = "INSERT INTO messages ({}) VALUES ({})".format(
-    COLUMNS,
-    ", ".join("?" if name in _NOT_NULL else f"NULLIF(?, {_NULL})" for name in COLUMNS.split(", ")),
+_NAMES = COLUMNS.split(", ")
+
+
+def _values(first: int) -> list[str]:
+    """The VALUES of a row's columns, its parameters numbered from `first`: NULL back from
+    `_NULL`, and the frame without the message's bytes when it ends with them (version 4)."""
+    param = {name: f"?{first + i}" for i, name in enumerate(_NAMES)}
+    msg, raw, msg_bytes = param["msg"], param["raw"], param["msg_bytes"]
+    text = f"CAST(NULLIF({msg}, {_NULL}) AS BLOB)"
+    cut = (
+        f"NULLIF({msg_bytes}, {_NULL}) IS NULL AND length({text}) > 0"
+        f" AND substr({raw}, length({raw}) - length({text}) + 1) = {text}"
+    )
+    out = []
+    for name in _NAMES:
+        if name == "raw":
+            out.append(
+                f"CASE WHEN {cut} THEN substr({raw}, 1, length({raw}) - length({text}))"
+                f" ELSE {raw} END"
+            )
+        elif name == "msg_bytes":
+            out.append(f"CASE WHEN {cut} THEN X'' ELSE NULLIF({msg_bytes}, {_NULL}) END")
+        elif name in _NOT_NULL:
+            out.append(param[name])
+        else:
+            out.append(f"NULLIF({param[name]}, {_NULL})")
+    return out
+
+
+INSERT = "INSERT INTO messages ({}) VALUES ({})".format(COLUMNS, ", ".join(_values(1)))
+#: the first row of a new partition: its id continues the ids of the partition before it
+INSERT_WITH_ID = "INSERT INTO messages (id, {}) VALUES (?1, {})".format(
+    COLUMNS, ", ".join(_values(2))
 )
 #: (msg_id, count, last_id): `last_id` is the last row id of the insert that wrote it, so that
 #: retention forgets an origin once every row of that insert is deleted
@@ -112,7 +152,18 @@ INSERT_ORIGIN = "INSERT OR IGNORE INTO origins(msg_id, count, last_id) VALUES (?
 INSERT_FTS = (
     "INSERT INTO messages_fts(rowid, msg) SELECT id, msg FROM messages WHERE id >= ? AND msg <> ''"
 )
-SELECT = f"SELECT id, {COLUMNS} FROM messages"
+#: the frame as received, put back together (see version 4)
+RAW = "CASE WHEN msg_bytes = X'' THEN CAST(raw || msg AS BLOB) ELSE raw END"
+SELECT = "SELECT id, {} FROM messages".format(
+    ", ".join(
+        RAW
+        if name == "raw"
+        else "CASE WHEN msg_bytes = X'' THEN NULL ELSE msg_bytes END"
+        if name == "msg_bytes"
+        else name
+        for name in _NAMES
+    )
+)
 
 
 _iso_seconds: dict[tuple[int, tzinfo], tuple[str, str]] = {}

@@ -32,7 +32,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .db import Origin, Store, StoreError
+from .db import Origin, StoreError
+from .partitions import Store
 
 __all__ = ["BatchResult", "StoreProcess", "store_batch"]
 
@@ -121,7 +122,11 @@ class StoreProcess:
         }
         self.timeout = timeout
         self.tell = tell
+        #: what retention deleted (messages; of them, by the size cap while younger than
+        #: `max_age`), over every child this process started
         self.deleted = 0
+        self.deleted_young = 0
+        self._counted = (0, 0)  # the counts of the children before this one
         self.restarts = 0
         self.retention_errors = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -137,6 +142,7 @@ class StoreProcess:
         self._last_id = self._started_id
 
     def _start(self) -> None:
+        self._counted = (self.deleted, self.deleted_young)
         self._order = []
         self._stderr.seek(0)
         self._stderr.truncate()
@@ -256,15 +262,20 @@ class StoreProcess:
     def _answered(self, number: int, reply: Any) -> None:
         self._unanswered.pop(number, None)
         if reply[0] == "ok":
-            _, _, deleted, last_id, notes, retention_failed = reply
-            self.deleted = int(deleted)
+            _, _, deleted, last_id, notes, retention_failed, young = reply
+            self._count(deleted, young)
             self._last_id = int(last_id)
             self.retention_errors += bool(retention_failed)
             for note in notes:
                 self._tell(note)
-        elif len(reply) > 2:  # deleted to make room, although the batch could not go in
-            self.deleted = int(reply[2])
+        elif len(reply) > 3:  # deleted to make room, although the batch could not go in
+            self._count(reply[2], reply[3])
         self._replies[number] = reply
+
+    def _count(self, deleted: int, young: int) -> None:
+        """The child's retention counts (from its start) on top of those of the ones before."""
+        self.deleted = self._counted[0] + int(deleted)
+        self.deleted_young = self._counted[1] + int(young)
 
     def _recover(self, cause: StoreError) -> None:
         """Restart a dead child and give it the batches it had not answered, skipping those
@@ -291,7 +302,7 @@ class StoreProcess:
             if not self._order and before + len(rows) <= covered:
                 before += len(rows)  # committed before the child died, never answered
                 committed += 1
-                self._answered(number, ("ok", len(rows), self.deleted, before, [], False))
+                self._answered(number, ("ok", len(rows), 0, before, [], False, 0))
                 continue
             self._order.append(number)  # this one and every later one: sent again
             self._send(_message(rows, origins))
@@ -368,12 +379,22 @@ def _writer_main(config_json: str) -> int:
                 store, rows, origins, min_free=min_free, retain_interval=interval
             )
         except StoreError as exc:
-            answer(("error", str(exc), store.deleted))
+            answer(("error", str(exc), store.deleted, store.deleted_young))
             continue
         except Exception as exc:
-            answer(("error", f"{type(exc).__name__}: {exc}", store.deleted))
+            answer(("error", f"{type(exc).__name__}: {exc}", store.deleted, store.deleted_young))
             continue
-        answer(("ok", len(rows), store.deleted, store.last_id(), notes, retention_failed))
+        answer(
+            (
+                "ok",
+                len(rows),
+                store.deleted,
+                store.last_id(),
+                notes,
+                retention_failed,
+                store.deleted_young,
+            )
+        )
 
 
 if __name__ == "__main__":
