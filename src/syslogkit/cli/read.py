@@ -206,13 +206,18 @@ def tail_main(argv: Sequence[str]) -> int:
 
 
 QUERY_EPILOG = """examples:
-  syslogkit query --since 1h -p err                   # errors of the last hour
+  syslogkit query '_time:1h app:shop severity:<=err'  # errors of one app in the last hour
+  syslogkit query 'order@32473.id:42'                 # one order's records (structured data)
+  syslogkit query 'host:web1 AND (timeout OR "connection reset")' --json
+  syslogkit query --since 1h -p err                   # the same filters as flags
   syslogkit query --search 'disk AND full' --host db1
   syslogkit query --since 2026-01-31T00:00:00Z --until 2026-02-01 --json
   syslogkit query --errors --json                     # what did not parse, with the raw bytes
   syslogkit query --noted --count                     # parsed with a note (assumed zone, ...)
   syslogkit query --count --app nginx
 
+the expression (docs/query.md): words, "phrases", AND OR NOT ( ), -word, field:value,
+SD-ID.param:value, exists(SD-ID), _time:1h; the flags are shorthands ANDed to it.
 times: RFC 3339 / ISO 8601 (local time without a zone), 10m, 2h ago, today, epoch seconds."""
 
 
@@ -224,23 +229,39 @@ def query_main(argv: Sequence[str]) -> int:
         epilog=QUERY_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument(
+        "expression",
+        nargs="?",
+        default="",
+        help="what to find (docs/query.md); the flags below are added to it with AND",
+    )
     _filter_arguments(p, several_stores=True)
     p.add_argument("--since", metavar="TIME", help="message time at or after")
     p.add_argument("--until", metavar="TIME", help="message time before")
     p.add_argument("--limit", type=int, metavar="N", help="at most N messages")
     p.add_argument("--newest-first", action="store_true", help="newest first (default oldest)")
     p.add_argument("--count", action="store_true", help="print only how many match")
+    p.add_argument(
+        "--max-scan",
+        type=int,
+        metavar="N",
+        help="rows a filter SQL cannot decide (structured data, ~regex, CIDR) may examine"
+        " per store (default 200000)",
+    )
     args = p.parse_args(list(argv))
-    filters = _filters(args)
-    filters.since = parse_time(args.since) if args.since else None
-    filters.until = parse_time(args.until) if args.until else None
+    plans = [_plan(args) for _ in args.db or [DEFAULT_DB]]
+    filters = plans[0].filters
     stores = [_open_store(path) for path in args.db or [DEFAULT_DB]]
     out = sys.stdout
     try:
         if args.count:
-            print(sum(store.count(filters) for store in stores), file=out)
+            if plans[0].predicate is None:
+                print(sum(store.count(filters) for store in stores), file=out)
+            else:
+                found = _merged(stores, plans, None, newest_first=True)
+                print(sum(1 for _ in found), file=out)
             return 0
-        records = _merged(stores, filters, args.limit, args.newest_first)
+        records = _merged(stores, plans, args.limit, args.newest_first)
         if args.json:
             batch: list[Any] = []
             for record in records:
@@ -263,21 +284,88 @@ def query_main(argv: Sequence[str]) -> int:
     finally:
         for store in stores:
             store.close()
+        _say_truncated(plans)
     return 0
 
 
+def _plan(args: argparse.Namespace) -> Any:
+    """The expression and the flags (each flag a filter of the language, ANDed), compiled."""
+    from syslogkit.collector.query import QueryError, compile_query, parse_query
+    from syslogkit.collector.query.language import And, Field, Node, Or
+
+    def any_of(name: str, values: Sequence[Any]) -> Node:
+        fields: list[Node] = [Field(name, "=", str(v)) for v in values]
+        return fields[0] if len(fields) == 1 else Or(tuple(fields))
+
+    try:
+        parts: list[Node] = []
+        for flag, name in (("host", "host"), ("app", "app"), ("transport", "transport")):
+            if getattr(args, flag):
+                parts.append(any_of(name, getattr(args, flag)))
+        if args.facility:
+            parts.append(any_of("facility", [_facility(f) for f in args.facility]))
+        if args.severity:
+            parts.append(Field("severity", "<=", str(_severity(args.severity))))
+        status = _status(args)
+        if status is not None:
+            parts.append(Field("status", "=", status))
+        if args.since:
+            parts.append(Field("_time", ">=", repr(parse_time(args.since))))
+        if args.until:
+            parts.append(Field("_time", "<", repr(parse_time(args.until))))
+        for text, what in ((args.search, "--search"), (args.expression, "the expression")):
+            try:
+                node = parse_query(text) if text else None
+            except QueryError as exc:
+                raise CliError(_pointed(what, text, exc)) from None
+            if node is not None:
+                parts.append(node)
+        tree = None if not parts else parts[0] if len(parts) == 1 else And(tuple(parts))
+        plan = compile_query(tree)
+    except QueryError as exc:
+        raise CliError(str(exc)) from None
+    if args.max_scan is not None:
+        plan.max_examined = args.max_scan
+    return plan
+
+
+def _pointed(what: str, text: str, exc: Any) -> str:
+    """A `QueryError` with the text and a caret under its column."""
+    return f"{what}: {exc}\n  {text}\n  {' ' * (exc.column - 1)}^"
+
+
+def _say_truncated(plans: Sequence[Any]) -> None:
+    for plan in plans:
+        if plan.truncated:
+            print(
+                f"syslogkit query: stopped after examining {plan.examined} rows (the newest"
+                " ones read); --max-scan N to look further",
+                file=sys.stderr,
+            )
+            return
+
+
 def _merged(
-    stores: Sequence[Any], filters: Any, limit: int | None, newest_first: bool
+    stores: Sequence[Any], plans: Sequence[Any], limit: int | None, newest_first: bool
 ) -> Iterator[Any]:
     """The matching records of several stores (each holding a part, e.g. stores sharing one
     JetStream durable) as one stream in order of arrival, at most `limit` in all."""
     streams: list[Iterator[Any]] = [
-        s.iter_query(filters, limit=limit, newest_first=newest_first) for s in stores
+        _found(s, p, limit, newest_first) for s, p in zip(stores, plans, strict=True)
     ]
     if len(streams) == 1:
         return streams[0]
     merged = heapq.merge(*streams, key=lambda r: r.received_at, reverse=newest_first)
     return itertools.islice(merged, limit) if limit is not None else merged
+
+
+def _found(store: Any, plan: Any, limit: int | None, newest_first: bool) -> Iterator[Any]:
+    """One store's records that match `plan`: the SQL's, through the predicate if it has one
+    (then the limit applies after it)."""
+    if plan.predicate is None:
+        return store.iter_query(plan.filters, limit=limit, newest_first=newest_first)  # type: ignore[no-any-return]
+    found = plan.iter_records(store.iter_query(plan.filters, newest_first=newest_first))
+    return itertools.islice(found, limit) if limit is not None else found
 
 
 def _table(records: Sequence[Any], out: IO[str], colour: bool) -> None:
