@@ -304,8 +304,9 @@ class _Parser:
         if c == "~":
             self.pos += 1
             rx_at = self.pos
-            pattern = self.quoted() if text.startswith('"', self.pos) else self.bare()
-            _check_regex(pattern, rx_at)
+            quoted = text.startswith('"', self.pos)
+            pattern = self.quoted() if quoted else self.bare()
+            _check_regex(pattern, rx_at + quoted)
             return Field(name, "regex", pattern)
         for op in _COMPARE:
             if text.startswith(op, at):
