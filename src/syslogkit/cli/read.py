@@ -249,11 +249,24 @@ def query_main(argv: Sequence[str]) -> int:
         " per store (default 200000)",
     )
     args = p.parse_args(list(argv))
+    pipes = _pipes(args)
     plans = [_plan(args) for _ in args.db or [DEFAULT_DB]]
     filters = plans[0].filters
     stores = [_open_store(path) for path in args.db or [DEFAULT_DB]]
     out = sys.stdout
+    from syslogkit.collector.query import QueryError
+
     try:
+        if pipes is not None:
+            newest_first = args.newest_first or pipes.aggregates
+            try:
+                rows = pipes.run(_merged(stores, plans, None, newest_first))
+            except QueryError as exc:
+                raise CliError(str(exc)) from None
+            if args.limit is not None:
+                rows = itertools.islice(rows, args.limit)
+            _emit_rows(rows, pipes.columns, args, out)
+            return 0
         if args.count:
             if plans[0].predicate is None:
                 print(sum(store.count(filters) for store in stores), file=out)
@@ -277,15 +290,81 @@ def query_main(argv: Sequence[str]) -> int:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
     except Exception as exc:
         from syslogkit.collector import StoreError
+        from syslogkit.collector.query import QueryError
 
-        if isinstance(exc, StoreError):
+        if isinstance(exc, StoreError | QueryError):
             raise CliError(str(exc)) from None
         raise
     finally:
         for store in stores:
             store.close()
         _say_truncated(plans)
+        if pipes is not None:
+            for note in pipes.notes:
+                print(f"syslogkit query: {note}", file=sys.stderr)
     return 0
+
+
+def _pipes(args: argparse.Namespace) -> Any:
+    """The pipes of the expression (None: it has none); the filter part is left in
+    `args.expression`."""
+    from syslogkit.collector.query import QueryError
+    from syslogkit.collector.query.language import parse, to_text
+    from syslogkit.collector.query.pipes import Pipeline
+
+    text = args.expression
+    if "|" not in text:
+        return None
+    try:
+        query = parse(text)
+    except QueryError as exc:
+        raise CliError(_pointed("the expression", text, exc)) from None
+    if not query.pipes:
+        return None
+    args.expression = to_text(query.filter)
+    pipeline = Pipeline(query.pipes, time.time())
+    if args.max_scan is not None:
+        pipeline.max_rows = args.max_scan
+    return pipeline
+
+
+def _emit_rows(rows: Iterator[Any], columns: Sequence[str] | None, args: Any, out: IO[str]) -> None:
+    """The rows out of the pipes: records as `query` prints them (with the fields pipes added,
+    under "fields" in JSON), or a table of `columns` (JSON lines with --json)."""
+    from syslogkit.collector import record_to_dict
+    from syslogkit.collector.query.pipes import display, when_text
+
+    def cells(row: Any) -> dict[str, Any]:
+        assert columns is not None
+        return {
+            c: when_text(v) if c == "_time" and isinstance(v, float) else display(v)
+            for c in columns
+            for v in (row.get(c),)
+        }
+
+    if args.count:
+        print(sum(1 for _ in rows), file=out)
+        return
+    if columns is None:
+        if not args.json:
+            _table([row.record for row in rows], out, _colour(args, out))
+            return
+        for row in rows:
+            obj = record_to_dict(row.record)
+            if row.fields:
+                obj["fields"] = row.fields
+            out.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+        return
+    if args.json:
+        for row in rows:
+            out.write(json.dumps(cells(row), ensure_ascii=False, default=str) + "\n")
+        return
+    table = [["-" if v is None else str(v) for v in cells(row).values()] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in table]) for i, c in enumerate(columns)]
+    out.write("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    out.write("\n")
+    for r in table:
+        out.write("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() + "\n")
 
 
 def _plan(args: argparse.Namespace) -> Any:

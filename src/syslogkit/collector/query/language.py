@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
+    "AGGREGATES",
     "FIELDS",
     "MAX_DEPTH",
     "MAX_LENGTH",
@@ -33,9 +34,13 @@ __all__ = [
     "Node",
     "Not",
     "Or",
+    "Query",
     "QueryError",
     "Text",
+    "extract_regex",
+    "parse",
     "parse_query",
+    "query_text",
     "to_text",
 ]
 
@@ -129,9 +134,135 @@ class Or:
 Node = Text | Field | Exists | Not | And | Or
 
 
+@dataclass(frozen=True)
+class Aggregate:
+    """`func(field)` of `| stats`; `q`: quantile's; `alias`: `as name`."""
+
+    func: str
+    field: str = ""
+    q: str = ""
+    alias: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.alias:
+            return self.alias
+        if self.func == "quantile":
+            return f"quantile({self.q}, {self.field})"
+        return f"{self.func}({self.field})"
+
+
+@dataclass(frozen=True)
+class Stats:
+    aggregates: tuple[Aggregate, ...]
+    by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Top:
+    n: int
+    by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Sort:
+    by: tuple[str, ...]
+    desc: bool = False
+
+
+@dataclass(frozen=True)
+class Limit:
+    n: int
+
+
+@dataclass(frozen=True)
+class Fields:
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Logfmt:
+    pass
+
+
+@dataclass(frozen=True)
+class Json:
+    pass
+
+
+@dataclass(frozen=True)
+class Extract:
+    """`extract "took <ms>ms"`: `<name>` holes, `<_>` a hole that keeps nothing."""
+
+    pattern: str
+
+
+@dataclass(frozen=True)
+class Where:
+    """A filter pipe (`| status:>=500`, `| filter ...`): its names may be extracted fields."""
+
+    node: Node
+
+
+Pipe = Stats | Top | Sort | Limit | Fields | Logfmt | Json | Extract | Where
+
+#: the functions of `| stats`
+AGGREGATES = ("count", "count_distinct", "min", "max", "avg", "sum", "quantile")
+#: the most pipes in one query
+MAX_PIPES = 16
+#: the largest `limit`/`top` count
+MAX_LIMIT = 1_000_000
+
+
+@dataclass(frozen=True)
+class Query:
+    """A filter (None: everything) and the pipes its records go through."""
+
+    filter: Node | None
+    pipes: tuple[Pipe, ...] = ()
+
+
 def parse_query(text: str) -> Node | None:
-    """The tree of an expression (None: an empty one, which matches everything)."""
+    """The tree of an expression without pipes (None: an empty one, which matches everything)."""
     return _Parser(text).parse()
+
+
+def parse(text: str) -> Query:
+    """An expression and its pipes (`host:web1 | stats count() by (app)`)."""
+    return _Parser(text).parse_all()
+
+
+_HOLE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)>")
+
+
+def extract_regex(pattern: str) -> re.Pattern[str]:
+    """The regex of an `extract` pattern: literal text, and a lazy group per `<name>` hole
+    (a hole at the end takes the rest of MSG)."""
+    return _extract_regex(pattern, 1)
+
+
+def _extract_regex(pattern: str, at: int) -> re.Pattern[str]:
+    parts: list[str] = []
+    last = 0
+    seen: set[str] = set()
+    holes = list(_HOLE.finditer(pattern))
+    if not holes:
+        raise QueryError("an extract pattern needs a <name> hole", at)
+    for i, m in enumerate(holes):
+        parts.append(re.escape(pattern[last : m.start()]))
+        name = m.group(1)
+        end = i == len(holes) - 1 and m.end() == len(pattern)
+        body = ".*" if end else ".*?"
+        if name == "_":
+            parts.append(f"(?:{body})")
+        else:
+            if name in seen:
+                raise QueryError(f"the hole <{name}> appears twice", at + m.start())
+            seen.add(name)
+            parts.append(f"(?P<{name}>{body})")
+        last = m.end()
+    parts.append(re.escape(pattern[last:]))
+    return re.compile("".join(parts), re.DOTALL)
 
 
 class _Parser:
@@ -144,6 +275,8 @@ class _Parser:
         self.text = text
         self.pos = 0
         self.depth = 0
+        #: in a filter pipe: any name is a field (one a pipe before extracted)
+        self.in_pipe = False
 
     # -- scanning --------------------------------------------------------------------------------
 
@@ -201,13 +334,176 @@ class _Parser:
     # -- grammar ---------------------------------------------------------------------------------
 
     def parse(self) -> Node | None:
-        if not self.peek():
+        node = self.filter_part()
+        if self.peek():
+            raise self.error("expected AND, OR or the end (pipes are not taken here)")
+        return node
+
+    def filter_part(self) -> Node | None:
+        c = self.peek()
+        if not c or c == "|":
             return None
         node = self.or_expr()
-        if self.peek():
-            what = "')' without its '('" if self.peek() == ")" else "AND, OR or the end"
+        c = self.peek()
+        if c and c != "|":
+            what = "')' without its '('" if c == ")" else "AND, OR, '|' or the end"
             raise self.error(f"expected {what}")
         return node
+
+    def parse_all(self) -> Query:
+        node = self.filter_part()
+        pipes: list[Pipe] = []
+        while self.peek() == "|":
+            self.pos += 1
+            if len(pipes) >= MAX_PIPES:
+                raise self.error(f"more than {MAX_PIPES} pipes")
+            pipes.append(self.pipe())
+        if self.peek():
+            raise self.error("expected '|' or the end")
+        return Query(node, tuple(pipes))
+
+    # -- pipes -----------------------------------------------------------------------------------
+
+    def pipe(self) -> Pipe:
+        self.skip_space()
+        at = self.pos
+        for name in ("stats", "top", "sort", "limit", "fields", "logfmt", "json", "extract"):
+            if self.keyword(name):
+                pipe: Pipe = getattr(self, "pipe_" + name)(at)
+                c = self.peek()
+                if c and c != "|":
+                    raise self.error(f"expected '|' or the end after the {name} pipe")
+                return pipe
+        self.keyword("filter")
+        self.in_pipe = True
+        if not self.peek() or self.peek() == "|":
+            raise self.error(
+                "expected a pipe: stats, top, sort, limit, fields, logfmt, json,"
+                " extract, or a filter"
+            )
+        node = self.or_expr()
+        c = self.peek()
+        if c and c != "|":
+            raise self.error("expected AND, OR, '|' or the end")
+        return Where(node)
+
+    def name(self) -> str:
+        self.skip_space()
+        at = self.pos
+        name = self.bare().rstrip(",")
+        self.pos = at + len(name)
+        if not _FIELD_NAME.match(name):
+            raise self.error("expected a field name", at)
+        return name
+
+    def names(self) -> tuple[str, ...]:
+        """`(a, b)`, or `a, b` without the parentheses."""
+        paren = self.peek() == "("
+        if paren:
+            self.pos += 1
+        out = [self.name()]
+        while self.peek() == ",":
+            self.pos += 1
+            out.append(self.name())
+        if paren:
+            if self.peek() != ")":
+                raise self.error("expected ',' or ')'")
+            self.pos += 1
+        return tuple(out)
+
+    def number(self, what: str) -> int:
+        self.skip_space()
+        at = self.pos
+        word = self.bare()
+        if not word.isdigit() or int(word) > MAX_LIMIT:
+            raise self.error(f"expected {what}: a whole number up to {MAX_LIMIT}", at)
+        return int(word)
+
+    def by(self) -> tuple[str, ...]:
+        return self.names() if self.keyword("by") else ()
+
+    def pipe_stats(self, at: int) -> Stats:
+        by = self.by()
+        aggs = [self.aggregate()]
+        while self.peek() == ",":
+            self.pos += 1
+            aggs.append(self.aggregate())
+        by = by or self.by()
+        return Stats(tuple(aggs), by)
+
+    def aggregate(self) -> Aggregate:
+        self.skip_space()
+        at = self.pos
+        word = self.bare()
+        if word not in AGGREGATES or self.peek() != "(":
+            raise self.error("expected " + ", ".join(f"{a}()" for a in AGGREGATES), at)
+        self.pos += 1
+        q = ""
+        if word == "quantile":
+            self.skip_space()
+            q_at = self.pos
+            q = self.bare().rstrip(",")
+            self.pos = q_at + len(q)
+            try:
+                ok = 0 <= float(q) <= 1
+            except ValueError:
+                ok = False
+            if not ok:
+                raise self.error("expected a quantile between 0 and 1", q_at)
+            if self.peek() != ",":
+                raise self.error("expected ',' and a field")
+            self.pos += 1
+        field_name = ""
+        if self.peek() != ")":
+            field_name = self.name()
+        if self.peek() != ")":
+            raise self.error("expected ')'")
+        self.pos += 1
+        if (word == "count") != (not field_name):
+            raise self.error("count() takes nothing; the others take a field", at)
+        alias = ""
+        if self.keyword("as"):
+            alias = self.name()
+        return Aggregate(word, field_name, q, alias)
+
+    def pipe_top(self, at: int) -> Top:
+        n = 10
+        self.skip_space()
+        if self.pos < len(self.text) and self.text[self.pos].isdigit():
+            n = self.number("how many")
+        if not self.keyword("by"):
+            raise self.error("expected by (fields)")
+        return Top(n, self.names())
+
+    def pipe_sort(self, at: int) -> Sort:
+        if not self.keyword("by"):
+            raise self.error("expected by (fields)")
+        names = self.names()
+        desc = self.keyword("desc")
+        if not desc:
+            self.keyword("asc")
+        return Sort(names, desc)
+
+    def pipe_limit(self, at: int) -> Limit:
+        return Limit(self.number("how many rows"))
+
+    def pipe_fields(self, at: int) -> Fields:
+        return Fields(self.names())
+
+    def pipe_logfmt(self, at: int) -> Logfmt:
+        return Logfmt()
+
+    def pipe_json(self, at: int) -> Json:
+        return Json()
+
+    def pipe_extract(self, at: int) -> Extract:
+        self.skip_space()
+        p_at = self.pos
+        if not self.text.startswith('"', self.pos):
+            raise self.error('expected a "pattern" with <name> holes')
+        pattern = self.quoted()
+        _extract_regex(pattern, p_at + 1)
+        return Extract(pattern)
 
     def nest(self) -> None:
         self.depth += 1
@@ -293,7 +589,8 @@ class _Parser:
         return Exists(name)
 
     def field(self, name: str, start: int) -> Field:
-        _check_name(name, start)
+        if not self.in_pipe:
+            _check_name(name, start)
         at = self.pos
         text = self.text
         if name == "_time":
@@ -382,6 +679,39 @@ def _check_regex(pattern: str, at: int) -> None:
 
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def query_text(query: Query) -> str:
+    """A query's text, which parses back to `query`."""
+    parts = [to_text(query.filter)] if query.filter is not None else [""]
+    parts.extend(_pipe_text(p) for p in query.pipes)
+    return " | ".join(parts).strip()
+
+
+def _pipe_text(pipe: Pipe) -> str:
+    if isinstance(pipe, Stats):
+        aggs = ", ".join(_aggregate_text(a) for a in pipe.aggregates)
+        return f"stats {aggs}" + (f" by ({', '.join(pipe.by)})" if pipe.by else "")
+    if isinstance(pipe, Top):
+        return f"top {pipe.n} by ({', '.join(pipe.by)})"
+    if isinstance(pipe, Sort):
+        return f"sort by ({', '.join(pipe.by)})" + (" desc" if pipe.desc else "")
+    if isinstance(pipe, Limit):
+        return f"limit {pipe.n}"
+    if isinstance(pipe, Fields):
+        return "fields " + ", ".join(pipe.names)
+    if isinstance(pipe, Logfmt):
+        return "logfmt"
+    if isinstance(pipe, Json):
+        return "json"
+    if isinstance(pipe, Extract):
+        return "extract " + _quote(pipe.pattern)
+    return "filter " + to_text(pipe.node)
+
+
+def _aggregate_text(a: Aggregate) -> str:
+    inner = f"{a.q}, {a.field}" if a.func == "quantile" else a.field
+    return f"{a.func}({inner})" + (f" as {a.alias}" if a.alias else "")
 
 
 def to_text(node: Node | None) -> str:
