@@ -81,3 +81,22 @@ def test_a_predicate_stopped_by_its_bound_says_so(db: Path) -> None:
     result = query(db, 'msg:~"nothing like this"', "--max-scan", "2", "--json")
     assert result.returncode == 0 and result.stdout == ""
     assert "stopped after examining 2 rows" in result.stderr
+
+
+def test_pipes_print_a_table_or_json_lines(db: Path) -> None:
+    table = query(db, "| stats count() by (host)")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines() == ["HOST  COUNT()", "db1   2", "web1  2", "web2  1"]
+    result = query(db, 'app:shop | extract "took=<ms>ms" | ms:>=100 | fields msgid, ms', "--json")
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {"msgid": "PAY", "ms": "900"}
+    ]
+    top = query(db, "| top 1 by (app)", "--json")
+    assert json.loads(top.stdout) == {"app": "postgres", "count": 2}
+    assert query(db, "| logfmt | took:*", "--count").stdout.strip() == "2"
+
+
+def test_a_pipe_stopped_by_its_bound_says_so(db: Path) -> None:
+    result = query(db, "| stats count()", "--max-scan", "3", "--json")
+    assert json.loads(result.stdout) == {"count()": 3}
+    assert "the pipes stopped after 3 rows" in result.stderr

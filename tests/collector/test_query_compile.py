@@ -6,55 +6,18 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from syslogkit import Facility, SDElement, Severity, SyslogMessage
-from syslogkit.collector import Filters, Record, Store
+from support.query import T0, record
+from syslogkit import Facility, SDElement, Severity
+from syslogkit.collector import Filters, Store
 from syslogkit.collector.query import Plan, QueryError, compile_query, parse_query
 from syslogkit.collector.query.compile import _predicate, _sql
 from syslogkit.collector.query.language import And, Exists, Field, Node, Not, Or, Text
-
-T0 = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc).timestamp()
-
-
-def record(
-    i: int,
-    msg: str,
-    *,
-    host: str | None = "web1",
-    app: str = "shop",
-    severity: Severity = Severity.INFO,
-    sd: tuple[SDElement, ...] = (),
-    peer: str = "10.1.2.3:40000",
-    transport: str = "tcp",
-) -> Record:
-    when = T0 + i * 60
-    message = SyslogMessage(
-        facility=Facility.AUTH if i % 2 else Facility.LOCAL0,
-        severity=severity,
-        version=1,
-        timestamp=datetime.fromtimestamp(when, timezone.utc),
-        hostname=host,
-        app_name=app,
-        procid=str(4700 + i),
-        msgid=f"ID{i}",
-        structured_data=sd,
-        msg=msg,
-    )
-    return Record(
-        raw=f"<13>1 - - - - - - {msg}".encode(),
-        received_at=when,
-        transport=transport,
-        peer=peer,
-        listener="tcp://127.0.0.1:5514",
-        message=message,
-    )
-
 
 CORPUS = [
     record(0, "GET /cart took 12ms status=200", sd=(SDElement("order@32473", (("id", "42"),)),)),

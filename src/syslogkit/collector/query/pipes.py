@@ -161,7 +161,7 @@ class Pipeline:
         if isinstance(pipe, Limit):
             return _limit(rows, pipe.n)
         if isinstance(pipe, Sort):
-            return iter(sorted(rows, key=_sort_key(pipe.by), reverse=pipe.desc))
+            return _sorted(rows, pipe)
         if isinstance(pipe, Fields):
             return (Row(None, {n: row.get(n) for n in pipe.names}) for row in rows)
         if isinstance(pipe, Stats):
@@ -212,6 +212,19 @@ class Pipeline:
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], _key_order(kv[0])))
         for key, count in ranked[: pipe.n]:
             yield Row(None, {**dict(zip(pipe.by, key, strict=True)), "count": count})
+
+
+def _sorted(rows: Iterator[Row], pipe: Sort) -> Iterator[Row]:
+    """Rows by `pipe.by`; those without the first field last, either way."""
+    have: list[Row] = []
+    lack: list[Row] = []
+    first = pipe.by[0]
+    for row in rows:
+        (lack if row.get(first) is None else have).append(row)
+    key = _sort_key(pipe.by)
+    have.sort(key=key, reverse=pipe.desc)
+    lack.sort(key=key, reverse=pipe.desc)
+    return iter(have + lack)
 
 
 def _limit(rows: Iterator[Row], n: int) -> Iterator[Row]:
