@@ -10,7 +10,9 @@ Decisions:
   inside the SD text), regexes, CIDR (`peer:10.0.0.0/8`), numeric comparisons of text fields.
 - NOT of a column that is NULL holds (`-host:web1` keeps the records without a HOSTNAME), in SQL
   and in Python alike: every NOT reads NULL as false (`NOT coalesce(x, 0)`).
-- The top-level AND is split: its SQL parts go to the store, the rest is the predicate; a
+- The top-level AND is split: its SQL parts go to the store (its words as `Filters.search`, one
+  FTS5 query of quoted phrases, and its `_time` bounds as `since`/`until`: the store's own fast
+  paths for those), the rest is the predicate; a
   positive structured-data part also adds a superset test on the SD text (`LIKE`), so the store
   hands over only the rows that name that SD-ID.
 - A predicate examines at most `Plan.max_examined` rows (newest first, as the query reads); the
@@ -69,16 +71,23 @@ class Plan:
                 yield record
 
 
-def compile_query(node: Node | None, *, now: float | None = None) -> Plan:
-    """The plan of a query's tree; `now` (epoch seconds) resolves `_time:1h`."""
+def compile_query(node: Node | None, *, now: float | None = None, lift_time: bool = True) -> Plan:
+    """The plan of a query's tree; `now` (epoch seconds) resolves `_time:1h`. The top-level
+    words go to `Filters.search` (as FTS5 phrases: the store's own full-text paths), the
+    top-level `_time` bounds to `Filters.since`/`until` unless `lift_time` is false (the web
+    keeps those for its time range)."""
     now = _time.time() if now is None else now
     filters = Filters()
     if node is None:
         return Plan(filters)
     items = node.items if isinstance(node, And) else (node,)
     rest: list[Node] = []
+    words: list[str] = []
     for item in items:
-        if _lift_time(item, filters, now):
+        if lift_time and _lift_time(item, filters, now):
+            continue
+        if isinstance(item, Text) and _words(item.text):
+            words.append(_fts(item.text, item.prefix)[1][0])
             continue
         sql = _sql(item, now)
         if sql is None:
@@ -88,6 +97,8 @@ def compile_query(node: Node | None, *, now: float | None = None) -> Plan:
                 filters.extra_where.append(prefilter)
         else:
             filters.extra_where.append(sql)
+    if words:
+        filters.search = " AND ".join(words)
     if not rest:
         return Plan(filters)
     tests = [_predicate(item, now) for item in rest]
