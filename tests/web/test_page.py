@@ -88,7 +88,9 @@ def test_filters_and_search_narrow_the_results_and_live_in_the_url(
     assert rows(page) == ["cpu fine", "disk almost full"]
 
 
-def test_a_bad_search_shows_its_error_and_column_under_the_box(stack: WebStack, watched: Watched) -> None:
+def test_a_bad_search_shows_its_error_and_column_under_the_box(
+    stack: WebStack, watched: Watched
+) -> None:
     watched.allow_console("status of 400")  # the API's answer to the bad query, as intended
     stack.send(line("anything", app="badsearch"))
     page = open_view(watched, stack, app="badsearch")
