@@ -215,3 +215,39 @@ def test_any_text_with_pipes_parses_or_raises_query_error(text: str) -> None:
         assert 1 <= exc.column <= len(text) + 1
         return
     assert parse(query_text(query)) == query
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "| stats count() by (host)",
+        "| stats count() as n, count() by (severity, facility)",
+        "app:shop | stats count()",
+        "nothing_matches_this | stats count()",
+        "| top 2 by (app) | sort by (app)",
+        "took | top 10 by (host, severity) | limit 2",
+        "| stats by (transport, peer) count()",
+    ],
+)
+def test_counts_in_sql_give_the_rows_of_the_python_path(store: Store, text: str) -> None:
+    query = parse(text)
+    plan = compile_query(query.filter, now=T0)
+    assert plan.predicate is None
+    in_sql = Pipeline(query.pipes, T0)
+    assert pipes_module.counts_in_sql(in_sql, exact=True)
+    where, args = plan.filters.where()
+    by_sql = [row.fields for row in pipes_module.run_counts(in_sql, store.files(), where, args)]
+    by_python = [
+        row.fields for row in Pipeline(query.pipes, T0).run(store.iter_query(plan.filters))
+    ]
+    assert by_sql == by_python
+
+
+def test_counts_sql_cannot_do_stay_in_python() -> None:
+    for text in [
+        "| stats count_distinct(host)",
+        "| stats count() by (msg)",
+        "| logfmt | stats count()",
+    ]:
+        assert not pipes_module.counts_in_sql(Pipeline(parse(text).pipes, T0), exact=True)
+    assert not pipes_module.counts_in_sql(Pipeline(parse("| stats count()").pipes, T0), exact=False)

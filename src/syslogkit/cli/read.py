@@ -260,7 +260,7 @@ def query_main(argv: Sequence[str]) -> int:
         if pipes is not None:
             newest_first = args.newest_first or pipes.aggregates
             try:
-                rows = pipes.run(_merged(stores, plans, None, newest_first))
+                rows = _piped(pipes, stores, plans, newest_first)
             except QueryError as exc:
                 raise CliError(str(exc)) from None
             if args.limit is not None:
@@ -326,6 +326,17 @@ def _pipes(args: argparse.Namespace) -> Any:
     if args.max_scan is not None:
         pipeline.max_rows = args.max_scan
     return pipeline
+
+
+def _piped(pipes: Any, stores: Sequence[Any], plans: Sequence[Any], newest_first: bool) -> Any:
+    """The rows out of the pipes: a first count SQL can do is one GROUP BY per file."""
+    from syslogkit.collector.query.pipes import counts_in_sql, run_counts
+
+    if counts_in_sql(pipes, plans[0].predicate is None):
+        where, where_args = plans[0].filters.where()
+        files = [part for store in stores for part in store.files()]
+        return run_counts(pipes, files, where, where_args)
+    return pipes.run(_merged(stores, plans, None, newest_first))
 
 
 def _emit_rows(rows: Iterator[Any], columns: Sequence[str] | None, args: Any, out: IO[str]) -> None:

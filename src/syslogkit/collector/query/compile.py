@@ -216,10 +216,27 @@ def _sd_prefilter(node: Node) -> Sql | None:
             return None
         sd_id = name.rpartition(".")[0] if isinstance(node, Field) else name.partition(".")[0]
         sd_id = sd_id or name
-        if not sd_id.isascii() or any(c in sd_id for c in '\\"%_'):
+        if not _literal_in_sd(sd_id):
             return None
-        return ("sd LIKE ?", ("%" + sd_id + "%",))
+        clause = "sd LIKE ? ESCAPE '\\'"
+        args: tuple[Any, ...] = ("%" + _like(sd_id) + "%",)
+        if isinstance(node, Field) and node.op in ("=", "prefix") and _literal_in_sd(node.value):
+            # the value too: as written in both forms of the SD text (RFC 5424 and JSON)
+            clause += " AND sd LIKE ? ESCAPE '\\'"
+            args += ("%" + _like(node.value) + "%",)
+        return (clause, args)
     return None
+
+
+def _literal_in_sd(text: str) -> bool:
+    """Whether `text` is stored as itself in both forms of the SD text (nothing escaped)."""
+    return (
+        bool(text) and text.isascii() and text.isprintable() and not any(c in text for c in '"\\]')
+    )
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # -- time ----------------------------------------------------------------------------------------

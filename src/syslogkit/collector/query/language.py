@@ -610,16 +610,17 @@ class _Parser:
                 self.pos += len(op)
                 value = self.value_word()
                 return Field(name, op, value)
+        quoted = text.startswith('"', at)
         value = self.value_word(at)
-        if value == "*":
+        if value == "*" and not quoted:
             return Field(name, "exists")
-        if ".." in value:
+        if value.endswith("*") and not quoted:
+            return Field(name, "prefix", value[:-1])
+        if ".." in value and not quoted:
             low, _, high = value.partition("..")
             if not low or not high:
                 raise self.error("expected a range LOW..HIGH", at)
             return Field(name, "range", low, high)
-        if value.endswith("*"):
-            return Field(name, "prefix", value[:-1])
         return Field(name, "=", value)
 
     def value_word(self, at: int | None = None) -> str:
