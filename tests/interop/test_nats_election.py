@@ -26,6 +26,7 @@ import pytest
 
 from support.peers.nats import CollectProcess, NatsCluster, missing_nats_server
 from syslogkit import SyslogHandler
+from syslogkit.collector import Store, StoreError
 
 pytestmark = pytest.mark.interop
 
@@ -67,13 +68,15 @@ def sequence_numbers(db: Path) -> Counter[int]:
     """How many times each sequence number is stored."""
     if not db.exists():
         return Counter()
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
-        try:
+    try:
+        with Store(db, readonly=True) as store:
             return Counter(
-                int(r[0].rsplit(" ", 1)[1]) for r in conn.execute("SELECT msg FROM messages")
+                int(r.message.msg.rsplit(" ", 1)[1])
+                for r in store.query()
+                if r.message is not None and r.message.msg
             )
-        except sqlite3.OperationalError:
-            return Counter()
+    except (StoreError, sqlite3.Error):  # not made yet
+        return Counter()
 
 
 def wait_for_the_store(db: Path, edge: CollectProcess, target: int, timeout: float = 40.0) -> None:
