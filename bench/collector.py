@@ -6,7 +6,8 @@
 
 TCP: N octet-counted RFC 5424 messages with structured data, written as fast as one socket takes
 them, into (a) `syslogkit collect` storing into SQLite, over one connection and (`sqlite-2conn`)
-over two at once (the stream cut in two), (b) `syslogkit collect --no-db --jsonl`, (c) rsyslogd
+over two at once (the stream cut in two) and (`sqlite-routes`) behind five routes (the figure
+is its ratio to `sqlite`), (b) `syslogkit collect --no-db --jsonl`, (c) rsyslogd
 (imtcp -> omfile, RSYSLOG_FileFormat) and, where it is unpacked (.ci/run) or installed, (d)
 syslog-ng (`syslog()` source -> JSON lines of its parse, the JSON-lines sink's work). Each
 receiver is a fresh process per run; a run is timed from the connect until the receiver has
@@ -89,6 +90,34 @@ def wait_until(done: Callable[[], bool], timeout: float) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+#: `sqlite-routes`: the store behind five routes (collector/routes.py) that every record walks
+#: to the end: four that do not match this stream (facility, host glob, peer CIDR, a regex on
+#: MSG, as an operator writes them), then the catch-all into the store
+FIVE_ROUTES = """
+[sinks.store]
+kind = "store"
+path = "{db}"
+[sinks.auth]
+kind = "jsonl"
+path = "auth.jsonl"
+[[routes]]
+match = {{ facility = ["auth", "authpriv"] }}
+sinks = ["auth"]
+final = true
+[[routes]]
+match = {{ host = "db-*", severity = "..err" }}
+sinks = ["auth"]
+[[routes]]
+match = {{ peer = "10.0.0.0/8" }}
+drop = true
+[[routes]]
+match = {{ app = ["sshd", "sudo"], msg = "(?i)failed password" }}
+sinks = ["auth"]
+[[routes]]
+sinks = ["store"]
+"""
 
 
 # -- receivers ---------------------------------------------------------------------------------
@@ -297,6 +326,9 @@ def tcp_run(kind: str, stream: bytes, n: int, work: Path) -> float:
         sinks = (
             ["--no-db", "--jsonl", "c.jsonl"] if kind == "jsonl" else ["--db", str(work / "c.db")]
         )
+        if kind == "sqlite-routes":
+            (work / "routes.toml").write_text(FIVE_ROUTES.format(db=work / "c.db"))
+            sinks = ["--config", str(work / "routes.toml")]
         collector = Collector(work, "tcp://127.0.0.1:0", *sinks)
         port = collector.port
         count = collector.committed
@@ -524,7 +556,7 @@ def main() -> int:
     parser.add_argument("--only-loggen", action="store_true", help="only the loggen section")
     parser.add_argument(
         "--receivers",
-        default="rsyslog,sqlite,sqlite-2conn,jsonl,syslog-ng",
+        default="rsyslog,sqlite,sqlite-routes,sqlite-2conn,jsonl,syslog-ng",
         help="TCP receivers to compare (comma-separated; those not installed are left out)",
     )
     parser.add_argument(
@@ -554,7 +586,7 @@ def main() -> int:
         return 0
     sections = set(args.sections.split(","))
     wanted = args.receivers.split(",")
-    known = ("rsyslog", "sqlite", "sqlite-2conn", "jsonl", "syslog-ng")
+    known = ("rsyslog", "sqlite", "sqlite-routes", "sqlite-2conn", "jsonl", "syslog-ng")
     unknown = [k for k in wanted if k not in known]
     if unknown:
         names = ", ".join(unknown)
@@ -581,6 +613,7 @@ def main() -> int:
     labels = {
         "rsyslog": "rsyslogd imtcp -> omfile",
         "sqlite": "syslogkit collect -> SQLite",
+        "sqlite-routes": "syslogkit -> SQLite, five routes",
         "sqlite-2conn": "syslogkit -> SQLite, 2 connections",
         "jsonl": "syslogkit collect -> JSON lines",
         "syslog-ng": "syslog-ng syslog() -> JSON lines",
@@ -594,6 +627,10 @@ def main() -> int:
             ratio = medians[kind] / medians["syslog-ng"]
             print(f"{labels[kind]:34s} {'':10s} {ratio:10.2f}x syslog-ng")
             results["tcp"][kind]["ratio_syslog_ng"] = ratio
+    if "sqlite-routes" in medians and "sqlite" in medians:
+        ratio = medians["sqlite-routes"] / medians["sqlite"]
+        print(f"{labels['sqlite-routes']:34s} {'':10s} {ratio:10.2f}x no routes")
+        results["tcp"]["sqlite-routes"]["ratio_no_routes"] = ratio
     for kind, details in TCP_DETAILS.items():
         count = len(details[0]["cpu_us"])
         cpu = [statistics.median(d["cpu_us"][i] for d in details) for i in range(count)]

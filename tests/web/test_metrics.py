@@ -114,3 +114,25 @@ def test_retention_counts_and_the_store_size_as_du_counts_it(tmp_path: Path) -> 
     (folder / "p000000000001.db-wal").write_bytes(b"x" * 5_000)  # side files count too
     du = sum(f.stat().st_blocks * 512 for f in folder.iterdir())
     assert store_bytes(folder) == du >= 15_000
+
+
+def test_routes_dropped_and_unrouted_are_counters() -> None:
+    text = render(
+        {
+            "listeners": [],
+            "pipeline": {"committed": 5},
+            "routes": {"routes": 3, "dropped": 4, "unrouted": 2},
+        }
+    )
+    found = samples(text)
+    assert found[("syslogkit_routes_dropped_total", ())] == 4
+    assert found[("syslogkit_routes_unrouted_total", ())] == 2
+
+
+def test_reloads_are_counted_with_the_time_of_the_last_success_and_failure() -> None:
+    reload = {"count": 3, "failures": 1, "last_success": 1.5e9, "last_failure": 1.4e9}
+    found = samples(render({"listeners": [], "pipeline": {}, "reload": reload}))
+    assert found[("syslogkit_reloads_total", ())] == 3
+    assert found[("syslogkit_reload_failures_total", ())] == 1
+    assert found[("syslogkit_reload_last_success_timestamp_seconds", ())] == 1.5e9
+    assert found[("syslogkit_reload_last_failure_timestamp_seconds", ())] == 1.4e9

@@ -54,6 +54,8 @@ def _connection_arguments(group: Any, prefix: str) -> None:
 def _options(servers: str | None, args: argparse.Namespace, prefix: str) -> Any:
     nats = _import()
     spec = servers or os.environ.get("NATS_URL") or "nats://127.0.0.1:4222"
+    # a config file's credentials (cli/settings.py): never on a command line, never printed
+    user, password, token = (getattr(args, prefix + k, None) for k in ("user", "password", "token"))
     for name in ("creds", "nkey", "ca", "cert", "key"):
         path = getattr(args, prefix + name)
         if path and not Path(path).is_file():
@@ -66,6 +68,9 @@ def _options(servers: str | None, args: argparse.Namespace, prefix: str) -> Any:
             ca_file=getattr(args, prefix + "ca"),
             cert_file=getattr(args, prefix + "cert"),
             key_file=getattr(args, prefix + "key"),
+            token=token.reveal() if token else None,
+            user=user,
+            password=password.reveal() if password else None,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None

@@ -14,9 +14,10 @@ its store (`Store`, `Filters`).
 
 The map: `config` (listen URLs, limits, zones), `sources/` (stream, relp, udp listeners),
 `decode` (bytes -> `Record`, counted: the one place), `record` (the record and its JSON form),
-`pipeline` (the writer thread), `sinks/` (sqlite, jsonl, stdout, forward), `store/` (schema,
-query, the store, its writer process), `render` (lines for a person), `stats`, `server`
-(`Collector`, which wires them).
+`pipeline` (the writer thread), `routes` (which sinks a record goes to), `sinks/` (sqlite,
+jsonl, stdout, forward, file), `store/` (schema, query, the store, its writer process),
+`render` (lines for a person), `stats`, `server` (`Collector`, which wires them),
+`configfile` (the TOML config file), `systemd` (readiness, socket activation, privileges).
 """
 
 from __future__ import annotations

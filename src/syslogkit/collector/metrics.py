@@ -14,7 +14,8 @@ Decisions:
   collector's event loop); when that fails or takes longer than `timeout`, `/metrics` and
   `/healthz` answer 503 with the reason. `/healthz` answers 503 too while a listener or a
   sink says it is `unhealthy` in its stats (a JetStream consumer being restarted, an edge
-  whose stream does not exist or is full).
+  whose stream does not exist or is full), while a sink fails (its batches retried) and while
+  the stream listeners are paused (`unhealthy`).
 - Only counters are served, never message content, so it needs no token; bind it where your
   scraper can reach it. HTTPS with `ssl_context`: the handshake runs in the request's thread
   (never in the accepting one), and a client that says nothing is cut after `CLIENT_TIMEOUT`.
@@ -61,6 +62,32 @@ _STORE_COUNTERS = (
         "deleted_young",
         "syslogkit_store_deleted_young_total",
         "Messages the size cap deleted while younger than the retention age.",
+    ),
+)
+
+#: a sink's lane: key -> (metric, type, help)
+_SINK_SAMPLES = (
+    ("committed", "syslogkit_sink_committed_total", "counter", "Records the sink committed."),
+    ("waiting", "syslogkit_sink_waiting", "gauge", "Records waiting for the sink."),
+    ("failures", "syslogkit_sink_failures_total", "counter", "Failed writes/commits (retried)."),
+    ("failing", "syslogkit_sink_failing", "gauge", "1 while the sink's last attempt failed."),
+    (
+        "retention_deleted",
+        "syslogkit_sink_retention_deleted_total",
+        "counter",
+        "Messages deleted by retention (age, size, or to keep --min-free).",
+    ),
+    (
+        "writer_restarts",
+        "syslogkit_sink_writer_restarts_total",
+        "counter",
+        "Times the store's writer process died and was restarted.",
+    ),
+    (
+        "maybe_lost",
+        "syslogkit_sink_maybe_lost_total",
+        "counter",
+        "Records forwarded but never confirmed by the destination (may be lost).",
     ),
 )
 
@@ -182,6 +209,65 @@ def _listener(out: _Families, listener: Mapping[str, Any]) -> None:
     _peers(out, url, listener.get("peers"))
 
 
+#: the routes' counters (`collector/routes.Router.stats`)
+_ROUTE_COUNTERS = (
+    ("dropped", "Records a route dropped (drop = true)."),
+    ("unrouted", "Records no route sent to any sink."),
+    ("rate_limited", "Records over a route's rate limit per source (not given to its sinks)."),
+)
+
+
+def _reload(out: _Families, reload: Mapping[str, Any] | None) -> None:
+    """SIGHUP's reloads of the config file (cli/reload.py)."""
+    if not reload:
+        return
+    out.add("syslogkit_reloads_total", "counter", "Config reloads applied.", reload["count"])
+    out.add(
+        "syslogkit_reload_failures_total",
+        "counter",
+        "Config reloads refused (the previous config kept running).",
+        reload["failures"],
+    )
+    for key, help_text in (
+        ("last_success", "When the config was last reloaded (epoch seconds)."),
+        ("last_failure", "When a reload was last refused (epoch seconds)."),
+    ):
+        if reload.get(key):
+            out.add(f"syslogkit_reload_{key}_timestamp_seconds", "gauge", help_text, reload[key])
+
+
+def _pipeline_health(out: _Families, pipeline: Mapping[str, Any]) -> None:
+    """Paused seconds, records given up at close by reason, and each sink's lane."""
+    if "paused_seconds" in pipeline:
+        out.add(
+            "syslogkit_pipeline_paused_seconds_total",
+            "counter",
+            "Seconds the stream listeners were paused (the pipeline full).",
+            pipeline["paused_seconds"],
+        )
+        out.add(
+            "syslogkit_pipeline_paused",
+            "gauge",
+            "1 while the stream listeners are paused.",
+            bool(pipeline.get("paused")),
+        )
+    for reason in ("not_stored", "unanswered"):
+        if reason in pipeline:
+            out.add(
+                "syslogkit_pipeline_given_up_total",
+                "counter",
+                "Records given up at close with a sink failing: not_stored (lost), unanswered"
+                " (their RELP or JetStream senders keep them).",
+                pipeline[reason],
+                {"reason": reason},
+            )
+    for sink in pipeline.get("sinks") or ():
+        labels = {"sink": sink.get("name", "?")}
+        for key, name, kind, help_text in _SINK_SAMPLES:
+            if key in sink:
+                out.add(name, kind, help_text, sink[key], labels)
+
+
 def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
     """The Prometheus text for a collector's `stats()` (plus the store's size in bytes)."""
     out = _Families()
@@ -218,6 +304,12 @@ def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
     for key, name, help_text in _STORE_COUNTERS:
         if key in store:
             out.add(name, "counter", help_text, store[key])
+    _pipeline_health(out, pipeline)
+    routes = stats.get("routes") or {}
+    for key, help_text in _ROUTE_COUNTERS:
+        if key in routes:
+            out.add(f"syslogkit_routes_{key}_total", "counter", help_text, routes[key])
+    _reload(out, stats.get("reload"))
     if store_size is not None:
         out.add(
             "syslogkit_store_bytes",
@@ -231,7 +323,8 @@ def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
 def unhealthy(stats: Mapping[str, Any]) -> str | None:
     """Why `/healthz` is not ok: the `unhealthy` reason a listener gives in its stats (a
     JetStream consumer being restarted) or a sink in its (`forward`: an edge whose stream does
-    not exist or is full), None when every one is fine."""
+    not exist or is full), a sink failing (its batches retried), the stream listeners paused;
+    None when all is fine."""
     for listener in stats.get("listeners") or ():
         reason = listener.get("unhealthy")
         if reason:
@@ -240,6 +333,12 @@ def unhealthy(stats: Mapping[str, Any]) -> str | None:
         reason = sink.get("unhealthy")
         if reason:
             return str(reason)
+    pipeline = stats.get("pipeline") or {}
+    failing = pipeline.get("failing") or []
+    if failing:
+        return f"sink failing: {', '.join(failing)} ({pipeline.get('last_error')})"
+    if pipeline.get("paused"):
+        return f"stream listeners paused: {pipeline.get('pending', '?')} records wait"
     return None
 
 

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import tzinfo
 from typing import Any, Protocol, cast
 
@@ -31,7 +33,8 @@ from syslogkit.transports.tls import ServerTLSConfig
 
 from .config import Limits, ListenAddress, parse_listen_url, zone_of
 from .pipeline import Pipeline
-from .sinks.base import Sink
+from .routes import Router
+from .sinks.base import Sink, tell_stderr
 from .sources import (
     Listener,
     RelpConnection,
@@ -40,6 +43,7 @@ from .sources import (
     UdpListener,
     stop_all,
 )
+from .systemd import take_socket
 
 __all__ = ["Collector", "CollectorThread", "TLSConfig"]
 
@@ -87,9 +91,15 @@ class Collector:
         high_water: int = 50_000,
         drain_timeout: float = 2.0,
         drain_quiet: float = 0.2,
+        stop_timeout: float = 10.0,
         sources: Sequence[Source] = (),
+        tell: Callable[[str], None] = tell_stderr,
+        router: Router | None = None,
+        sockets: Sequence[socket.socket] = (),
+        listener_tls: Mapping[ListenAddress, TLSConfig] | None = None,
     ) -> None:
         self.drain_timeout = drain_timeout
+        self.stop_timeout = stop_timeout
         self.sources = list(sources)
         self.drain_quiet = drain_quiet
         self.addresses = [
@@ -100,17 +110,25 @@ class Collector:
         self.tls = tls
         self.limits = limits or Limits()
         self.zone = zone_of(zone)
-        if any(a.is_tls for a in self.addresses) and tls is None:
+        own = dict(listener_tls or {})
+        if any(a.is_tls and a not in own for a in self.addresses) and tls is None:
             raise ValueError("a tls:// or relp+tls:// listener needs a certificate and key")
         self.ssl_context = tls.context() if tls is not None else None
+        #: a listener's own TLS (its address as configured), over `ssl_context`
+        self.listener_contexts = {address: config.context() for address, config in own.items()}
         self.pipeline = Pipeline(
             sinks,
             commit_interval=commit_interval,
             max_batch=max_batch,
             high_water=high_water,
             pressure=self._pressure,
+            tell=tell,
+            router=router,
         )
         self.listeners: list[Listener] = []
+        #: sockets bound already (systemd's, or bound before dropping privileges); those no
+        #: listener took stay here after `start()`
+        self.unused_sockets = list(sockets)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started_at = 0.0
         self._loop_thread = 0
@@ -148,6 +166,7 @@ class Collector:
         try:
             for address in self.addresses:
                 listener = self._listener(address)
+                listener.given = take_socket(self.unused_sockets, address)
                 if isinstance(listener, UdpListener):
                     listener.start()
                 else:
@@ -173,7 +192,7 @@ class Collector:
             self.limits,
             zone,
             self.loop,
-            self.ssl_context if address.is_tls else None,
+            self.listener_contexts.get(address, self.ssl_context) if address.is_tls else None,
             RelpConnection if address.is_relp else StreamConnection,
         )
 
@@ -187,9 +206,64 @@ class Collector:
                 if isinstance(listener, StreamListener):
                     listener.sweep(now)
 
-    async def stop(self, timeout: float = 30.0) -> None:
+    async def add_listener(
+        self, address: ListenAddress, sock: socket.socket | None = None
+    ) -> UdpListener | StreamListener:
+        """Bind (or take `sock`) and serve one more listener (a reload)."""
+        listener = self._listener(address)
+        listener.given = sock
+        if isinstance(listener, UdpListener):
+            listener.start()
+        else:
+            await listener.start()
+        self.listeners.append(listener)
+        return listener
+
+    async def remove_listener(self, listener: Listener, timeout: float = 30.0) -> None:
+        """Stop one listener (a reload): it takes nothing new; what its clients sent is read
+        until they are quiet and committed; then its connections close."""
+        loop = asyncio.get_running_loop()
+        self.listeners.remove(listener)
+        if isinstance(listener, UdpListener):
+            await loop.run_in_executor(None, listener.stop)
+        elif isinstance(listener, StreamListener):
+            listener.stop_accepting()
+            deadline = loop.time() + self.drain_timeout
+            while loop.time() < deadline:
+                active = [c.last_activity for c in listener.connections if not c.closing]
+                if not active or loop.time() - max(active) >= self.drain_quiet:
+                    break
+                await asyncio.sleep(0.02)
+            for conn in list(listener.connections):
+                conn.pause()
+            await loop.run_in_executor(None, self.pipeline.drain, timeout)
+            await listener.close_connections(min(timeout, 2.0))
+            if listener.server is not None:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(listener.server.wait_closed(), 2.0)
+
+    def set_tls(
+        self,
+        context: ssl.SSLContext | None,
+        own: Mapping[ListenAddress, ssl.SSLContext] | None = None,
+        kept: Mapping[ListenAddress, Listener] | None = None,
+    ) -> None:
+        """The TLS contexts of new handshakes from now on (a reload read the files again): the
+        collector's, listeners' own by their configured address, and `kept` (configured address
+        -> running listener) the listeners to give them to; open sessions go on with theirs."""
+        self.ssl_context = context
+        self.listener_contexts = dict(own or {})
+        for address, listener in (kept or {}).items():
+            if isinstance(listener, StreamListener) and address.is_tls:
+                listener.ssl_context = self.listener_contexts.get(address, context)
+
+    async def stop(self, timeout: float | None = None) -> None:
         """Stop accepting; read on until clients are quiet (`drain_quiet` seconds, at most
-        `drain_timeout`); commit everything received; answer RELP senders; close."""
+        `drain_timeout`); commit everything received; answer RELP senders; close.
+
+        A sink that keeps failing is retried for `timeout` seconds (`stop_timeout` by
+        default); then what it holds is given up, counted and told (`Pipeline.close`)."""
+        timeout = self.stop_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         if self._stopped:
             return
@@ -205,6 +279,9 @@ class Collector:
         udps = [x for x in self.listeners if isinstance(x, UdpListener)]
         for stream in streams:
             stream.stop_accepting()
+            # paused (a sink failing): read what clients sent all the same, so that what no
+            # sink can take is counted exactly at close instead of vanishing with the socket
+            stream.resume()
         udp_done = loop.run_in_executor(None, stop_all, udps) if udps else None
         # read what clients already sent: until every connection has been quiet for a moment
         deadline = loop.time() + self.drain_timeout
@@ -225,7 +302,7 @@ class Collector:
             await udp_done
         # commit everything received; RELP answers are queued by the pipeline's callbacks
         self.pipeline.stop_waiting()  # a sink full of records keeps or counts, never waits now
-        await loop.run_in_executor(None, self.pipeline.drain, timeout)
+        drained = await loop.run_in_executor(None, self.pipeline.drain, timeout)
         for _ in range(3):
             await asyncio.sleep(0)
         for stream in streams:
@@ -234,7 +311,7 @@ class Collector:
             if stream.server is not None:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stream.server.wait_closed(), 2.0)
-        await loop.run_in_executor(None, self.pipeline.close, timeout)
+        await loop.run_in_executor(None, self.pipeline.close, timeout if drained else 0.0)
         for source in self.sources:  # after the commits: their acknowledgements go out
             await loop.run_in_executor(None, source.close)
 
@@ -243,7 +320,7 @@ class Collector:
         return {
             "listeners": [listener.stats_dict() for listener in self.listeners]
             + [source.stats_dict() for source in self.sources],
-            "pipeline": self.pipeline.stats.as_dict() | {"pending": self.pipeline.pending},
+            "pipeline": self.pipeline.stats_dict(),
         }
 
 
@@ -279,13 +356,14 @@ class CollectorThread:
         asyncio.run_coroutine_threadsafe(self.collector.start(), self._loop).result(30)
         return self
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         if not self._started:
             return
         self._started = False
+        bound = self.collector.stop_timeout if timeout is None else timeout
         try:
             asyncio.run_coroutine_threadsafe(self.collector.stop(timeout), self._loop).result(
-                timeout + 5
+                2 * bound + 15
             )
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-__all__ = ["ListenerStats", "PipelineStats"]
+__all__ = ["ListenerStats", "PipelineStats", "SinkStats"]
 
 
 class ListenerStats:
@@ -68,7 +68,11 @@ class ListenerStats:
 class PipelineStats:
     """What the sinks were given and committed; `commit_seconds` sums, over the batches, the time
     from a batch's hand-over to the sinks until every sink committed it (`last_commit_seconds`:
-    the latest one)."""
+    the latest one). `errors` counts failed writes and commits (each is retried);
+    `paused_seconds` how long the stream listeners were paused in all (past the pause under
+    way); `not_stored` and `unanswered` what was given up at close with a sink still failing
+    (records lost; records whose RELP or JetStream senders were never answered); `sinks` each
+    sink's own counters."""
 
     __slots__ = (
         "batches",
@@ -77,7 +81,11 @@ class PipelineStats:
         "errors",
         "last_commit_seconds",
         "last_error",
+        "not_stored",
+        "paused_seconds",
         "queued",
+        "sinks",
+        "unanswered",
     )
 
     def __init__(self) -> None:
@@ -88,6 +96,10 @@ class PipelineStats:
         self.last_error: str | None = None
         self.commit_seconds = 0.0
         self.last_commit_seconds = 0.0
+        self.paused_seconds = 0.0
+        self.not_stored = 0
+        self.unanswered = 0
+        self.sinks: list[SinkStats] = []
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -98,4 +110,43 @@ class PipelineStats:
             "last_error": self.last_error,
             "commit_seconds": self.commit_seconds,
             "last_commit_seconds": self.last_commit_seconds,
+            "paused_seconds": self.paused_seconds,
+            "not_stored": self.not_stored,
+            "unanswered": self.unanswered,
+            "sinks": [sink.as_dict() for sink in self.sinks],
+        }
+
+
+class SinkStats:
+    """One sink's lane in the pipeline: records it committed, records waiting for it, its
+    failures (each retried), whether it is failing now and for how long it failed in all."""
+
+    __slots__ = (
+        "committed",
+        "failing",
+        "failing_seconds",
+        "failures",
+        "last_error",
+        "name",
+        "waiting",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.committed = 0
+        self.waiting = 0
+        self.failures = 0
+        self.failing = False
+        self.failing_seconds = 0.0
+        self.last_error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "committed": self.committed,
+            "waiting": self.waiting,
+            "failures": self.failures,
+            "failing": self.failing,
+            "failing_seconds": self.failing_seconds,
+            "last_error": self.last_error,
         }

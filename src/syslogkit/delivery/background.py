@@ -44,7 +44,9 @@ for the first time), `resent`, `spooled`, `replayed`, `acknowledged` (RELP), `ma
 is idle, records logged == queued + dropped at the door (`overflow`, `shed`, `closed`,
 `reentrant`).
 
-After `fork()` the child has an empty queue and starts a writer of its own at its first record.
+After `fork()` the child has an empty queue and starts a writer of its own at its first record;
+a child that ends without `atexit` (a `multiprocessing` worker, a Celery prefork child) closes
+the delivery on its way out (`delivery.base.close_at_exit`).
 """
 
 from __future__ import annotations
@@ -56,7 +58,14 @@ import time
 from collections import deque
 from typing import Final
 
-from syslogkit.delivery.base import REENTRANT_MAX, ErrorReporter, Stats, reset_after_fork
+from syslogkit.delivery.base import (
+    REENTRANT_MAX,
+    ErrorReporter,
+    Stats,
+    close_at_exit,
+    leave_sigterm_to_main_thread,
+    reset_after_fork,
+)
 from syslogkit.delivery.caller import OVERFLOW, CallerSide, drain_queue, empty_queue
 from syslogkit.delivery.confirm import ACK_POLL, Batch, BatchFailed, Books, Item, confirmation_for
 from syslogkit.delivery.spool import FLAG_SENT, Spool
@@ -193,9 +202,11 @@ class BackgroundDelivery(CallerSide):
             except RuntimeError:  # e.g. at interpreter shutdown: flush/close write inline
                 return
             self._thread = thread
+        close_at_exit(self)  # a child that ends without atexit still delivers what it holds
 
     def _run(self) -> None:
         self._writer_ident = threading.get_ident()
+        leave_sigterm_to_main_thread()
         while True:
             try:
                 if self._step():

@@ -96,10 +96,13 @@ class NatsOptions:
     servers: list[str] = field(default_factory=lambda: ["nats://127.0.0.1:4222"])
     creds_file: str | None = None
     nkey_file: str | None = None
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
+    #: user and password (a config file's `nats.user`, `nats.password_file`)
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
     name: str = "syslogkit"
     connect_timeout: float = 2.0
     reconnect_wait: float = 0.25
@@ -152,6 +155,8 @@ class NatsOptions:
             kwargs["nkeys_seed"] = self.nkey_file
         if self.token:
             kwargs["token"] = self.token
+        if self.user and self.password:
+            kwargs["user"], kwargs["password"] = self.user, self.password
         return kwargs
 
 

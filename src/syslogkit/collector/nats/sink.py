@@ -81,6 +81,10 @@ def _nothing() -> None:
 class JetStreamSink:
     """Records to a JetStream stream (see the module docstring)."""
 
+    #: a batch whose acknowledgement timed out stays in the outbox and is published later: the
+    #: pipeline never hands it over again (`sinks.base.HoldsWhatItTook`)
+    holds_what_it_took = True
+
     def __init__(
         self,
         options: NatsOptions,

@@ -1,7 +1,15 @@
 """Where received records go: one file per sink (a new sink is a new file), `base` for what a
 sink is."""
 
-from .base import CommitsInBackground, HasStats, Sink
+from .base import (
+    CommitsInBackground,
+    HasStats,
+    HoldsWhatItTook,
+    Named,
+    Reopens,
+    Sink,
+    sink_name,
+)
 from .forward import ForwardSink
 from .jsonl import JsonLinesSink
 from .sqlite import SQLiteSink
@@ -11,8 +19,12 @@ __all__ = [
     "CommitsInBackground",
     "ForwardSink",
     "HasStats",
+    "HoldsWhatItTook",
     "JsonLinesSink",
+    "Named",
+    "Reopens",
     "SQLiteSink",
     "Sink",
     "StdoutSink",
+    "sink_name",
 ]

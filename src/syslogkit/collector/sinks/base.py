@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ..record import Record
 
-__all__ = ["CommitsInBackground", "HasStats", "Sink", "WaitsForRoom"]
+__all__ = [
+    "CommitsInBackground",
+    "HasStats",
+    "HoldsWhatItTook",
+    "Named",
+    "Reopens",
+    "Sink",
+    "WaitsForRoom",
+    "sink_name",
+    "tell_stderr",
+]
 
 
 @runtime_checkable
@@ -15,8 +26,9 @@ class Sink(Protocol):
     """A destination for records. All three methods are called from the pipeline's thread.
 
     `write` takes a batch; `flush` makes what was written durable (a commit); `close` flushes
-    and releases the sink. An exception from `write` or `flush` marks the batch as failed: its
-    callbacks get `False` (a RELP sender is answered with an error and sends again).
+    and releases the sink. An exception from `write` or `flush` fails the batch for this sink:
+    the pipeline writes the same batch again later (so a sink undoes a failed batch's partial
+    writes before it raises), and queues the later batches behind it.
     """
 
     def write(self, records: Sequence[Record]) -> None: ...
@@ -36,10 +48,46 @@ class CommitsInBackground(Protocol):
 
 
 @runtime_checkable
+class HoldsWhatItTook(Protocol):
+    """A sink that commits in the background and keeps a batch it took even when waiting for
+    its commit failed (the edge's outbox publishes it later): the pipeline never writes such a
+    batch again (it would be published twice); its callbacks get False instead (a RELP session
+    is closed unanswered and its sender sends again: at least once)."""
+
+    holds_what_it_took: bool
+
+
+@runtime_checkable
 class HasStats(Protocol):
     """A sink with counters of its own (forwarding), shown in the collector's stats."""
 
     def stats(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Reopens(Protocol):
+    """A sink that writes a file and opens it again on request (SIGHUP, after logrotate renamed
+    it): called from the pipeline's thread between two batches."""
+
+    def reopen(self) -> None: ...
+
+
+@runtime_checkable
+class Named(Protocol):
+    """A sink that names itself for the operator's lines (`store s.db`, `jsonl out.jsonl`)."""
+
+    @property
+    def label(self) -> str: ...
+
+
+def sink_name(sink: object) -> str:
+    """How the operator's lines and the stats name a sink."""
+    return sink.label if isinstance(sink, Named) else type(sink).__name__
+
+
+def tell_stderr(line: str) -> None:
+    """The default way the pipeline and the sinks tell the operator: one line on stderr."""
+    print(line, file=sys.stderr, flush=True)
 
 
 @runtime_checkable

@@ -84,6 +84,10 @@ class ForwardSink:
             name="syslogkit-forward",
         )
 
+    @property
+    def label(self) -> str:
+        return f"forward {self.url}"
+
     def write(self, records: Sequence[Record]) -> None:
         deliver = self._delivery.deliver
         if self._framed:

@@ -15,6 +15,7 @@ Decisions (issue 26, one peer cannot starve the others):
 from __future__ import annotations
 
 import contextlib
+import socket
 import sys
 from collections.abc import Iterable
 from datetime import tzinfo
@@ -232,6 +233,9 @@ class Listener:
             zone=zone,
         )
         self.last_error: str | None = None
+        #: a socket bound already (systemd's, or bound before dropping privileges): used
+        #: instead of binding (`collector.systemd`)
+        self.given: socket.socket | None = None
 
     def bound(self, port: int) -> None:
         """The listener got its port (the URL names it from now on)."""

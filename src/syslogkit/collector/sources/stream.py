@@ -372,13 +372,21 @@ class StreamListener(Listener):
 
     async def start(self) -> None:
         host, port = self.address.host, self.address.port
+        given = self.given
         if self.ssl_context is None:
-            self.server = await self.loop.create_server(
-                lambda: self.protocol(self), host, port, reuse_address=True, backlog=_BACKLOG
-            )
+            if given is not None:
+                self.server = await self.loop.create_server(
+                    lambda: self.protocol(self), sock=given, backlog=_BACKLOG
+                )
+            else:
+                self.server = await self.loop.create_server(
+                    lambda: self.protocol(self), host, port, reuse_address=True, backlog=_BACKLOG
+                )
             sockets = list(self.server.sockets)
         else:
-            sockets = _listening_sockets(host, port)
+            sockets = [given] if given is not None else _listening_sockets(host, port)
+            for sock in sockets:
+                sock.setblocking(False)
             for sock in sockets:
                 task = self.loop.create_task(self._accept(sock))
                 # the socket is closed once its accept loop has let go of it (no reader is

@@ -4,7 +4,8 @@ reused 64 KiB buffer.
 asyncio's datagram transport reads every datagram into a fresh 256 KiB buffer, which costs
 several times more CPU per message and loses datagrams well below 30k msgs/s. The socket gets
 a receive buffer of several MiB (`SO_RCVBUFFORCE` when allowed, else `SO_RCVBUF`). When the
-pipeline lags the thread waits, and the kernel's buffer absorbs what it can.
+pipeline lags the thread waits, and the kernel's buffer absorbs what it can; while a sink fails
+and the pipeline is full, what does not fit is dropped and counted (`sink_failing`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from ..config import Limits, ListenAddress
 from ..pipeline import Pipeline
 from ..record import Record
+from ..systemd import bind_early, set_receive_buffer
 from .base import Listener, peer_name
 
 __all__ = ["UdpListener", "stop_all", "udp_drops"]
@@ -45,21 +47,11 @@ class UdpListener(Listener):
         self._final_drops: int | None = None
 
     def start(self) -> None:
-        infos = socket.getaddrinfo(
-            self.address.host, self.address.port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
-        )
-        family, socktype, proto, _name, addr = infos[0]
-        sock = socket.socket(family, socktype, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, self.limits.udp_rcvbuf)
-            except OSError:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.limits.udp_rcvbuf)
-            sock.bind(addr)
-        except BaseException:
-            sock.close()
-            raise
+        if self.given is not None:
+            sock = self.given
+            set_receive_buffer(sock, self.limits.udp_rcvbuf)
+        else:
+            sock = bind_early(self.address, self.limits)
         self.rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         sock.setblocking(False)
         self._sock = sock
@@ -154,6 +146,9 @@ class UdpListener(Listener):
             while not self.pipeline.wait_for_room(0.5):
                 if self._stop:
                     break
+                if self.pipeline.failing:  # no room until a sink recovers: UDP cannot wait
+                    stats.dropped["sink_failing"] += len(records)
+                    return
             self.pipeline.submit(records)
 
 

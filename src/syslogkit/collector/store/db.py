@@ -191,15 +191,20 @@ class StoreFile:
         return row is not None
 
     def commit(self) -> None:
-        """Commit what was inserted; after this the records survive a crash of the process."""
+        """Commit what was inserted; after this the records survive a crash of the process.
+
+        A COMMIT that fails leaves the transaction to `rollback()` (SQLite may have rolled it
+        back already, on a full disk for instance, or kept it open)."""
         if self._in_tx:
-            self._in_tx = False
             self._db.execute("COMMIT")
+            self._in_tx = False
 
     def rollback(self) -> None:
+        """Undo what was inserted since the last commit (nothing when nothing was)."""
         if self._in_tx:
             self._in_tx = False
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
 
     def close(self, *, seal: bool = False) -> None:
         """Commit and close (checkpointing the WAL into the database file). `seal`: the file

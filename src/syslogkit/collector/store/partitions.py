@@ -386,6 +386,53 @@ class Store:
             freed += sizes[name]
         return deleted
 
+    # -- the free-space floor (`syslogkit collect --min-free`) -----------------------------------
+
+    def free_bytes(self) -> int:
+        """Bytes free for this process on the store's filesystem."""
+        st = os.statvfs(self.path)
+        return int(st.f_bavail * st.f_frsize)
+
+    def ensure_free(self, min_free: int) -> tuple[int, str | None]:
+        """Keep `min_free` bytes free on the store's filesystem before writing: with a
+        retention size set, delete the oldest partitions to make room (`make_room`). Returns
+        (messages deleted, a line to tell or None); raises `StoreError` while the free space
+        stays below the floor (nothing is written: the batch waits)."""
+        free = self.free_bytes()
+        if free >= 2 * min_free:
+            return 0, None
+        # near the floor: the write-ahead log's space back to the disk first, so that the
+        # batch's growth of the log starts from nothing
+        if self._hot is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._hot.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        free = self.free_bytes()
+        if free >= min_free:
+            return 0, None
+        deleted = 0
+        if self.max_bytes is not None:
+            deleted = self.make_room(min_free - free)
+            free = self.free_bytes()
+            if free < min_free and not deleted:
+                # all in the hot file (a partition is a tenth of the cap, which may be more
+                # than the disk): sealed, it is the oldest file, and room is made with it
+                self._seal_now()
+                deleted = self.make_room(min_free - free)
+                free = self.free_bytes()
+        note = (
+            f"store {self.path}: less than {min_free} bytes free: deleted the {deleted} oldest"
+            f" messages to make room ({free} bytes free now)"
+            if deleted
+            else None
+        )
+        if free < min_free:
+            raise StoreError(
+                f"{free} bytes free for the store, below --min-free {min_free}:"
+                " not writing until there is room"
+                + (f" (deleted the {deleted} oldest messages)" if deleted else "")
+            )
+        return deleted, note
+
     def maybe_retain(self, interval: float = 5.0) -> int:
         """`retain()` at most once per `interval` seconds (sealing applies it too)."""
         if time.monotonic() - self._last_retain < interval:

@@ -1,0 +1,1 @@
+"""Small programs the process-model tests run in a subprocess (each forks, so never pytest)."""
