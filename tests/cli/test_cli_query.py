@@ -101,3 +101,18 @@ def test_a_pipe_stopped_by_its_bound_says_so(db: Path) -> None:
     result = query(db, "| logfmt | stats count()", "--max-scan", "3", "--json")
     assert json.loads(result.stdout) == {"count()": 3}
     assert "the pipes stopped after 3 rows" in result.stderr
+
+
+def test_tail_takes_the_expression_too(db: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "syslogkit", "tail", "--db", str(db), "--no-follow", "--json",
+         "-n", "5", "order@32473.id:* -msgid:CART"],
+        capture_output=True, text=True, timeout=20, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["msgid"] for line in result.stdout.splitlines()] == ["PAY"]
+    piped = subprocess.run(
+        [sys.executable, "-m", "syslogkit", "tail", "--db", str(db), "--no-follow", "| limit 1"],
+        capture_output=True, text=True, timeout=20, check=False,
+    )  # fmt: skip
+    assert piped.returncode == 2 and "pipes are not taken here" in piped.stderr

@@ -86,20 +86,6 @@ def _filter_arguments(p: argparse.ArgumentParser, *, several_stores: bool = Fals
     )
 
 
-def _filters(args: argparse.Namespace) -> Any:
-    from syslogkit.collector import Filters
-
-    return Filters(
-        hosts=tuple(args.host or ()),
-        apps=tuple(args.app or ()),
-        severity=_severity(args.severity) if args.severity else None,
-        facilities=tuple(_facility(f) for f in args.facility or ()),
-        transports=tuple(args.transport or ()),
-        search=args.search,
-        status=_status(args),
-    )
-
-
 def _status(args: argparse.Namespace) -> str | None:
     if args.errors and args.noted:
         raise CliError("--errors and --noted select different messages: give one")
@@ -140,6 +126,7 @@ def _emit(records: Sequence[Any], args: argparse.Namespace, out: IO[str], colour
 
 TAIL_EPILOG = """examples:
   syslogkit tail                          # the last 10 messages of ./syslog.db, then follow
+  syslogkit tail 'app:shop severity:<=err order@32473.id:*'   # the language (docs/query.md)
   syslogkit tail -p warning --app sshd    # warning and more important, from sshd
   syslogkit tail -n 0 --json | jq .msg
   syslogkit tail --no-follow -n 100 --host web1"""
@@ -153,14 +140,23 @@ def tail_main(argv: Sequence[str]) -> int:
         epilog=TAIL_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument(
+        "expression",
+        nargs="?",
+        default="",
+        help="what to show (docs/query.md, without pipes); the flags are added with AND",
+    )
     _filter_arguments(p)
     p.add_argument("-n", "--lines", type=int, default=10, metavar="N", help="start with the last N")
     p.add_argument("--no-follow", action="store_true", help="print and exit")
     p.add_argument("--interval", type=float, default=0.25, metavar="SECONDS", help="poll period")
     args = p.parse_args(list(argv))
+    args.since = args.until = args.max_scan = None
     out = sys.stdout
     colour = _colour(args, out)
-    filters = _filters(args)
+    plan = _plan(args)
+    filters = plan.filters
+    keep = plan.predicate or (lambda _record: True)
     stop = False
 
     def on_term(_signum: int, _frame: Any) -> None:
@@ -178,16 +174,17 @@ def tail_main(argv: Sequence[str]) -> int:
         try:
             last = store.last_id()
             if args.lines > 0:
-                recent = store.query(filters, limit=args.lines, newest_first=True)
+                recent = list(_found(store, plan, args.lines, newest_first=True))
                 recent.reverse()
                 _emit(recent, args, out, colour)
+                _say_truncated([plan])
             if args.no_follow:
                 return 0
             while not stop:
                 filters.after_id = last
                 new = store.query(filters, limit=1000)
                 if new:
-                    _emit(new, args, out, colour)
+                    _emit([r for r in new if keep(r)], args, out, colour)
                     last = new[-1].id or last
                     continue
                 last = max(last, store.last_id())
