@@ -93,12 +93,9 @@ def send_udp(port: int, count: int, rate: int) -> None:
 
 
 def stored(db: Path) -> tuple[int, int]:
-    """(rows, distinct raw messages) in the store (a folder of files, read as one)."""
-    store = Store(db, readonly=True)
-    try:
-        raws = [r.raw for r in store.iter_query()]
-    finally:
-        store.close()
+    """(rows, distinct raw messages) in the store."""
+    with Store(db, readonly=True) as store:
+        raws = [r.raw for r in store.query()]
     return len(raws), len(set(raws))
 
 
@@ -194,7 +191,7 @@ def test_a_full_disk_pauses_tcp_the_jsonl_sink_keeps_up_and_every_record_is_stor
 
 
 def test_relp_senders_lose_nothing_while_the_disk_is_full(tmp_path: Path, need: Need) -> None:
-    count = 60_000  # the partitioned store keeps a message in less: 30000 fit in 10 MB
+    count = 30_000
     with small_disk(tmp_path / "disk", "10m", need) as disk:
         db = disk.path / "s.db"
         c = CollectProcess(tmp_path / "c", "-l", "relp://127.0.0.1:0", "--db", str(db)).start()

@@ -477,12 +477,17 @@ def test_collect_says_what_the_size_cap_deleted_and_counts_add_up(tmp_path: Path
     wait_for(committed, what=f"{sent} committed")
     code, _out, err = c.terminate()
     assert code == 0, err
-    summary = next(line for line in err.splitlines() if line.startswith("stored="))
-    deleted = int(summary.split()[1].removeprefix("deleted="))
-    assert summary.startswith(f"stored={sent} deleted=") and deleted > 0
-    assert f"(younger than --retention-age: {deleted})" in summary
+    assert f"stored={sent} " in err
+    line = next(
+        line for line in err.splitlines() if line.startswith("store ") and "committed=" in line
+    )
+    counts = dict(part.split("=", 1) for part in line.split()[2:] if "=" in part)
+    deleted = int(counts["retention_deleted"])
+    assert counts["committed"] == str(sent) and deleted > 0
+    assert counts["retention_deleted_young"] == str(deleted)
     assert "the size cap deleted" in err and "too small for the traffic" in err
-    assert json.loads(stats.read_text())["store"]["deleted"] == deleted
+    [lane] = json.loads(stats.read_text())["pipeline"]["sinks"]
+    assert lane["retention_deleted"] == deleted
     db = tmp_path / "capped.db"
     kept = int(run("query", "--db", str(db), "--count").stdout)
     assert kept + deleted == sent

@@ -163,7 +163,7 @@ def test_a_failed_commit_leaves_the_store_usable(tmp_path: Path) -> None:
     # a deferred foreign key makes COMMIT itself fail (as a full disk can): the transaction must
     # be rolled back and the next batch go in (before: every later BEGIN failed)
     store = Store(tmp_path / "s.db")
-    db = store.files()[-1].connection  # the hot file's, which takes the insert
+    db = store.files()[-1].connection  # the hot partition's, which the batch goes into
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("CREATE TABLE parent(id INTEGER PRIMARY KEY)")
     db.execute("CREATE TABLE child(p REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)")
@@ -181,7 +181,7 @@ def test_a_failed_commit_leaves_the_store_usable(tmp_path: Path) -> None:
 class RetentionFails(Store):
     """A store whose retention fails (as a locked or full database can make it)."""
 
-    def maybe_retain(self, interval: float = 5.0) -> int:
+    def retain(self, now: float | None = None, *, limit: int = 20000) -> int:
         raise sqlite3.OperationalError("database is locked")
 
 

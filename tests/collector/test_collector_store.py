@@ -611,28 +611,28 @@ def test_sink_tells_when_the_size_cap_deletes_messages_younger_than_the_age(
         sink.write([make_record(f"{chunk}-{i} " + "x" * 500) for i in range(20)])
         sink.flush()
     sink.close()
-    counts = sink.retention()
-    assert counts["deleted"] > 0 and counts["deleted_young"] == counts["deleted"]
-    lines = told
-    assert lines and all("younger than the retention age" in line for line in lines)
-    assert f"({counts['deleted_young']} in all)" in lines[-1]
+    counts = sink.stats()
+    deleted, young = counts["retention_deleted"], counts["retention_deleted_young"]
+    assert deleted > 0 and young == deleted
+    assert told and all("younger than the retention age" in line for line in told)
+    assert f"({young} in all)" in told[-1]
 
 
-def test_writer_process_counts_retention_and_makes_room(tmp_path: Path) -> None:
+def test_writer_process_counts_what_retention_deleted(tmp_path: Path) -> None:
     path = tmp_path / "w.db"
-    with Store(path) as store:  # two sealed partitions of 10, then the hot one
+    old = time.time() - 7200
+    with Store(path) as store:  # two sealed partitions of 10 old messages, then the hot one
         for chunk in range(2):
-            store.insert([make_record(f"{chunk}-{i}") for i in range(10)])
+            store.insert([make_record(f"{chunk}-{i}", received_at=old) for i in range(10)])
             store.seal()
-    sink = SQLiteSink(path, process=True)
+    sink = SQLiteSink(path, process=True, max_age=3600, retain_interval=0.0)
     sink.write([make_record(f"hot {i}") for i in range(5)])
     sink.flush()
-    assert sink.make_room(0) == 0
-    assert sink.make_room(1) == 10  # the oldest partition
-    assert sink.retention() == {"deleted": 10, "deleted_young": 0}
+    stats = sink.stats()
+    assert stats["retention_deleted"] == 20 and stats["retention_deleted_young"] == 0
     sink.close()
     with Store(path, readonly=True) as reader:
-        assert reader.count() == 15
+        assert reader.count() == 5
 
 
 def test_a_second_writer_of_the_same_store_is_refused(tmp_path: Path) -> None:

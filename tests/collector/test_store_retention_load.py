@@ -66,11 +66,11 @@ def test_size_cap_holds_at_full_ingest_rate_and_deleted_plus_stored_is_what_arri
     finally:
         stop.set()
         watcher.join()
-    deleted = sink.retention()["deleted"]
+    deleted = sink.stats()["retention_deleted"]
     with Store(db, readonly=True) as store:
         stored = store.count()
     assert arrived > 0 and deleted > 0, (arrived, deleted)
     assert largest <= CAP + partition_bound(CAP), (largest, CAP)
     assert deleted + stored == arrived
-    assert sink.retention()["deleted_young"] == deleted  # all younger than the age limit
+    assert sink.stats()["retention_deleted_young"] == deleted  # all younger than the age limit
     print(f"arrived={arrived} deleted={deleted} stored={stored} largest={largest} cap={CAP}")

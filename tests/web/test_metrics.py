@@ -104,10 +104,13 @@ def test_label_values_are_escaped_as_the_format_says() -> None:
 def test_retention_counts_and_the_store_size_as_du_counts_it(tmp_path: Path) -> None:
     from syslogkit.collector.metrics import store_bytes
 
-    text = render({"store": {"deleted": 1200, "deleted_young": 200}}, store_size=4096)
+    lane = {"name": "store s.db", "committed": 5000, "retention_deleted": 1200}
+    lane["retention_deleted_young"] = 200
+    text = render({"pipeline": {"sinks": [lane]}}, store_size=4096)
     found = samples(text)
-    assert found[("syslogkit_store_deleted_total", ())] == 1200
-    assert found[("syslogkit_store_deleted_young_total", ())] == 200
+    label = (("sink", "store s.db"),)
+    assert found[("syslogkit_sink_retention_deleted_total", label)] == 1200
+    assert found[("syslogkit_sink_retention_deleted_young_total", label)] == 200
     folder = tmp_path / "s.db"
     folder.mkdir()
     (folder / "p000000000001.db").write_bytes(b"x" * 10_000)

@@ -57,11 +57,9 @@ class SQLiteSink:
     `process=True` runs SQLite in a child process (`StoreProcess`): the rows are built here and
     the inserting, indexing and committing happen beside the collector's parsing, not in turn
     with it under the GIL; `syslogkit collect` does this. `tell` gets the lines for the
-    operator (a restarted writer, room made below the floor, a retention error).
-
-    What retention deleted is counted (`retention()`); when the size cap deleted messages
-    younger than `max_age`, one line says how many, at most once per `tell_interval` seconds
-    (on `tell`): the cap is too small for the traffic.
+    operator (a restarted writer, room made below the floor, a retention error, and, at most
+    once per `tell_interval` seconds, how many messages younger than `max_age` the size cap
+    deleted: the cap is too small for the traffic).
     """
 
     def __init__(
@@ -78,19 +76,17 @@ class SQLiteSink:
         tell_interval: float = 60.0,
     ) -> None:
         self.writer: StoreProcess | None = None
-        self.path = str(path.path if isinstance(path, Store) else path)
-        self.max_age = max_age
+        self.store: Store | None = None
+        self.tell = tell
         self._tell_interval = tell_interval
         self._told_young = 0
         self._told_at = time.monotonic()
-        self.store: Store | None = None
-        self.tell = tell
         self._rows: list[tuple[Any, ...]] = []
         self._origins: list[Origin] = []  # of the JetStream messages in `_rows`
         self.retention_errors = 0
         if isinstance(path, Store):
             self.store = path
-            self.path = str(path.path)
+            self.path = path.path
             self.min_free = default_min_free(self.path) if min_free is None else min_free
         else:
             self.path = str(path)
@@ -155,54 +151,37 @@ class SQLiteSink:
 
         return committed
 
-    def make_room(self, bytes_needed: int) -> int:
-        """Delete the store's oldest partitions until `bytes_needed` bytes are freed (never
-        the one being written); returns how many messages went (counted in `retention()`)."""
-        if self.writer is not None:
-            deleted = self.writer.make_room(bytes_needed)
-        else:
-            assert self.store is not None
-            deleted = self.store.make_room(bytes_needed)
-        self._tell_young()
-        return deleted
-
-    def retention(self) -> dict[str, int]:
-        """What retention deleted: `deleted` messages, of them `deleted_young` by the size
-        cap while younger than `max_age`."""
-        source: Store | StoreProcess | None = self.writer or self.store
-        if source is None:
-            return {"deleted": 0, "deleted_young": 0}
-        return {"deleted": source.deleted, "deleted_young": source.deleted_young}
-
-    def _tell_young(self, *, final: bool = False) -> None:
-        """One line when the size cap deleted messages younger than `max_age` (at most once
-        per interval; the rest at close)."""
-        young = self.retention()["deleted_young"]
-        now = time.monotonic()
-        if young <= self._told_young or (not final and now - self._told_at < self._tell_interval):
-            return
-        seconds = now - self._told_at
-        self.tell(
-            f"store {self.path}: the size cap deleted {young - self._told_young} messages younger"
-            f" than the retention age in the last {seconds:.0f} s ({young} in all): the cap"
-            " is too small for the traffic"
-        )
-        self._told_young, self._told_at = young, now
-
     def stats(self) -> dict[str, Any]:
-        """Messages deleted by retention, retention errors, writer restarts, the floor."""
+        """Messages deleted by retention (of them, by the size cap while younger than
+        `max_age`), retention errors, writer restarts, the floor."""
         if self.writer is not None:
             deleted, errors = self.writer.deleted, self.writer.retention_errors
-            restarts = self.writer.restarts
+            young, restarts = self.writer.deleted_young, self.writer.restarts
         else:
             assert self.store is not None
             deleted, errors, restarts = self.store.deleted, self.retention_errors, 0
+            young = self.store.deleted_young
         return {
             "retention_deleted": deleted,
+            "retention_deleted_young": young,
             "retention_errors": errors,
             "writer_restarts": restarts,
             "min_free": self.min_free,
         }
+
+    def _tell_young(self, *, final: bool = False) -> None:
+        """One line when the size cap deleted messages younger than `max_age` (at most once
+        per interval; the rest at close)."""
+        young = int(self.stats()["retention_deleted_young"])
+        now = time.monotonic()
+        if young <= self._told_young or (not final and now - self._told_at < self._tell_interval):
+            return
+        self.tell(
+            f"store {self.path}: the size cap deleted {young - self._told_young} messages"
+            f" younger than the retention age in the last {now - self._told_at:.0f} s"
+            f" ({young} in all): the cap is too small for the traffic"
+        )
+        self._told_young, self._told_at = young, now
 
     def close(self) -> None:
         if self._rows:

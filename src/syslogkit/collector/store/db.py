@@ -58,7 +58,9 @@ def create_file(path: str | Path) -> None:
             db.execute("BEGIN")
             for statement in statements(SCHEMA):
                 db.execute(statement)
-            db.execute("INSERT INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
+            )
             db.execute("COMMIT")
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: cannot make a store file ({exc})") from exc
@@ -205,6 +207,12 @@ class StoreFile:
             self._in_tx = False
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database and cut it to nothing (its space goes
+        back to the filesystem)."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self, *, seal: bool = False) -> None:
         """Commit and close (checkpointing the WAL into the database file). `seal`: the file

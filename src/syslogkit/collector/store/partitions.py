@@ -19,8 +19,9 @@ Decisions:
   about to begin adds at its height, is over `max_bytes`. So the folder stays at the cap (past
   it by a few percent at most: an FTS5 merge in a transaction is not foreseen) at any ingest
   rate: a deletion is one `unlink`, whatever the rate. The hot file is never deleted. The
-  bound is a tenth of the cap (at least 1 MiB, at most 256 MiB), so the store keeps about
-  four fifths of the cap filled or more.
+  bound is a tenth of the cap and of the filesystem (at least 1 MiB, at most 256 MiB), so the
+  store keeps about four fifths of the cap filled or more, and the free-space floor
+  (`ensure_free`, `make_room`) can free room by deleting whole files on a small disk.
   What retention deleted is counted (`deleted`; `deleted_young`: deleted by the size cap while
   younger than `max_age`).
 - The rollups are per file: a deleted file takes its counts with it, so they stay exact.
@@ -67,11 +68,15 @@ _MAX_PERIOD = 3600.0
 _RAW = 14
 
 
-def partition_bound(max_bytes: int | None) -> int:
-    """The size at which the hot partition is sealed: a tenth of the cap (1 MiB .. 256 MiB)."""
-    if max_bytes is None:
-        return _MAX_PARTITION
-    return max(_MIN_PARTITION, min(_MAX_PARTITION, max_bytes // 10))
+def partition_bound(max_bytes: int | None, disk_bytes: int | None = None) -> int:
+    """The size at which the hot partition is sealed: a tenth of the cap and of the
+    filesystem that holds the store (so that deleting the oldest file frees room on a small
+    disk too), within 1 MiB .. 256 MiB."""
+    bound = _MAX_PARTITION
+    for limit in (max_bytes, disk_bytes):
+        if limit is not None:
+            bound = min(bound, limit // 10)
+    return max(_MIN_PARTITION, bound)
 
 
 def partition_period(max_age: float | None) -> float:
@@ -141,7 +146,7 @@ class Store:
         self.readonly = readonly
         self.max_age = max_age
         self.max_bytes = max_bytes
-        self.partition_bytes = partition_bytes or partition_bound(max_bytes)
+        self.partition_bytes = partition_bytes or partition_bound(max_bytes, _disk_size(path))
         self.partition_seconds = partition_seconds or partition_period(max_age)
         #: messages deleted by retention; of them, deleted by the size cap while younger than
         #: `max_age`; partitions deleted
@@ -189,7 +194,6 @@ class Store:
                 self._maybe_seal(force=False)
             else:
                 self._open_hot(_name(1), 1)
-            self.retain()
         except BaseException:
             self.close()
             raise
@@ -222,6 +226,7 @@ class Store:
         if not path.exists():
             # made aside with its schema, then renamed: a reader never sees a file without it
             aside = Path(self.path) / (name + _NEW)
+            aside.unlink(missing_ok=True)  # what an attempt on a full disk left
             create_file(aside)
             os.rename(aside, path)
         self._hot = StoreFile(
@@ -265,8 +270,21 @@ class Store:
 
     def _writable(self) -> StoreFile:
         if self._hot is None:
-            raise StoreError(f"{self.path}: opened read-only")
+            if self.readonly:
+                raise StoreError(f"{self.path}: opened read-only")
+            self._reopen_hot()  # a seal that could not begin the next file (a full disk)
+        assert self._hot is not None
         return self._hot
+
+    def _reopen_hot(self) -> None:
+        """Take the newest partition as the hot one again (it grows past its bound until a
+        new one can be made)."""
+        files = partition_files(self.path)
+        if not files:
+            self._open_hot(_name(1), 1)
+            return
+        newest = files[-1]
+        self._open_hot(newest.name, _first_id(newest.name) or 1)
 
     def insert(self, records: Iterable[Record]) -> None:
         """Insert records in the current transaction (opened if needed), with the origins the
@@ -309,7 +327,11 @@ class Store:
         """Commit what was inserted (after this the records survive a crash of the process),
         then seal the hot partition when it is full (and apply retention then)."""
         self._writable().commit()
-        self._maybe_seal(force=False)
+        # committed: a seal that failed (a full disk) must not fail the batch (it would be sent
+        # again, stored twice); the next batch begins the next file, or goes on in this one
+        # (`_writable`)
+        with contextlib.suppress(StoreError, sqlite3.Error, OSError):
+            self._maybe_seal(force=False)
 
     def rollback(self) -> None:
         self._writable().rollback()
@@ -386,7 +408,7 @@ class Store:
             freed += sizes[name]
         return deleted
 
-    # -- the free-space floor (`syslogkit collect --min-free`) -----------------------------------
+    # -- the free-space floor (`syslogkit collect --min-free`, `writer.store_batch`) -------------
 
     def free_bytes(self) -> int:
         """Bytes free for this process on the store's filesystem."""
@@ -401,11 +423,7 @@ class Store:
         free = self.free_bytes()
         if free >= 2 * min_free:
             return 0, None
-        # near the floor: the write-ahead log's space back to the disk first, so that the
-        # batch's growth of the log starts from nothing
-        if self._hot is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._hot.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._writable().checkpoint()  # the WAL's space back first
         free = self.free_bytes()
         if free >= min_free:
             return 0, None
@@ -413,12 +431,6 @@ class Store:
         if self.max_bytes is not None:
             deleted = self.make_room(min_free - free)
             free = self.free_bytes()
-            if free < min_free and not deleted:
-                # all in the hot file (a partition is a tenth of the cap, which may be more
-                # than the disk): sealed, it is the oldest file, and room is made with it
-                self._seal_now()
-                deleted = self.make_room(min_free - free)
-                free = self.free_bytes()
         note = (
             f"store {self.path}: less than {min_free} bytes free: deleted the {deleted} oldest"
             f" messages to make room ({free} bytes free now)"
@@ -460,6 +472,9 @@ class Store:
         young = 0
         if cutoff is not None and newest >= cutoff:
             young = _younger_than(Path(self.path) / name, cutoff)
+        reader = self._readers.pop(str(Path(self.path) / name), None)
+        if reader is not None:  # else its space stays taken while it is open
+            reader.close()
         for suffix in ("", *_SIDE_FILES):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(Path(self.path) / f"{name}{suffix}")
@@ -545,6 +560,8 @@ class Store:
 
     def last_id(self) -> int:
         """The id of the newest message (0: none)."""
+        if self._hot is not None:  # the writer's: its hot partition says
+            return max(self._hot.last_id(), self._hot.first_id - 1)
         for part in reversed(self.files()):
             last = part.last_id()
             if last:
@@ -579,6 +596,15 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _disk_size(path: str | Path) -> int | None:
+    """The size of the filesystem that holds (or will hold) the store."""
+    for where in (Path(path), Path(path).parent):
+        with contextlib.suppress(OSError):
+            st = os.statvfs(where)
+            return int(st.f_blocks * st.f_frsize)
+    return None
 
 
 def _lock_writer(folder: Path) -> int:

@@ -133,9 +133,7 @@ class StoreProcess:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self._sent = 0  # batches numbered 1, 2, ... in the order they were sent
         #: batches sent and not yet answered: rows and origins
-        self._unanswered: dict[
-            int, tuple[Sequence[tuple[Any, ...]] | dict[str, int], Sequence[Origin]]
-        ] = {}
+        self._unanswered: dict[int, tuple[Sequence[tuple[Any, ...]], Sequence[Origin]]] = {}
         self._order: list[int] = []  # the batches the child has, in the order it answers
         self._replies: dict[int, Any] = {}
         self._last_id = 0  # the store's last id after the last batch answered
@@ -217,12 +215,10 @@ class StoreProcess:
         self.start(rows, origins)()
 
     def start(
-        self,
-        rows: Sequence[tuple[Any, ...]] | dict[str, int],
-        origins: Sequence[Origin] = (),
+        self, rows: Sequence[tuple[Any, ...]], origins: Sequence[Origin] = ()
     ) -> Callable[[], None]:
-        """Send one batch (with the JetStream origins of its rows, `Store.insert_rows`), or a
-        command (`make_room`); the returned function waits until it is committed (or raises).
+        """Send one batch (with the JetStream origins of its rows, `Store.insert_rows`); the
+        returned function waits until it is committed (or raises).
 
         Batches are answered in the order they were sent, so the next batch may be sent
         before the previous one's function is called (the pipeline does: the child finds the
@@ -263,14 +259,6 @@ class StoreProcess:
         if reply[0] != "ok":
             raise StoreError(str(reply[1]))
 
-    def make_room(self, bytes_needed: int) -> int:
-        """`Store.make_room` in the child: delete the oldest partitions until `bytes_needed`
-        bytes are freed; returns how many messages went. Call it between batches (from the
-        thread that waits for them)."""
-        before = self.deleted
-        self.start({"make_room": int(bytes_needed)})()
-        return self.deleted - before
-
     def _answered(self, number: int, reply: Any) -> None:
         self._unanswered.pop(number, None)
         if reply[0] == "ok":
@@ -284,8 +272,8 @@ class StoreProcess:
             self._count(reply[2], reply[3])
         self._replies[number] = reply
 
-    def _count(self, deleted: Any, young: Any) -> None:
-        """The child's counts (of its life) on top of those of the children before it."""
+    def _count(self, deleted: int, young: int) -> None:
+        """The child's retention counts (from its start) on top of those of the ones before."""
         self.deleted = self._counted[0] + int(deleted)
         self.deleted_young = self._counted[1] + int(young)
 
@@ -311,14 +299,10 @@ class StoreProcess:
         committed = 0
         for number in waiting:
             rows, origins = self._unanswered[number]
-            size = 0 if isinstance(rows, dict) else len(rows)  # a command holds no rows
-            if not self._order and before + size <= covered:
-                before += size  # committed before the child died, never answered
+            if not self._order and before + len(rows) <= covered:
+                before += len(rows)  # committed before the child died, never answered
                 committed += 1
-                self._answered(
-                    number, ("ok", size, self.deleted - self._counted[0], before, [], False,
-                             self.deleted_young - self._counted[1])
-                )  # fmt: skip
+                self._answered(number, ("ok", len(rows), 0, before, [], False, 0))
                 continue
             self._order.append(number)  # this one and every later one: sent again
             self._send(_message(rows, origins))
@@ -344,11 +328,8 @@ class StoreProcess:
         self._stderr.close()
 
 
-def _message(rows: Sequence[tuple[Any, ...]] | dict[str, int], origins: Sequence[Origin]) -> Any:
-    """A batch as sent to the child: the rows (a list), or (rows, origins) when it has origins;
-    or a command (a dict: `make_room`)."""
-    if isinstance(rows, dict):
-        return rows
+def _message(rows: Sequence[tuple[Any, ...]], origins: Sequence[Origin]) -> Any:
+    """A batch as sent to the child: the rows (a list), or (rows, origins) when it has origins."""
     return (list(rows), list(origins)) if origins else list(rows)
 
 
@@ -394,14 +375,9 @@ def _writer_main(config_json: str) -> int:
             return 0
         rows, origins = message if isinstance(message, tuple) else (message, ())
         try:
-            if isinstance(rows, dict):  # a command: make room
-                store.make_room(int(rows["make_room"]))
-                rows, retention_failed = [], False
-                notes: list[str] = []
-            else:
-                notes, retention_failed = store_batch(
-                    store, rows, origins, min_free=min_free, retain_interval=interval
-                )
+            notes, retention_failed = store_batch(
+                store, rows, origins, min_free=min_free, retain_interval=interval
+            )
         except StoreError as exc:
             answer(("error", str(exc), store.deleted, store.deleted_young))
             continue
@@ -409,9 +385,16 @@ def _writer_main(config_json: str) -> int:
             answer(("error", f"{type(exc).__name__}: {exc}", store.deleted, store.deleted_young))
             continue
         answer(
-            ("ok", len(rows), store.deleted, store.last_id(), notes, retention_failed,
-             store.deleted_young)
-        )  # fmt: skip
+            (
+                "ok",
+                len(rows),
+                store.deleted,
+                store.last_id(),
+                notes,
+                retention_failed,
+                store.deleted_young,
+            )
+        )
 
 
 if __name__ == "__main__":
