@@ -46,7 +46,10 @@ is idle, records logged == queued + dropped at the door (`overflow`, `shed`, `cl
 
 After `fork()` the child has an empty queue and starts a writer of its own at its first record;
 a child that ends without `atexit` (a `multiprocessing` worker, a Celery prefork child) closes
-the delivery on its way out (`delivery.base.close_at_exit`).
+the delivery on its way out (`delivery.base.close_at_exit`). Where no thread may run (a uWSGI
+master, `delivery.base.threads_may_hang_a_fork`), the caller runs this loop inline at each
+record, bounded by `timeout`, adopting nothing; what it cannot write goes to the spool or is
+dropped and counted, never left in memory (that process ends without `atexit`).
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ from syslogkit.delivery.base import (
     close_at_exit,
     leave_sigterm_to_main_thread,
     reset_after_fork,
+    threads_may_hang_a_fork,
 )
 from syslogkit.delivery.caller import OVERFLOW, CallerSide, drain_queue, empty_queue
 from syslogkit.delivery.confirm import ACK_POLL, Batch, BatchFailed, Books, Item, confirmation_for
@@ -167,6 +171,8 @@ class BackgroundDelivery(CallerSide):
         self._fresh = False  # connected, and nothing written on this connection yet
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._inline = threading.Lock()  # one caller at a time writes inline (no thread)
+        self._writing_inline = False
         self._busy = False
         self._seen = -1  # progress last seen by the writer, and when it changed
         self._progress_at = time.monotonic()
@@ -193,6 +199,11 @@ class BackgroundDelivery(CallerSide):
         return thread is not None and thread.is_alive()
 
     def _start(self) -> None:
+        """Start the writer thread; where a thread could hang a forked child (a uWSGI master),
+        write inline instead."""
+        if self._thread is None and threads_may_hang_a_fork():
+            self._write_inline()
+            return
         with self._start_lock:
             if self._thread is not None or self._closed:
                 return
@@ -203,6 +214,41 @@ class BackgroundDelivery(CallerSide):
                 return
             self._thread = thread
         close_at_exit(self)  # a child that ends without atexit still delivers what it holds
+
+    def _write_inline(self) -> None:
+        """No writer thread may run here (`threads_may_hang_a_fork`): the calling thread writes
+        what is queued (and what the spool holds), bounded by `timeout`. Such a process may end
+        without `atexit` (a uWSGI master does), so nothing waits in memory for `close`: while
+        the collector cannot be reached, records go to the spool, or are dropped and counted."""
+        me = threading.get_ident()
+        if self._writer_ident == me or not self._inline.acquire(timeout=self.timeout):
+            return  # a record from the send path: the loop below takes it
+        self._writer_ident = me
+        self._writing_inline = True
+        try:
+            deadline = time.monotonic() + self.timeout
+            while not self._closed and not self._written() and time.monotonic() < deadline:
+                try:
+                    self._step()
+                except Exception as exc:  # a bug: reported, never raised into the caller
+                    self._error(TransportError("error", f"writer: {type(exc).__name__}: {exc}"))
+                    return
+                if self.transport.sock is None:  # unreachable, or the connection broke
+                    self._leave_unwritten()
+                    return
+        finally:
+            self._writing_inline = False
+            self._writer_ident = None
+            self._inline.release()
+
+    def _leave_unwritten(self) -> None:
+        """Inline, with no connection: what is in memory goes to the spool, or is dropped."""
+        if self._spool is not None:
+            self._to_spool()
+            return
+        left = empty_queue(self._retry) + empty_queue(self._queue)  # as at close (`_finish`)
+        if left:
+            self._lose(self.transport.last_failure, left)
 
     def _run(self) -> None:
         self._writer_ident = threading.get_ident()
@@ -246,7 +292,7 @@ class BackgroundDelivery(CallerSide):
         if closing and (self._drained() or self._give_up(now)):
             self._finish()
             return True
-        if spool is not None and not spool.closed and spool.adopt_due(now):
+        if spool is not None and not spool.closed and self._adopts() and spool.adopt_due(now):
             adopted = spool.adopt()
             if adopted:
                 self.stats.add("adopted", adopted)
@@ -286,7 +332,7 @@ class BackgroundDelivery(CallerSide):
         return False
 
     def _sleep(self, timeout: float, wake_at: int) -> None:
-        if timeout <= 0:
+        if timeout <= 0 or self._writing_inline:  # nobody else would wake a caller
             return
         self._wake_at = wake_at
         self._sleeping = True
@@ -296,12 +342,21 @@ class BackgroundDelivery(CallerSide):
         self._wake.clear()
 
     def _drained(self) -> bool:
+        spool = self._spool
+        scanned = spool is None or spool.closed or spool.scanned
+        return scanned and self._written()
+
+    def _written(self) -> bool:
+        """Nothing in memory, in flight, or in this process's spool waits to be delivered."""
         if self._queue or self._retry or self._busy or self._confirm.unconfirmed():
             return False
         spool = self._spool
-        if spool is None or spool.closed:
-            return True
-        return spool.scanned and not spool.pending()
+        return spool is None or spool.closed or not spool.pending()
+
+    def _adopts(self) -> bool:
+        """Whether this writer takes over what dead processes left in the spool: not inline (a
+        uWSGI master would keep their records until it logs again; its workers adopt them)."""
+        return not self._writing_inline
 
     # -- connection ----------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """What every delivery shares: the `Delivery` protocol, `Stats`, error reporting, the bound on
 records logged from inside the send path, the one registry of objects reset in a forked child,
-and the one of deliveries closed when a child process ends without `atexit`.
+the one of deliveries closed when a child process ends without `atexit`, and where no thread of
+ours may run (a process that forks in C without the GIL: `threads_may_hang_a_fork`).
 
 The handler formats and frames a record, then hands the bytes to a `Delivery`: synchronous
 (`delivery.sync`, the caller writes, bounded by timeouts) or a background queue
@@ -31,6 +32,7 @@ __all__ = [
     "close_at_exit",
     "leave_sigterm_to_main_thread",
     "reset_after_fork",
+    "threads_may_hang_a_fork",
 ]
 
 #: Called with the error and the record it concerns (None when there is none).
@@ -170,6 +172,22 @@ def _chain_uwsgi_post_fork() -> None:
             previous()
 
     uwsgi.post_fork_hook = post_fork
+
+
+def threads_may_hang_a_fork() -> bool:
+    """True in a uWSGI master (the application loaded there: no `lazy-apps`), which forks its
+    workers in C without taking the GIL first, unless `py-call-uwsgi-fork-hooks`: a thread of
+    ours that holds the GIL at that instant leaves the new worker waiting for it for ever, before
+    it runs a line of Python. No thread may run there; a delivery works inline instead."""
+    uwsgi: Any = sys.modules.get("uwsgi")
+    if uwsgi is None:
+        return False
+    try:
+        in_master = bool(os.getpid() == uwsgi.masterpid())
+        hooked = bool(uwsgi.opt.get("py-call-uwsgi-fork-hooks"))
+    except Exception:  # not the real uWSGI module: no C fork to fear
+        return False
+    return in_master and not hooked
 
 
 def _after_fork_in_child() -> None:

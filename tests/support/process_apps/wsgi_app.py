@@ -1,8 +1,10 @@
 """A WSGI application for the gunicorn and uWSGI tests (tests/interop/test_process_models.py).
 
-Configured from `SYSLOGKIT_TEST_APP` (JSON: address, options, last_words) when imported: in
+Configured from `SYSLOGKIT_TEST_APP` (JSON: address, options, last_words, first_words) when
+imported: in
 the master with gunicorn's `--preload` and uWSGI without `lazy-apps` (the workers inherit the
-handler through fork), in each worker otherwise. `GET /?start=S&count=C` logs the records
+handler through fork), in each worker otherwise; it then logs `first_words` records (numbered
+from `first_base` on). `GET /?start=S&count=C` logs the records
 numbered S .. S + C - 1. `last_words(k)` logs worker k's records of its last instant (numbered
 from `last_base` on), from gunicorn's `worker_exit` hook or uWSGI's `uwsgi.atexit`.
 """
@@ -23,6 +25,9 @@ LOG = logging.getLogger("app")
 LOG.setLevel(logging.INFO)
 LOG.propagate = False
 LOG.addHandler(SyslogHandler(CONFIG["address"], **CONFIG.get("options", {})))
+FIRST_BASE = CONFIG.get("first_base", 0)
+for _n in range(FIRST_BASE, FIRST_BASE + CONFIG.get("first_words", 0)):
+    LOG.warning("import n=%d", _n)
 
 
 def application(
