@@ -15,13 +15,15 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from syslogkit.cli.forms import DEFAULT_DB, parse_duration, parse_size, parse_time
 from syslogkit.cli.main import CliError
 from syslogkit.cli.nats import add_collect_arguments as add_nats_arguments
+from syslogkit.cli.settings import SinkSpec, check_main, with_config
+from syslogkit.collector.systemd import notify
 
 __all__ = [
     "DEFAULT_DB",
@@ -64,6 +66,19 @@ def _collect_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "-l", "--listen", action="append", metavar="URL", help="listener URL (repeatable)"
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a TOML config file (docs/operations.md); flags given beside it override it",
+    )
+    p.add_argument(
+        "--check", metavar="FILE", help="check a config file, print each fault, exit 0 or 1"
+    )
+    p.add_argument(
+        "--reload",
+        metavar="PIDFILE",
+        help="tell the collector whose --pid-file this is to reload its config (SIGHUP)",
     )
     out = p.add_argument_group("where messages go")
     out.add_argument(
@@ -169,6 +184,15 @@ def _collect_parser() -> argparse.ArgumentParser:
     misc.add_argument("--stats-interval", type=float, default=5.0, metavar="SECONDS")
     misc.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     misc.add_argument("--no-uvloop", action="store_true", help="use asyncio's own loop")
+    misc.add_argument(
+        "--user",
+        metavar="NAME",
+        help="started as root: bind, then run as this user (ports under 1024 without root)",
+    )
+    misc.add_argument("--group", metavar="NAME", help="with --user: this group (default its own)")
+    misc.add_argument(
+        "--pid-file", metavar="PATH", help="write the process id there (for --reload)"
+    )
     add_nats_arguments(p)
     from syslogkit.cli.web import add_web_arguments
 
@@ -199,88 +223,33 @@ def _write_stats(path: str, stats: dict[str, Any]) -> None:
 
 
 async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
-    from syslogkit.cli.nats import nats_sinks, nats_sources, split_nats_listen
-    from syslogkit.collector import (
-        Collector,
-        ForwardSink,
-        JsonLinesSink,
-        Limits,
-        Sink,
-        SQLiteSink,
-        StdoutSink,
-        StoreError,
-        zone_of,
-    )
-    from syslogkit.transports.tls import ServerTLSConfig
+    from syslogkit.cli.nats import nats_sources, split_nats_listen
+    from syslogkit.collector import Collector, Sink, StoreError, zone_of
+    from syslogkit.collector.routes import compile_routes
 
     listen, nats_listen = split_nats_listen(args.listen or list(DEFAULT_LISTEN))
+    names = dict(zip(args.listen or DEFAULT_LISTEN, args.listener_names or (), strict=False))
     try:
         from syslogkit.collector import parse_listen_url
 
         addresses = [parse_listen_url(u) for u in listen]
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    tls: ServerTLSConfig | None = None
-    if any(a.is_tls for a in addresses) or args.tls_cert:
-        if not args.tls_cert:
-            raise CliError("a tls:// or relp+tls:// listener needs --tls-cert (and --tls-key)")
-        for path in (args.tls_cert, args.tls_key, args.tls_ca):
-            if path and not Path(path).is_file():
-                raise CliError(f"no such file: {path}")
-        client_auth = args.client_cert or ("optional" if args.tls_ca or args.tls_capath else "none")
-        tls = ServerTLSConfig(
-            cert_file=args.tls_cert,
-            key_file=args.tls_key,
-            ca_file=args.tls_ca,
-            ca_dir=args.tls_capath,
-            client_auth=client_auth,
-        )
+    tls = tls_config(args, addresses)
     try:
         zone = zone_of(args.timezone)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    if args.max_connections_per_peer < 1:
-        raise CliError("--max-connections-per-peer must be at least 1")
-    limits = Limits(
-        max_frame=args.max_frame,
-        max_connections=args.max_connections,
-        max_connections_per_peer=args.max_connections_per_peer,
-        frame_timeout=args.frame_timeout,
-        idle_timeout=args.idle_timeout,
-        handshake_timeout=args.handshake_timeout,
-        udp_rcvbuf=parse_size(args.udp_rcvbuf),
-        relp_window=args.relp_window,
-    )
+    limits = limits_of(args)
+    sockets = _bound_sockets(args, addresses, limits)  # before any file is opened as root
+    specs = args.sink_specs
     sinks: list[Sink] = []
-    db_path: str | None = None
+    stores = [spec for spec in specs if spec.kind == "store"]
+    db_path: str | None = stores[0].options.get("path", DEFAULT_DB) if stores else None
     try:
-        if not args.no_db and not (args.nats and not args.db):  # an edge stores nothing
-            db_path = args.db or DEFAULT_DB
-            sinks.append(
-                SQLiteSink(
-                    db_path,
-                    max_age=parse_duration(args.retention_age) if args.retention_age else None,
-                    max_bytes=parse_size(args.retention_size) if args.retention_size else None,
-                    synchronous=args.sync,
-                    process=not args.no_writer_process,
-                    min_free=None if args.min_free is None else parse_size(args.min_free),
-                )
-            )
-        if args.jsonl:
-            sinks.append(JsonLinesSink(args.jsonl))
-        if args.stdout or args.stdout_json:
-            sinks.append(StdoutSink(out, json_lines=args.stdout_json))
-        for url in args.forward or ():
-            sinks.append(
-                ForwardSink(
-                    url,
-                    ca_file=args.forward_ca_file,
-                    cert_file=args.forward_cert_file,
-                    key_file=args.forward_key_file,
-                    spool_dir=args.forward_spool,
-                )
-            )
-        sinks.extend(nats_sinks(args))
+        for spec in specs:
+            sinks.append(_sink(spec, args, out))
+        router = compile_routes(args.routes, [spec.name for spec in specs], args.listener_names)
     except (StoreError, OSError, ValueError, CliError) as exc:
         for sink in sinks:
             sink.close()
@@ -306,6 +275,9 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             high_water=args.high_water,
             stop_timeout=max(0.0, args.stop_timeout),
             sources=nats_sources(args, nats_listen, db_path),
+            router=router,
+            sockets=sockets,
+            listener_tls=listener_tls(args, addresses),
         )
     except (ValueError, OSError, ssl_error()) as exc:
         for sink in sinks:
@@ -318,50 +290,65 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
             with contextlib.suppress(Exception):
                 sink.close()
         raise CliError(f"cannot listen: {exc.strerror or exc}") from None
+    for sock in collector.unused_sockets:
+        print(
+            f"syslogkit collect: no listener for the socket {sock.getsockname()}", file=sys.stderr
+        )
+        sock.close()
+    if router is not None:  # a listener's name, by the URL it is bound to
+        for url, listener in zip(listen, collector.listeners, strict=False):
+            router.listener_names[listener.url] = names.get(url, url)
 
     # handlers before the first line: a supervisor (or a test) may signal as soon as it reads it
+    reloader = _reloader(args, collector, specs, sinks, router, names, out)
+    remove_pid_file = _write_pid_file(args.pid_file) if args.pid_file else None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
-    hangups: set[asyncio.Task[None]] = set()
-
-    def hangup() -> None:
-        task = loop.create_task(_reopen_files(collector, loop))
-        hangups.add(task)
-        task.add_done_callback(hangups.discard)
-
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGHUP, hangup)
-    info = sys.stderr if (args.stdout or args.stdout_json) else out
+    info = sys.stderr if any(spec.kind == "stdout" for spec in specs) else out
     if not args.quiet:
         for url in urls:
             print(f"listening on {url}", file=info)
         if db_path:
             print(f"storing into {db_path}", file=info)
-        if args.jsonl:
-            print(f"appending JSON lines to {args.jsonl}", file=info)
-        if args.nats:
+        for spec in specs:
+            if spec.kind == "jsonl":
+                print(f"appending JSON lines to {spec.options['path']}", file=info)
+        if router is not None:
+            print(f"routing by {len(args.routes)} routes", file=info)
+        if any(spec.kind == "nats" for spec in specs):
             print(f"publishing to JetStream stream {args.nats_stream}", file=info)
         if addresses:
             print(f"try: {_send_hint(urls)}", file=info)
         print(end="", file=info, flush=True)
+    notify(f"READY=1\nSTATUS=listening on {', '.join(urls)}")
+
+    def stats() -> dict[str, Any]:
+        if reloader is None:
+            return _stats(collector, sinks, router)
+        now = reloader.running
+        return _stats(collector, now.sinks, now.router) | {"reload": reloader.stats()}
 
     stats_interval = max(0.1, args.stats_interval)
     beside: Beside | None = None
     try:
-        beside = Beside(args, db_path, lambda: _stats(collector, sinks), loop, info)
+        beside = Beside(args, db_path, stats, loop, info)
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), stats_interval)
             if args.stats_file:
-                _write_stats(args.stats_file, _stats(collector, sinks))
+                _write_stats(args.stats_file, stats())
     finally:
+        notify("STOPPING=1\nSTATUS=draining")
         if beside is not None:
             beside.stop()
         await collector.stop()
-        final = _stats(collector, sinks)
+        now_router = reloader.running.router if reloader is not None else router
+        if now_router is not None:
+            now_router.tell_untold()
+        final = stats()
         if args.stats_file:
             _write_stats(args.stats_file, final)
         if not args.quiet:
@@ -369,7 +356,76 @@ async def _collect(args: argparse.Namespace, out: IO[str]) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
+        if remove_pid_file is not None:
+            remove_pid_file()
     return 0
+
+
+def _signal_reload(pid_file: str) -> int:
+    """`collect --reload PIDFILE`: SIGHUP to the collector named there."""
+    try:
+        pid = int(Path(pid_file).read_text().split()[0])
+    except (OSError, ValueError, IndexError) as exc:
+        raise CliError(f"--reload: no process id in {pid_file}: {exc}") from None
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except OSError as exc:
+        raise CliError(f"--reload: process {pid}: {exc.strerror or exc}") from None
+    print(f"asked process {pid} to reload (its stderr or journal says how it went)")
+    return 0
+
+
+def _write_pid_file(path: str) -> Callable[[], None]:
+    """The process id in `path` (written whole, then renamed); returns what removes it."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    Path(tmp).write_text(f"{os.getpid()}\n")
+    os.replace(tmp, path)
+
+    def remove() -> None:
+        with contextlib.suppress(OSError):
+            if Path(path).read_text().split()[0] == str(os.getpid()):
+                os.unlink(path)
+
+    return remove
+
+
+def _reloader(
+    args: argparse.Namespace,
+    collector: Any,
+    specs: list[SinkSpec],
+    sinks: list[Any],
+    router: Any,
+    names: dict[str, str],
+    out: IO[str],
+) -> Any:
+    """SIGHUP: with --config, reload it (cli/reload.py; returns the Reloader); always, the
+    file sinks open their files again (logrotate)."""
+    from syslogkit.cli.reload import Reloader, Running
+
+    reloader = None
+    if args.config:
+        reloader = Reloader(
+            args.parser,
+            args.given,
+            args.config,
+            Running(collector, list(specs), list(sinks), router, names),
+            args,
+            lambda spec, new: _sink(spec, new, out),
+            tls_config,
+        )
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def hangup() -> None:
+        task = loop.create_task(
+            reloader.reload() if reloader is not None else _reopen_files(collector, loop)
+        )
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, hangup)
+    return reloader
 
 
 async def _reopen_files(collector: Any, loop: asyncio.AbstractEventLoop) -> None:
@@ -386,10 +442,132 @@ def ssl_error() -> type[Exception]:
     return ssl.SSLError
 
 
-def _stats(collector: Any, sinks: Sequence[Any]) -> dict[str, Any]:
+def limits_of(args: argparse.Namespace) -> Any:
+    """The listeners' limits from the flags; read at start and at every reload."""
+    from syslogkit.collector import Limits
+
+    if args.max_connections_per_peer < 1:
+        raise CliError("--max-connections-per-peer must be at least 1")
+    return Limits(
+        max_frame=args.max_frame,
+        max_connections=args.max_connections,
+        max_connections_per_peer=args.max_connections_per_peer,
+        frame_timeout=args.frame_timeout,
+        idle_timeout=args.idle_timeout,
+        handshake_timeout=args.handshake_timeout,
+        udp_rcvbuf=parse_size(args.udp_rcvbuf),
+        relp_window=args.relp_window,
+    )
+
+
+def tls_config(args: argparse.Namespace, addresses: Sequence[Any]) -> Any:
+    """The TLS listeners' settings from the flags (None without TLS); read at start and at
+    every reload."""
+    own = listener_tls(args, addresses)
+    if not (any(a.is_tls and a not in own for a in addresses) or args.tls_cert):
+        return None
+    if not args.tls_cert:
+        raise CliError("a tls:// or relp+tls:// listener needs --tls-cert (and --tls-key)")
+    return _server_tls({}, args)
+
+
+def listener_tls(args: argparse.Namespace, addresses: Sequence[Any]) -> dict[Any, Any]:
+    """The listeners' own TLS settings (a config file's `[[listeners]] tls_*`), by address."""
+    own = getattr(args, "listener_tls", None) or {}
+    urls = [u for u in args.listen or () if not u.startswith(("nats://", "nats+tls://"))]
+    return {
+        address: _server_tls(own[url], args)
+        for url, address in zip(urls, addresses, strict=False)
+        if url in own and address.is_tls
+    }
+
+
+def _server_tls(own: dict[str, str], args: argparse.Namespace) -> Any:
+    """`[tls]` (the flags) with a listener's own keys over it."""
+    from syslogkit.transports.tls import ServerTLSConfig
+
+    cert, key = own.get("cert", args.tls_cert), own.get("key", args.tls_key)
+    ca, capath = own.get("ca", args.tls_ca), own.get("capath", args.tls_capath)
+    for path in (cert, key, ca):
+        if path and not Path(path).is_file():
+            raise CliError(f"no such file: {path}")
+    client_auth = own.get("client_cert", args.client_cert) or (
+        "optional" if ca or capath else "none"
+    )
+    return ServerTLSConfig(
+        cert_file=cert, key_file=key, ca_file=ca, ca_dir=capath, client_auth=client_auth
+    )
+
+
+def _bound_sockets(args: argparse.Namespace, addresses: Sequence[Any], limits: Any) -> list[Any]:
+    """systemd's sockets (socket activation); with --user/--group, the other listeners bound
+    now, then the privileges dropped (collector/systemd.py)."""
+    from syslogkit.collector.systemd import bind_early, drop_privileges, listen_fds, take_socket
+
+    inherited = listen_fds()
+    if not (args.user or args.group):
+        return inherited
+    sockets: list[Any] = []
+    try:
+        for address in addresses:
+            sock = take_socket(inherited, address)
+            sockets.append(sock if sock is not None else bind_early(address, limits))
+        drop_privileges(args.user, args.group)
+    except (OSError, ValueError) as exc:
+        for sock in sockets + inherited:
+            sock.close()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise CliError(f"--user/--group: {reason}") from None
+    return sockets + inherited
+
+
+def _sink(spec: SinkSpec, args: argparse.Namespace, out: IO[str]) -> Any:
+    """The sink a spec (of the file or of the flags) describes."""
+    from syslogkit.cli.nats import nats_sinks
+    from syslogkit.collector import ForwardSink, JsonLinesSink, SQLiteSink, StdoutSink
+
+    options = spec.options
+    if spec.kind == "store":
+        min_free = options.get("min_free", args.min_free)
+        return SQLiteSink(
+            options.get("path", DEFAULT_DB),
+            max_age=parse_duration(args.retention_age) if args.retention_age else None,
+            max_bytes=parse_size(args.retention_size) if args.retention_size else None,
+            synchronous=options.get("sync", args.sync),
+            process=options.get("writer_process", not args.no_writer_process),
+            min_free=None if min_free is None else parse_size(min_free),
+        )
+    if spec.kind == "jsonl":
+        return JsonLinesSink(options["path"])
+    if spec.kind == "stdout":
+        return StdoutSink(out, json_lines=options.get("json", False))
+    if spec.kind == "forward":
+        return ForwardSink(
+            options["url"],
+            ca_file=options.get("ca_file"),
+            cert_file=options.get("cert_file"),
+            key_file=options.get("key_file"),
+            spool_dir=options.get("spool"),
+        )
+    if spec.kind == "file":
+        from syslogkit.collector.sinks.file import FileSink
+
+        return FileSink(
+            options["path"],
+            format=options.get("format", "raw"),
+            max_open=options.get("max_open", 64),
+        )
+    if spec.kind == "nats":
+        return nats_sinks(argparse.Namespace(**{**vars(args), "nats": options["servers"]}))[0]
+    raise CliError(f"sink {spec.name}: unknown kind {spec.kind!r}")
+
+
+def _stats(collector: Any, sinks: Sequence[Any], router: Any = None) -> dict[str, Any]:
     from syslogkit.collector.sinks import HasStats, SQLiteSink
 
     stats: dict[str, Any] = collector.stats()
+    if router is not None:
+        stats["routes"] = router.stats()
     stats["time"] = time.time()
     stats["started_at"] = collector.started_at
     forwards = [
@@ -425,6 +603,13 @@ def _print_summary(stats: dict[str, Any], out: IO[str], *, stores: bool = True) 
             f" spooled={edge['spool_records']} lost={edge['lost']}"
             + (f" unhealthy={edge['unhealthy']}" if edge.get("unhealthy") else "")
             + (f" last_error={edge['last_error']}" if edge.get("last_error") else ""),
+            file=out,
+        )
+    routes = stats.get("routes")
+    if routes and (routes["dropped"] or routes["unrouted"] or routes.get("rate_limited")):
+        print(
+            f"routes: dropped={routes['dropped']} unrouted={routes['unrouted']}"
+            f" rate_limited={routes.get('rate_limited', 0)} (not given to any sink)",
             file=out,
         )
     pipe = stats["pipeline"]
@@ -478,7 +663,13 @@ def _tune_gc_for_a_server() -> None:
 
 def collect_main(argv: Sequence[str]) -> int:
     """`syslogkit collect`: listen, store, until SIGTERM or Ctrl-C (then drain and exit 0)."""
-    args = _collect_parser().parse_args(list(argv))
+    parser = _collect_parser()
+    args = parser.parse_args(list(argv))
+    if args.check:
+        return check_main(args.check, sys.stdout, sys.stderr)
+    if args.reload:
+        return _signal_reload(args.reload)
+    args = with_config(parser, argv, args.config)
     _tune_gc_for_a_server()
     loop_factory = asyncio.new_event_loop
     if not args.no_uvloop:

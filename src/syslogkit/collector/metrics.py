@@ -206,6 +206,33 @@ def _listener(out: _Families, listener: Mapping[str, Any]) -> None:
     _peers(out, url, listener.get("peers"))
 
 
+#: the routes' counters (`collector/routes.Router.stats`)
+_ROUTE_COUNTERS = (
+    ("dropped", "Records a route dropped (drop = true)."),
+    ("unrouted", "Records no route sent to any sink."),
+    ("rate_limited", "Records over a route's rate limit per source (not given to its sinks)."),
+)
+
+
+def _reload(out: _Families, reload: Mapping[str, Any] | None) -> None:
+    """SIGHUP's reloads of the config file (cli/reload.py)."""
+    if not reload:
+        return
+    out.add("syslogkit_reloads_total", "counter", "Config reloads applied.", reload["count"])
+    out.add(
+        "syslogkit_reload_failures_total",
+        "counter",
+        "Config reloads refused (the previous config kept running).",
+        reload["failures"],
+    )
+    for key, help_text in (
+        ("last_success", "When the config was last reloaded (epoch seconds)."),
+        ("last_failure", "When a reload was last refused (epoch seconds)."),
+    ):
+        if reload.get(key):
+            out.add(f"syslogkit_reload_{key}_timestamp_seconds", "gauge", help_text, reload[key])
+
+
 def _pipeline_health(out: _Families, pipeline: Mapping[str, Any]) -> None:
     """Paused seconds, records given up at close by reason, and each sink's lane."""
     if "paused_seconds" in pipeline:
@@ -271,6 +298,11 @@ def render(stats: Mapping[str, Any], *, store_size: int | None = None) -> str:
             pipeline["pending"],
         )
     _pipeline_health(out, pipeline)
+    routes = stats.get("routes") or {}
+    for key, help_text in _ROUTE_COUNTERS:
+        if key in routes:
+            out.add(f"syslogkit_routes_{key}_total", "counter", help_text, routes[key])
+    _reload(out, stats.get("reload"))
     if store_size is not None:
         out.add(
             "syslogkit_store_bytes",
