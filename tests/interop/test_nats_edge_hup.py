@@ -16,6 +16,7 @@ import pytest
 from support.collector import wait_for
 from support.peers import Need
 from support.peers.nats import CollectProcess, NatsCluster, missing_nats_server
+from syslogkit.collector import Store, StoreError
 
 pytestmark = pytest.mark.interop
 
@@ -49,9 +50,9 @@ def messages(db: Path) -> list[str]:
     if not db.exists():
         return []
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
-            return [r[0] for r in conn.execute("SELECT msg FROM messages")]
-    except sqlite3.OperationalError:
+        with Store(db, readonly=True) as store:
+            return [r.message.msg for r in store.query() if r.message and r.message.msg]
+    except (StoreError, sqlite3.Error):  # not made yet
         return []
 
 
