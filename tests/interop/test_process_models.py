@@ -269,10 +269,15 @@ def redis(need: Need, tmp_path: Path) -> Iterator[str]:
 
 def run_celery(broker: str, tmp_path: Path, address: str, **options: Any) -> str:
     """A prefork worker (4 children, each exiting after one task) runs the tasks, then a warm
-    shutdown (SIGTERM); the worker's stderr (its children's too)."""
-    done = tmp_path / "done"
+    shutdown (SIGTERM) once every task's child has exited; the worker's stderr (its children's
+    too). Not at the last task's end: billiard's warm shutdown stops reading results, and a
+    child whose result was still in flight waits 30 s for it, with or without syslogkit
+    (docs/handler.md, Celery prefork)."""
+    done, exited = tmp_path / "done", tmp_path / "exited"
     done.mkdir()
-    config = {"broker": broker, "address": address, "options": options, "done_dir": str(done)}
+    exited.mkdir()
+    config = {"broker": broker, "address": address, "options": options}
+    config |= {"done_dir": str(done), "exited_dir": str(exited)}
     env = app_env(SYSLOGKIT_TEST_APP=json.dumps(config), PYTHONPATH=f"{APPS}:{TESTS}")
     command = [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "prefork"]
     command += ["-c", str(WORKERS), "--max-tasks-per-child", "1", "-l", "WARNING"]
@@ -296,6 +301,7 @@ def run_celery(broker: str, tmp_path: Path, address: str, **options: Any) -> str
         )
         assert sent.returncode == 0, sent.stderr
         wait_for(lambda: len(list(done.iterdir())) >= TASKS, 60, "every task done")
+        wait_for(lambda: len(list(exited.iterdir())) >= TASKS, 30, "every task's child exited")
     finally:
         err = stop(worker, signal.SIGTERM)
     return err

@@ -1,10 +1,16 @@
 """A Celery application for the prefork tests (tests/interop/test_process_models.py).
 
-Configured from `SYSLOGKIT_TEST_APP` (JSON: broker, address, options, done_dir) when imported
-(in the worker's main process; its prefork children inherit the handler). The task logs
-records numbered start .. start + count - 1, then leaves a file in `done_dir`. Run with
-`--max-tasks-per-child 1`, each child exits right after its task: its records are those of
-the last instant before its exit. `python celery_app.py TOTAL PER_TASK` sends the tasks.
+Configured from `SYSLOGKIT_TEST_APP` (JSON: broker, address, options, done_dir, exited_dir)
+when imported (in the worker's main process; its prefork children inherit the handler). The
+task logs records numbered start .. start + count - 1, then leaves a file in `done_dir`. Run
+with `--max-tasks-per-child 1`, each child exits right after its task: its records are those
+of the last instant before its exit. Each child leaves a file named by its pid in `exited_dir`
+as it exits (in `worker_process_shutdown`, before syslogkit's own close there): billiard sends
+that signal only once the main process has read the child's result (or after 30 s), so a
+warm shutdown begun after these files never catches a result in flight (which a shutting-down
+main process may leave unread: the child then waits 30 s, with or without syslogkit; see
+docs/handler.md, Celery prefork).
+`python celery_app.py TOTAL PER_TASK` sends the tasks.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_process_shutdown
 
 from syslogkit import SyslogHandler
 
@@ -39,6 +46,11 @@ def log_numbers(start: int, count: int) -> None:
     for n in range(start, start + count):
         LOG.warning("task n=%d", n)
     (Path(CONFIG["done_dir"]) / f"{start}.done").touch()
+
+
+@worker_process_shutdown.connect
+def leave_exited_file(pid: int, **_: Any) -> None:
+    (Path(CONFIG["exited_dir"]) / str(pid)).touch()
 
 
 if __name__ == "__main__":
