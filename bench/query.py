@@ -14,6 +14,11 @@ vocabulary with a rare word), then times the first page (`--page` records) of:
 
 each also while a writer process inserts into the same store (the store stays queryable while
 ingesting). Median of `--rounds` rounds, in milliseconds. Target (issue 12): under 200 ms.
+
+Then the query language (issue 21, docs/query.md) through the command line, idle, beside the
+same question asked with flags where one exists: a field filter (host, msgid, an SD param:
+the first page, newest first) and `_time:1h | stats count() by (host)`. `--language-only`
+runs only these.
 """
 
 from __future__ import annotations
@@ -160,11 +165,44 @@ def main() -> int:
     parser.add_argument("--page", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--keep", metavar="PATH", help="build (or reuse) the store here")
+    parser.add_argument("--language-only", action="store_true", help="only the language's cases")
     args = parser.parse_args()
     path = Path(args.keep) if args.keep else Path(tempfile.mkdtemp()) / "q.db"
     if not path.exists():
         took = build(path, args.messages, args.hours)
         print(f"built {args.messages} messages in {took:.1f} s ({args.messages / took:.0f}/s)")
+    if not args.language_only:
+        flags(path, args)
+    language(path, args)
+    return 0
+
+
+def language(path: Path, args: argparse.Namespace) -> None:
+    """The query language's cases, each beside its flags (when there are any)."""
+    with Store(path, readonly=True) as store:
+        newest = store.query(limit=1, newest_first=True)[0]
+    assert newest.message is not None
+    seq = dict(newest.message.structured_data[0].params)["seq"]
+    host = "host7.example.com"
+    cases: list[tuple[str, list[str], list[str] | None]] = [
+        (f"host:{host}", [f"host:{host}", "--newest-first"], ["--host", host, "--newest-first"]),
+        ("msgid:ID3", ["msgid:ID3", "--newest-first"], None),
+        (f"ex@32473.seq:{seq}", [f"ex@32473.seq:{seq}", "--newest-first"], None),
+        ("_time:1h | stats count() by (host)", ["_time:1h | stats count() by (host)"], None),
+    ]
+    print(f"\nthe query language, command line, first page of {args.page}, ms, median (range):")
+    print(f"{'expression':46s} {'expression':>20s} {'flags':>20s}")
+    for name, argv, flag_argv in cases:
+        expr = [cli_page(path, argv, args.page) for _ in range(args.rounds)]
+        line = f"{name:46s} {statistics.median(expr):7.1f} ({min(expr):.0f}-{max(expr):.0f})"
+        if flag_argv is not None:
+            flag = [cli_page(path, flag_argv, args.page) for _ in range(args.rounds)]
+            line += f"{'':4s} {statistics.median(flag):7.1f} ({min(flag):.0f}-{max(flag):.0f})"
+        print(line, flush=True)
+
+
+def flags(path: Path, args: argparse.Namespace) -> None:
+    """The first page with today's flags, in-process and through the command line."""
     since = time.time() - 3600
     cases: list[tuple[str, Filters, bool, list[str]]] = [
         ("--search error", Filters(search="error"), False, ["--search", "error"]),
@@ -200,7 +238,6 @@ def main() -> int:
             if ingest is not None:
                 ingest.close()
                 print(f"(the writer inserted {ingest.written} messages meanwhile)")
-    return 0
 
 
 if __name__ == "__main__":

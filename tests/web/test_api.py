@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -82,9 +84,10 @@ def test_a_record_whole_with_its_raw_bytes_escaped(filled: WebStack) -> None:
         ({"facility": "kitchen"}, "facility", "kitchen"),
         ({"colour": "red"}, "colour", "unknown parameter"),
         ({"by": "tomorrow"}, "by", "not time or received"),
-        ({"q": "disk AND"}, "q", "not valid full-text syntax"),
-        ({"q": '"unterminated'}, "q", "unterminated string"),
-        ({"q": "web-1"}, "q", "double quotes"),
+        ({"q": "disk AND"}, "q", "column 9: expected a word"),
+        ({"q": '"unterminated'}, "q", 'expected a closing "'),
+        ({"q": "host:web1 AND (error"}, "q", "column 21: expected ')'"),
+        ({"q": "order@32473.id:42"}, "q", "`syslogkit query` runs them"),
     ],
 )
 def test_bad_parameters_answer_400_with_the_reason(
@@ -95,6 +98,33 @@ def test_bad_parameters_answer_400_with_the_reason(
         assert status == 400, (path, body)
         answer = json.loads(body)
         assert answer["field"] == field and reason in answer["error"], answer
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "api message",
+        'host:h1 AND ("message 3" OR "message 5")',
+        "app:api severity:<=err -host:h0",
+        "severity:warning..err OR facility:kern",
+        "app:ap* NOT (message 2)",
+        "status:unparsed",
+    ],
+)
+def test_the_api_and_the_command_answer_an_expression_alike(
+    filled: WebStack, expression: str
+) -> None:
+    by_api = api(filled, "/api/messages", q=expression, range="all", limit=1000)["records"]
+    result = subprocess.run(
+        [sys.executable, "-m", "syslogkit", "query", "--db", str(filled.db), "--json", expression],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    by_cli = [json.loads(row)["id"] for row in result.stdout.splitlines()]
+    assert by_cli and [r["id"] for r in by_api] == list(reversed(by_cli))
 
 
 def test_the_event_stream_sends_records_stored_after_it_opened(filled: WebStack) -> None:

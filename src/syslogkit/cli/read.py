@@ -86,20 +86,6 @@ def _filter_arguments(p: argparse.ArgumentParser, *, several_stores: bool = Fals
     )
 
 
-def _filters(args: argparse.Namespace) -> Any:
-    from syslogkit.collector import Filters
-
-    return Filters(
-        hosts=tuple(args.host or ()),
-        apps=tuple(args.app or ()),
-        severity=_severity(args.severity) if args.severity else None,
-        facilities=tuple(_facility(f) for f in args.facility or ()),
-        transports=tuple(args.transport or ()),
-        search=args.search,
-        status=_status(args),
-    )
-
-
 def _status(args: argparse.Namespace) -> str | None:
     if args.errors and args.noted:
         raise CliError("--errors and --noted select different messages: give one")
@@ -140,6 +126,7 @@ def _emit(records: Sequence[Any], args: argparse.Namespace, out: IO[str], colour
 
 TAIL_EPILOG = """examples:
   syslogkit tail                          # the last 10 messages of ./syslog.db, then follow
+  syslogkit tail 'app:shop severity:<=err order@32473.id:*'   # the language (docs/query.md)
   syslogkit tail -p warning --app sshd    # warning and more important, from sshd
   syslogkit tail -n 0 --json | jq .msg
   syslogkit tail --no-follow -n 100 --host web1"""
@@ -153,14 +140,23 @@ def tail_main(argv: Sequence[str]) -> int:
         epilog=TAIL_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument(
+        "expression",
+        nargs="?",
+        default="",
+        help="what to show (docs/query.md, without pipes); the flags are added with AND",
+    )
     _filter_arguments(p)
     p.add_argument("-n", "--lines", type=int, default=10, metavar="N", help="start with the last N")
     p.add_argument("--no-follow", action="store_true", help="print and exit")
     p.add_argument("--interval", type=float, default=0.25, metavar="SECONDS", help="poll period")
     args = p.parse_args(list(argv))
+    args.since = args.until = args.max_scan = None
     out = sys.stdout
     colour = _colour(args, out)
-    filters = _filters(args)
+    plan = _plan(args)
+    filters = plan.filters
+    keep = plan.predicate or (lambda _record: True)
     stop = False
 
     def on_term(_signum: int, _frame: Any) -> None:
@@ -178,16 +174,17 @@ def tail_main(argv: Sequence[str]) -> int:
         try:
             last = store.last_id()
             if args.lines > 0:
-                recent = store.query(filters, limit=args.lines, newest_first=True)
+                recent = list(_found(store, plan, args.lines, newest_first=True))
                 recent.reverse()
                 _emit(recent, args, out, colour)
+                _say_truncated([plan])
             if args.no_follow:
                 return 0
             while not stop:
                 filters.after_id = last
                 new = store.query(filters, limit=1000)
                 if new:
-                    _emit(new, args, out, colour)
+                    _emit([r for r in new if keep(r)], args, out, colour)
                     last = new[-1].id or last
                     continue
                 last = max(last, store.last_id())
@@ -206,13 +203,18 @@ def tail_main(argv: Sequence[str]) -> int:
 
 
 QUERY_EPILOG = """examples:
-  syslogkit query --since 1h -p err                   # errors of the last hour
+  syslogkit query '_time:1h app:shop severity:<=err'  # errors of one app in the last hour
+  syslogkit query 'order@32473.id:42'                 # one order's records (structured data)
+  syslogkit query 'host:web1 AND (timeout OR "connection reset")' --json
+  syslogkit query --since 1h -p err                   # the same filters as flags
   syslogkit query --search 'disk AND full' --host db1
   syslogkit query --since 2026-01-31T00:00:00Z --until 2026-02-01 --json
   syslogkit query --errors --json                     # what did not parse, with the raw bytes
   syslogkit query --noted --count                     # parsed with a note (assumed zone, ...)
   syslogkit query --count --app nginx
 
+the expression (docs/query.md): words, "phrases", AND OR NOT ( ), -word, field:value,
+SD-ID.param:value, exists(SD-ID), _time:1h; the flags are shorthands ANDed to it.
 times: RFC 3339 / ISO 8601 (local time without a zone), 10m, 2h ago, today, epoch seconds."""
 
 
@@ -224,23 +226,52 @@ def query_main(argv: Sequence[str]) -> int:
         epilog=QUERY_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument(
+        "expression",
+        nargs="?",
+        default="",
+        help="what to find (docs/query.md); the flags below are added to it with AND",
+    )
     _filter_arguments(p, several_stores=True)
     p.add_argument("--since", metavar="TIME", help="message time at or after")
     p.add_argument("--until", metavar="TIME", help="message time before")
     p.add_argument("--limit", type=int, metavar="N", help="at most N messages")
     p.add_argument("--newest-first", action="store_true", help="newest first (default oldest)")
     p.add_argument("--count", action="store_true", help="print only how many match")
+    p.add_argument(
+        "--max-scan",
+        type=int,
+        metavar="N",
+        help="rows a filter SQL cannot decide (structured data, ~regex, CIDR) may examine"
+        " per store (default 200000)",
+    )
     args = p.parse_args(list(argv))
-    filters = _filters(args)
-    filters.since = parse_time(args.since) if args.since else None
-    filters.until = parse_time(args.until) if args.until else None
+    pipes = _pipes(args)
+    plans = [_plan(args) for _ in args.db or [DEFAULT_DB]]
+    filters = plans[0].filters
     stores = [_open_store(path) for path in args.db or [DEFAULT_DB]]
     out = sys.stdout
+    from syslogkit.collector.query import QueryError
+
     try:
-        if args.count:
-            print(sum(store.count(filters) for store in stores), file=out)
+        if pipes is not None:
+            newest_first = args.newest_first or pipes.aggregates
+            try:
+                rows = _piped(pipes, stores, plans, newest_first)
+            except QueryError as exc:
+                raise CliError(str(exc)) from None
+            if args.limit is not None:
+                rows = itertools.islice(rows, args.limit)
+            _emit_rows(rows, pipes.columns, args, out)
             return 0
-        records = _merged(stores, filters, args.limit, args.newest_first)
+        if args.count:
+            if plans[0].predicate is None:
+                print(sum(store.count(filters) for store in stores), file=out)
+            else:
+                found = _merged(stores, plans, None, newest_first=True)
+                print(sum(1 for _ in found), file=out)
+            return 0
+        records = _merged(stores, plans, args.limit, args.newest_first)
         if args.json:
             batch: list[Any] = []
             for record in records:
@@ -256,28 +287,172 @@ def query_main(argv: Sequence[str]) -> int:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
     except Exception as exc:
         from syslogkit.collector import StoreError
+        from syslogkit.collector.query import QueryError
 
-        if isinstance(exc, StoreError):
+        if isinstance(exc, StoreError | QueryError):
             raise CliError(str(exc)) from None
         raise
     finally:
         for store in stores:
             store.close()
+        _say_truncated(plans)
+        if pipes is not None:
+            for note in pipes.notes:
+                print(f"syslogkit query: {note}", file=sys.stderr)
     return 0
 
 
+def _pipes(args: argparse.Namespace) -> Any:
+    """The pipes of the expression (None: it has none); the filter part is left in
+    `args.expression`."""
+    from syslogkit.collector.query import QueryError
+    from syslogkit.collector.query.language import parse, to_text
+    from syslogkit.collector.query.pipes import Pipeline
+
+    text = args.expression
+    if "|" not in text:
+        return None
+    try:
+        query = parse(text)
+    except QueryError as exc:
+        raise CliError(_pointed("the expression", text, exc)) from None
+    if not query.pipes:
+        return None
+    args.expression = to_text(query.filter)
+    pipeline = Pipeline(query.pipes, time.time())
+    if args.max_scan is not None:
+        pipeline.max_rows = args.max_scan
+    return pipeline
+
+
+def _piped(pipes: Any, stores: Sequence[Any], plans: Sequence[Any], newest_first: bool) -> Any:
+    """The rows out of the pipes: a first count SQL can do is one GROUP BY per file."""
+    from syslogkit.collector.query.pipes import counts_in_sql, run_counts
+
+    if counts_in_sql(pipes, plans[0].predicate is None):
+        where, where_args = plans[0].filters.where()
+        files = [part for store in stores for part in store.files()]
+        return run_counts(pipes, files, where, where_args)
+    return pipes.run(_merged(stores, plans, None, newest_first))
+
+
+def _emit_rows(rows: Iterator[Any], columns: Sequence[str] | None, args: Any, out: IO[str]) -> None:
+    """The rows out of the pipes: records as `query` prints them (with the fields pipes added,
+    under "fields" in JSON), or a table of `columns` (JSON lines with --json)."""
+    from syslogkit.collector import record_to_dict
+    from syslogkit.collector.query.pipes import display, when_text
+
+    def cells(row: Any) -> dict[str, Any]:
+        assert columns is not None
+        return {
+            c: when_text(v) if c == "_time" and isinstance(v, float) else display(v)
+            for c in columns
+            for v in (row.get(c),)
+        }
+
+    if args.count:
+        print(sum(1 for _ in rows), file=out)
+        return
+    if columns is None:
+        if not args.json:
+            _table([row.record for row in rows], out, _colour(args, out))
+            return
+        for row in rows:
+            obj = record_to_dict(row.record)
+            if row.fields:
+                obj["fields"] = row.fields
+            out.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+        return
+    if args.json:
+        for row in rows:
+            out.write(json.dumps(cells(row), ensure_ascii=False, default=str) + "\n")
+        return
+    table = [["-" if v is None else str(v) for v in cells(row).values()] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in table]) for i, c in enumerate(columns)]
+    out.write("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    out.write("\n")
+    for r in table:
+        out.write("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() + "\n")
+
+
+def _plan(args: argparse.Namespace) -> Any:
+    """The expression and the flags (each flag a filter of the language, ANDed), compiled."""
+    from syslogkit.collector.query import QueryError, compile_query, parse_query
+    from syslogkit.collector.query.language import And, Field, Node, Or
+
+    def any_of(name: str, values: Sequence[Any]) -> Node:
+        fields: list[Node] = [Field(name, "=", str(v)) for v in values]
+        return fields[0] if len(fields) == 1 else Or(tuple(fields))
+
+    try:
+        parts: list[Node] = []
+        for flag, name in (("host", "host"), ("app", "app"), ("transport", "transport")):
+            if getattr(args, flag):
+                parts.append(any_of(name, getattr(args, flag)))
+        if args.facility:
+            parts.append(any_of("facility", [_facility(f) for f in args.facility]))
+        if args.severity:
+            parts.append(Field("severity", "<=", str(_severity(args.severity))))
+        status = _status(args)
+        if status is not None:
+            parts.append(Field("status", "=", status))
+        if args.since:
+            parts.append(Field("_time", ">=", repr(parse_time(args.since))))
+        if args.until:
+            parts.append(Field("_time", "<", repr(parse_time(args.until))))
+        for text, what in ((args.search, "--search"), (args.expression, "the expression")):
+            try:
+                node = parse_query(text) if text else None
+            except QueryError as exc:
+                raise CliError(_pointed(what, text, exc)) from None
+            if node is not None:
+                parts.append(node)
+        tree = None if not parts else parts[0] if len(parts) == 1 else And(tuple(parts))
+        plan = compile_query(tree)
+    except QueryError as exc:
+        raise CliError(str(exc)) from None
+    if args.max_scan is not None:
+        plan.max_examined = args.max_scan
+    return plan
+
+
+def _pointed(what: str, text: str, exc: Any) -> str:
+    """A `QueryError` with the text and a caret under its column."""
+    return f"{what}: {exc}\n  {text}\n  {' ' * (exc.column - 1)}^"
+
+
+def _say_truncated(plans: Sequence[Any]) -> None:
+    for plan in plans:
+        if plan.truncated:
+            print(
+                f"syslogkit query: stopped after examining {plan.examined} rows (the newest"
+                " ones read); --max-scan N to look further",
+                file=sys.stderr,
+            )
+            return
+
+
 def _merged(
-    stores: Sequence[Any], filters: Any, limit: int | None, newest_first: bool
+    stores: Sequence[Any], plans: Sequence[Any], limit: int | None, newest_first: bool
 ) -> Iterator[Any]:
     """The matching records of several stores (each holding a part, e.g. stores sharing one
     JetStream durable) as one stream in order of arrival, at most `limit` in all."""
     streams: list[Iterator[Any]] = [
-        s.iter_query(filters, limit=limit, newest_first=newest_first) for s in stores
+        _found(s, p, limit, newest_first) for s, p in zip(stores, plans, strict=True)
     ]
     if len(streams) == 1:
         return streams[0]
     merged = heapq.merge(*streams, key=lambda r: r.received_at, reverse=newest_first)
     return itertools.islice(merged, limit) if limit is not None else merged
+
+
+def _found(store: Any, plan: Any, limit: int | None, newest_first: bool) -> Iterator[Any]:
+    """One store's records that match `plan`: the SQL's, through the predicate if it has one
+    (then the limit applies after it)."""
+    if plan.predicate is None:
+        return store.iter_query(plan.filters, limit=limit, newest_first=newest_first)  # type: ignore[no-any-return]
+    found = plan.iter_records(store.iter_query(plan.filters, newest_first=newest_first))
+    return itertools.islice(found, limit) if limit is not None else found
 
 
 def _table(records: Sequence[Any], out: IO[str], colour: bool) -> None:

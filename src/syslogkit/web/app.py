@@ -15,7 +15,8 @@ Routes:
 - `GET /healthz`                the store can be read: `{"ok": true, "last_id": N}`
 
 Every API takes the page's URL parameters (see `params.py`); a bad one answers 400 with
-`{"error": reason, "field": name}`; a full-text syntax error is such a 400 on field `q`.
+`{"error": reason, "field": name}`; a query (`q`, docs/query.md) that does not parse is such a
+400 on field `q`, with its `column`.
 Store access runs in worker threads, never on the event loop.
 """
 
@@ -72,10 +73,14 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def _error(status: int, reason: str, field: str | None = None) -> JSONResponse:
+def _error(
+    status: int, reason: str, field: str | None = None, column: int | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"error": reason}
     if field is not None:
         body["field"] = field
+    if column is not None:
+        body["column"] = column
     return JSONResponse(body, status_code=status)
 
 
@@ -94,7 +99,7 @@ def _guarded(
             return await handler(request, reader)
         except BadRequest as exc:
             field, _, reason = str(exc).partition(": ")
-            return _error(400, reason or field, field if reason else None)
+            return _error(400, reason or field, field if reason else None, exc.column)
         except SearchError as exc:
             return _error(
                 400,
