@@ -32,7 +32,8 @@ start, after a reconnect and after a "no responders") or is full (it refuses new
 `stream.py`) is one line on stderr at once with the command that fixes it, again every
 `notice_interval` seconds while it lasts, and `unhealthy` in the stats (`/healthz` 503); records
 are held meanwhile. A full stream stays told as full until every batch it refused is stored: a
-smaller, later batch that still fits (several publishes are in flight) ends nothing. At close, what could be kept nowhere (no spool) is one line with its count.
+smaller, later batch that still fits (several publishes are in flight) does not end that state.
+At close, what could be kept nowhere (no spool) is one line with its count.
 """
 
 from __future__ import annotations
