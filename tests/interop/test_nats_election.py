@@ -174,9 +174,13 @@ def test_an_edge_with_a_spool_rides_out_the_stream_leaders_death_every_record_on
     outcome = run_scenario(healed, tmp_path, "E1", "--nats-spool", str(tmp_path / "spool"))
     print(outcome, outcome.edge)
     assert (outcome.once, outcome.twice, outcome.lost) == (SENT, 0, 0), outcome.explain()
-    # the election was seen and ridden out: batches kept in the spool for their RELP answer,
-    # published later; the sender was answered every time (nothing re-sent, nothing dropped)
-    assert outcome.edge["publish_retries"] > 0 and outcome.edge["kept_for_relp"] > 0, outcome.edge
+    # the election was seen (publishes failed, or the edge lost its server: a batch in flight
+    # then goes to the spool without a failed publish of its own) and ridden out: batches kept
+    # in the spool for their RELP answer, published later; the sender was answered every time
+    # (nothing re-sent, nothing dropped)
+    edge = outcome.edge
+    assert edge["publish_retries"] > 0 or edge["disconnects"] > 0, edge
+    assert edge["kept_for_relp"] > 0, edge
     assert outcome.handler["dropped"] == 0 and outcome.handler["acknowledged"] == SENT, (
         outcome.handler
     )
