@@ -12,7 +12,10 @@ Decisions:
   again) and a new one begun when it reaches the partition bound in bytes (WAL included,
   `partition_bytes`) or its period (`partition_seconds`), whichever comes first; a transaction
   that would take it past the bound begins the next one. A new file is made aside with its
-  schema and renamed into place: a reader never meets a file without its tables.
+  schema and renamed into place: a reader never meets a file without its tables. It is made
+  and opened before the hot one is sealed: when it cannot be (a full disk) it is removed and the
+  hot one stays as it was (open, written on), the transaction fails (`StoreError`) and the batch
+  waits; the store opens all the same (the roll is tried before the next transaction).
 - Retention deletes whole files, oldest first: by age, a file whose newest message is older than
   `max_age`; by size, while the folder's size (`du`: every file in it, WAL and side files
   included) plus what the hot file may still grow before it is sealed, or what the transaction
