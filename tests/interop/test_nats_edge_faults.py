@@ -289,6 +289,42 @@ def test_a_full_stream_refuses_new_batches_and_the_edge_holds_them_nothing_delet
 
 
 @pytest.mark.timeout(30)
+def test_a_smaller_later_batch_stored_while_an_older_one_is_refused_keeps_the_stream_full(
+    server: NatsCluster,
+) -> None:
+    """A batch larger than the room left is refused; a later small one still fits and is
+    stored: the stream stays told as full (/healthz 503) until the refused batch is stored."""
+    import io
+
+    from syslogkit.collector.nats import JetStreamSink, NatsOptions, StreamSettings, ensure_stream
+    from syslogkit.collector.record import Record
+
+    options = NatsOptions(server.urls)
+    asyncio.run(ensure_stream(options, StreamSettings(max_bytes=64 * 1024)))
+
+    def record(raw: bytes) -> Record:
+        return Record(raw, time.time(), "tcp", "127.0.0.1:1", "tcp://127.0.0.1:1", message=None)
+
+    notices = io.StringIO()
+    sink = JetStreamSink(options, notices=notices)
+    try:
+        sink.write([record(b"big %04d " % i + b"x" * 1000) for i in range(100)])  # ~100 KiB
+        sink.flush_start()
+        wait_for(lambda: sink.problem is not None and "is full" in sink.problem, 10, "refused")
+        sink.write([record(b"small")])
+        sink.flush_start()
+        wait_for(lambda: sink.published_records == 1, 10, "the small batch stored")
+        assert sink.problem is not None and "is full" in sink.problem, notices.getvalue()
+        assert sink.stats()["unhealthy"] is not None
+        assert "works again" not in notices.getvalue()
+        asyncio.run(ensure_stream(options, StreamSettings(max_bytes=1 << 20)))
+        wait_for(lambda: sink.published_records == 101, 10, "the refused batch stored")
+        assert sink.problem is None and "works again" in notices.getvalue()
+    finally:
+        sink.close()
+
+
+@pytest.mark.timeout(30)
 def test_a_missing_stream_is_told_again_at_the_notice_interval_while_it_lasts(
     server: NatsCluster,
 ) -> None:

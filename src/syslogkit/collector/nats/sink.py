@@ -31,7 +31,9 @@ What needs an operator is said, not only counted: a stream that does not exist (
 start, after a reconnect and after a "no responders") or is full (it refuses new messages:
 `stream.py`) is one line on stderr at once with the command that fixes it, again every
 `notice_interval` seconds while it lasts, and `unhealthy` in the stats (`/healthz` 503); records
-are held meanwhile. At close, what could be kept nowhere (no spool) is one line with its count.
+are held meanwhile. A full stream stays told as full until every batch it refused is stored: a
+smaller, later batch that still fits (several publishes are in flight) does not end that state.
+At close, what could be kept nowhere (no spool) is one line with its count.
 """
 
 from __future__ import annotations
@@ -134,6 +136,9 @@ class JetStreamSink:
         self.notice_interval = notice_interval
         self._notices = notices
         self._problem_told_at: float | None = None
+        #: ids of the batches the full stream refused and that are not stored yet: the stream
+        #: is full until every one is (a smaller, later batch that fits ends nothing)
+        self._refused: set[str] = set()
         self._checked_at = 0.0
         self._checked_reconnects = 0
         self._seq = 0
@@ -397,6 +402,7 @@ class JetStreamSink:
             self.errors.note(_describe(exc, nats, self.stream))
             self.outbox.release(entry)
             if _stream_full(exc, nats):
+                self._refused.add(entry.msg_id)
                 self._set_problem(
                     f"JetStream stream {self.stream} is full ({_description(exc)}; it refuses"
                     f" new messages, never deletes unread ones): records are held here"
@@ -412,7 +418,8 @@ class JetStreamSink:
             return
         self._backoff = 0.05
         self._publish_failing = False
-        if self.problem is not None:
+        self._refused.discard(entry.msg_id)
+        if self.problem is not None and not self._refused:
             self._clear_problem()
         if ack.duplicate:
             self.duplicates += 1
