@@ -272,3 +272,50 @@ def test_a_sink_that_holds_an_unconfirmed_batch_is_never_given_it_twice() -> Non
     pipeline.close()
     assert [r.raw for r in sink.taken] == [record(i).raw for i in range(5)]  # each once
     assert answers == [False, True]  # the first: its RELP session is closed, sent again
+
+
+class FailsTheFirst:
+    """A sink that commits in the background (as the store's writer process does) and cannot
+    commit any batch holding the first record (its disk is full then), while a later batch
+    handed over meanwhile commits."""
+
+    def __init__(self) -> None:
+        self.committed: list[Record] = []
+        self._batch: list[Record] = []
+
+    def write(self, records: Sequence[Record]) -> None:
+        self._batch += records
+
+    def flush(self) -> None:
+        self.flush_start()()
+
+    def flush_start(self) -> Callable[[], None]:
+        batch, self._batch = self._batch, []
+
+        def wait() -> None:
+            if any(r.raw == record(0).raw for r in batch):
+                raise OSError(28, "No space left on device")
+            self.committed += batch
+
+        return wait
+
+    def close(self) -> None:
+        pass
+
+
+def test_closing_counts_as_stored_the_batches_committed_after_an_earlier_one_failed() -> None:
+    sink = FailsTheFirst()
+    lines: list[str] = []
+    answers: list[bool] = []
+    pipeline = Pipeline([sink], commit_interval=0.0, max_batch=3, tell=lines.append)
+    pipeline.submit([record(i) for i in range(3)])  # TCP: fails, retried until the close
+    pipeline.submit([record(i) for i in range(3, 6)], answers.append)  # RELP: committed
+    pipeline.submit([record(i) for i in range(6, 9)])  # TCP: committed
+    pipeline.start()
+    wait_for(lambda: len(sink.committed) == 6, 5, "the later batches committed")
+    pipeline.close(timeout=0.3)
+    assert [r.raw for r in sink.committed] == [record(i).raw for i in range(3, 9)]
+    assert answers == [True]
+    stats = pipeline.stats
+    assert (stats.committed, stats.not_stored, stats.unanswered) == (6, 3, 0)
+    assert "3 records received over TCP/TLS/UDP were not stored" in lines[-1], lines

@@ -23,7 +23,9 @@ Decisions (issue 22: a failed commit is not a lost batch):
 - At `close()` a failing sink is retried until the close's timeout; then what no sink could
   take is given up and told in one line with the exact counts: records received over TCP/UDP
   that were not stored (`not_stored`), and records whose senders were never answered
-  (`unanswered`: RELP senders and JetStream keep them and send them again).
+  (`unanswered`: RELP senders and JetStream keep them and send them again). A batch every sink
+  committed after an earlier one failed (handed over before that failure was known) is
+  counted stored and answered, never among them.
 - `reopen()` (SIGHUP) re-opens the sinks that write files (`Reopens`), between two batches.
 - With a `router` (`collector.routes`, issue 20), each sink's lane gets only the records its
   routes name (split once per batch, in the writer thread); a batch is still done once every
@@ -595,6 +597,9 @@ class Pipeline:
         not_stored = unanswered = 0
         while self._batches:
             given_up = self._batches.popleft()
+            if given_up.remaining == 0:  # every sink committed it, after an earlier one failed
+                self._finish(given_up, given_up.ok)
+                continue
             unanswered += given_up.answered
             not_stored += len(given_up.records) - given_up.answered
             self._finish(given_up, False)

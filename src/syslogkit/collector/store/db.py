@@ -66,6 +66,17 @@ def create_file(path: str | Path) -> None:
         raise StoreError(f"{path}: cannot make a store file ({exc})") from exc
 
 
+def _schema_of(db: sqlite3.Connection) -> str | None:
+    """The schema version a file was written with (None: a new file, or not a store)."""
+    try:
+        found = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    return None if found is None else str(found[0])
+
+
 class StoreFile:
     """One SQLite file of a store: a partition, or a whole store of an earlier version.
 
@@ -117,17 +128,21 @@ class StoreFile:
             db.execute("PRAGMA journal_size_limit=4194304")
             db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             db.execute("PRAGMA temp_store=MEMORY")
-            db.execute("BEGIN IMMEDIATE")
-            for statement in statements(SCHEMA):
-                db.execute(statement)
-            found = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if found is None or found[0] not in ROLLUP_VERSIONS:
-                rollup.rebuild(db)  # written by another version (or new): counted once, here
-            db.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
-            )
-            db.execute("COMMIT")
+            if _schema_of(db) != SCHEMA_VERSION:  # else nothing to write: opens on a full disk
+                db.execute("BEGIN IMMEDIATE")
+                for statement in statements(SCHEMA):
+                    db.execute(statement)
+                found = _schema_of(db)
+                if found not in ROLLUP_VERSIONS:
+                    rollup.rebuild(db)  # written by another version (or new): counted once, here
+                db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?)",
+                    (SCHEMA_VERSION,),
+                )
+                db.execute("COMMIT")
         except sqlite3.Error as exc:
+            with contextlib.suppress(AttributeError, sqlite3.Error):
+                self._db.close()  # else its files stay open (and taken) until collected
             raise StoreError(f"{self.path}: cannot open the store ({exc})") from exc
         self._in_tx = False
         self._next_id = 1

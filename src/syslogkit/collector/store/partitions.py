@@ -12,7 +12,10 @@ Decisions:
   again) and a new one begun when it reaches the partition bound in bytes (WAL included,
   `partition_bytes`) or its period (`partition_seconds`), whichever comes first; a transaction
   that would take it past the bound begins the next one. A new file is made aside with its
-  schema and renamed into place: a reader never meets a file without its tables.
+  schema and renamed into place: a reader never meets a file without its tables. It is made
+  and opened before the hot one is sealed: when it cannot be (a full disk) it is removed and the
+  hot one stays as it was (open, written on), the transaction fails (`StoreError`) and the batch
+  waits; the store opens all the same (the roll is tried before the next transaction).
 - Retention deletes whole files, oldest first: by age, a file whose newest message is older than
   `max_age`; by size, while the folder's size (`du`: every file in it, WAL and side files
   included) plus what the hot file may still grow before it is sealed, or what the transaction
@@ -191,7 +194,10 @@ class Store:
             if files:
                 newest = files[-1]
                 self._open_hot(newest.name, _first_id(newest.name) or 1)
-                self._maybe_seal(force=False)
+                # a roll that cannot be made now (a full disk) is tried again before the
+                # next transaction: the store opens all the same
+                with contextlib.suppress(StoreError, sqlite3.Error, OSError):
+                    self._maybe_seal(force=False)
             else:
                 self._open_hot(_name(1), 1)
         except BaseException:
@@ -223,20 +229,37 @@ class Store:
 
     def _open_hot(self, name: str, first_id: int) -> None:
         path = Path(self.path) / name
-        if not path.exists():
-            # made aside with its schema, then renamed: a reader never sees a file without it
-            aside = Path(self.path) / (name + _NEW)
-            aside.unlink(missing_ok=True)  # what an attempt on a full disk left
+        made = not path.exists() and self._make_partition(path)
+        try:
+            self._hot = self._open_partition(path, first_id)
+        except StoreError:
+            if made:  # never a new, empty partition left as the newest
+                _unlink_partition(path)
+            raise
+        self._hot_name = name
+        self._hot_since = time.monotonic()
+
+    def _make_partition(self, path: Path) -> bool:
+        """A new partition file with its schema, made aside and renamed: a reader never sees
+        a file without it. What an attempt on a full disk left is removed."""
+        aside = Path(f"{path}{_NEW}")
+        try:
+            aside.unlink(missing_ok=True)
             create_file(aside)
             os.rename(aside, path)
-        self._hot = StoreFile(
+        except (StoreError, OSError) as exc:
+            with contextlib.suppress(OSError):
+                aside.unlink(missing_ok=True)
+            raise StoreError(f"{path}: cannot make the partition ({exc})") from exc
+        return True
+
+    def _open_partition(self, path: Path, first_id: int) -> StoreFile:
+        return StoreFile(
             path,
             synchronous=self._synchronous,
             check_same_thread=self._check_same_thread,
             first_id=first_id,
         )
-        self._hot_name = name
-        self._hot_since = time.monotonic()
 
     def _sizes(self) -> tuple[dict[str, int], int]:
         """Bytes on disk per partition (its side files included), and the folder's total."""
@@ -357,15 +380,24 @@ class Store:
         if last < hot.first_id:  # empty: nothing to seal
             self._hot_since = time.monotonic()
             return
-        self._info[self._hot_name] = _messages_and_newest(hot.connection)
+        info = _messages_and_newest(hot.connection)
+        # the next partition is made and opened first: when it cannot be (a full disk), the
+        # hot one stays as it was (open, written on) and the batch waits (`StoreError`)
+        name, path = _name(last + 1), Path(self.path) / _name(last + 1)
+        self._make_partition(path)
+        try:
+            following = self._open_partition(path, last + 1)
+        except StoreError:
+            _unlink_partition(path)
+            raise
+        self._info[self._hot_name] = info
         hot.close(seal=True)
         with contextlib.suppress(OSError):
             sealed = os.stat(hot.path).st_blocks * 512
             if self._hot_raw > 0:
                 self._ratio = sealed / self._hot_raw
         self._hot_raw = 0
-        self._hot = None
-        self._open_hot(_name(last + 1), last + 1)
+        self._hot, self._hot_name, self._hot_since = following, name, time.monotonic()
         self._hot_bytes = 0
         self.retain()
 
@@ -605,6 +637,13 @@ def _disk_size(path: str | Path) -> int | None:
             st = os.statvfs(where)
             return int(st.f_blocks * st.f_frsize)
     return None
+
+
+def _unlink_partition(path: Path) -> None:
+    """Remove a partition that was just made and could not be opened (and its side files)."""
+    for suffix in ("", *_SIDE_FILES):
+        with contextlib.suppress(OSError):
+            os.unlink(f"{path}{suffix}")
 
 
 def _lock_writer(folder: Path) -> int:
