@@ -280,19 +280,8 @@ class Decoder:
                     row=row,
                 )
         message, error, msg_bytes = parse_frame(raw, *notes, reference=reference)
-        return self._counted(
-            Record(
-                raw=raw,
-                received_at=received_at,
-                transport=self.transport,
-                peer=peer,
-                listener=self.listener,
-                message=message,
-                error=error,
-                msg_bytes=msg_bytes,
-                tls_subject=tls_subject,
-                tls_fingerprint=tls_fingerprint,
-            )
+        return self._built(
+            raw, received_at, peer, (message, error, msg_bytes), tls_subject, tls_fingerprint
         )
 
     def relayed(
@@ -319,19 +308,8 @@ class Decoder:
                 tls_fingerprint=tls_fingerprint,
             )
         message, _, msg_bytes = parse_frame(raw, reference=reference)
-        return self._counted(
-            Record(
-                raw=raw,
-                received_at=received_at,
-                transport=self.transport,
-                peer=peer,
-                listener=self.listener,
-                message=message,
-                error=error,
-                msg_bytes=msg_bytes,
-                tls_subject=tls_subject,
-                tls_fingerprint=tls_fingerprint,
-            )
+        return self._built(
+            raw, received_at, peer, (message, error, msg_bytes), tls_subject, tls_fingerprint
         )
 
     def unparsed(self, raw: bytes, received_at: float, peer: str, note: str) -> Record:
@@ -346,6 +324,33 @@ class Decoder:
                 listener=self.listener,
                 message=None,
                 error=note,
+            )
+        )
+
+    def _built(
+        self,
+        raw: bytes,
+        received_at: float,
+        peer: str,
+        parsed: tuple[SyslogMessage | None, str | None, bytes | None],
+        tls_subject: str | None,
+        tls_fingerprint: str | None,
+    ) -> Record:
+        """The record of a frame parsed on the general path (`parse_frame`'s message, error and
+        msg_bytes), counted."""
+        message, error, msg_bytes = parsed
+        return self._counted(
+            Record(
+                raw=raw,
+                received_at=received_at,
+                transport=self.transport,
+                peer=peer,
+                listener=self.listener,
+                message=message,
+                error=error,
+                msg_bytes=msg_bytes,
+                tls_subject=tls_subject,
+                tls_fingerprint=tls_fingerprint,
             )
         )
 
