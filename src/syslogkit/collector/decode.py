@@ -315,17 +315,7 @@ class Decoder:
     def unparsed(self, raw: bytes, received_at: float, peer: str, note: str) -> Record:
         """Bytes kept raw, not parsed (they are not a frame: a JetStream message that is not a
         batch), with the note that says why; counted `unparsed`."""
-        return self._counted(
-            Record(
-                raw=raw,
-                received_at=received_at,
-                transport=self.transport,
-                peer=peer,
-                listener=self.listener,
-                message=None,
-                error=note,
-            )
-        )
+        return self._built(raw, received_at, peer, (None, note, None), None, None)
 
     def _built(
         self,
@@ -336,8 +326,8 @@ class Decoder:
         tls_subject: str | None,
         tls_fingerprint: str | None,
     ) -> Record:
-        """The record of a frame parsed on the general path (`parse_frame`'s message, error and
-        msg_bytes), counted."""
+        """The record of a frame not taken by the fast path (`parse_frame`'s message, error and
+        msg_bytes, or no message and a note), counted."""
         message, error, msg_bytes = parsed
         return self._counted(
             Record(
